@@ -1,0 +1,51 @@
+"""`sloth-runner list`: the workflows, tasks and dependencies a file defines."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sloth_runner.cli.common import add_debug, add_output, print_json
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("list", help="list workflows and tasks in a file")
+    p.add_argument("-f", "--file", required=True, help="workflow file (.lua)")
+    p.add_argument("--sandbox", action="store_true", help="load with the Lua sandbox")
+    add_output(p)
+    add_debug(p)
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from sloth_runner.engine.events import Listener
+    from sloth_runner.lua.loader import load_file
+    from sloth_runner.lua.modules import Services
+
+    def no_state() -> Any:
+        from sloth_runner.store import Store
+        from sloth_runner.store.state import StateStore
+
+        return StateStore(Store())
+
+    services = Services(Listener(), no_state, Path(tempfile.gettempdir()))
+    loaded = load_file(args.file, services, sandbox=args.sandbox, debug=args.debug)
+    doc = [
+        {"name": wf.name, "description": wf.description, "location": wf.location,
+         "tasks": [{"name": t.name, "description": t.description, "depends_on": list(t.depends_on),
+                    "location": t.location} for t in wf.tasks]}
+        for wf in loaded.workflows
+    ]
+    if args.output == "json":
+        print_json({"file": args.file, "workflows": doc})
+        return 0
+    for wf in doc:
+        desc = f" - {wf['description']}" if wf["description"] else ""
+        print(f"{wf['name']}{desc}")
+        for t in wf["tasks"]:
+            deps = f"  (after {', '.join(t['depends_on'])})" if t["depends_on"] else ""
+            tdesc = f" - {t['description']}" if t["description"] else ""
+            print(f"  {t['name']}{tdesc}{deps}")
+    return 0

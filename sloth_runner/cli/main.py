@@ -1,0 +1,71 @@
+"""Entry point: parse arguments, dispatch to a command, and map errors to exit codes.
+
+Exit codes: 0 all tasks succeeded, 1 a task failed, 2 the workflow file could not be loaded,
+3 usage or configuration error, 130 interrupted. Tracebacks only with --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+
+from sloth_runner import __version__
+from sloth_runner.errors import SlothError, UsageError
+
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is our UsageError (exit 3), not SystemExit(2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sloth_runner.cli import history, listing, run, state
+
+    parser = _Parser(prog="sloth-runner", description="Run Lua workflows as parallel DAGs.")
+    parser.add_argument("--version", action="version", version=f"sloth-runner {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in (run, listing, history, state):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(args_list)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 3
+        return int(args.handler(args) or 0)
+    except SlothError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug of ours: say so, briefly, unless debugging
+        if debug:
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -1,0 +1,148 @@
+"""`sloth-runner run`: load a file, run the chosen workflows, record history, report."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from sloth_runner.cli.common import add_debug, add_output, parse_params, print_json
+from sloth_runner.errors import LoadError, UsageError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("run", help="run workflows from a Lua file",
+                       description="Run workflows from a Lua file. Exit code 0: all tasks "
+                       "succeeded; 1: a task failed; 2: the file could not be loaded; 3: usage.")
+    p.add_argument("-f", "--file", required=True, help="workflow file (.lua)")
+    p.add_argument("workflows", nargs="*", metavar="WORKFLOW",
+                   help="workflows to run (default: all, in file order)")
+    p.add_argument("--task", action="append", metavar="NAME",
+                   help="run only this task and what it depends on (repeatable)")
+    p.add_argument("--param", action="append", metavar="K=V", help="parameter for params.K")
+    p.add_argument("--values", metavar="FILE", help="YAML file of parameters")
+    p.add_argument("--max-parallel", type=int, metavar="N",
+                   help="tasks to run at once (default: workflow config, else 8)")
+    p.add_argument("--dry-run", action="store_true", help="show the plan without running it")
+    p.add_argument("--sandbox", action="store_true",
+                   help="no io, os.execute, C modules, bytecode or Python access for Lua code")
+    add_output(p)
+    add_debug(p)
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    if args.max_parallel is not None and args.max_parallel < 1:
+        raise UsageError("--max-parallel must be at least 1")
+    params = parse_params(args.param, args.values)
+    try:
+        return _run(args, params)
+    except LoadError as exc:
+        if args.output == "json":
+            print_json({"status": "error", "error": str(exc)})
+            return exc.exit_code
+        raise
+
+
+def _run(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    from sloth_runner import paths
+    from sloth_runner.engine import dag
+    from sloth_runner.engine.events import Broadcast
+    from sloth_runner.engine.runner import run_workflows
+    from sloth_runner.lua.loader import load_file
+    from sloth_runner.lua.modules import Services
+    from sloth_runner.reporting import make_reporter
+    from sloth_runner.store import Store
+    from sloth_runner.store.runs import RunRecorder, recover_interrupted
+    from sloth_runner.store.state import StateStore
+
+    reporter = make_reporter(args.output, debug=args.debug)
+    store: Store | None = None
+
+    def state() -> StateStore:
+        nonlocal store
+        if store is None:
+            store = Store()
+        return StateStore(store)
+
+    pending_id = "pending"
+    services = Services(listener=reporter, state=state, spool=paths.spool_dir(pending_id))
+    loaded = load_file(args.file, services, sandbox=args.sandbox, debug=args.debug)
+    workflows = [loaded.workflow(name) for name in args.workflows] or loaded.workflows
+    if args.task:
+        workflows = _select_tasks(workflows, args.task)
+    if not workflows:
+        raise LoadError(f"{args.file}: defines no tasks")
+    if args.dry_run:
+        return _dry_run(args, workflows, dag)
+
+    if store is None:
+        store = Store()
+    recover_interrupted(store)
+    recorder = RunRecorder(store, args.file, params)
+    services.spool = paths.spool_dir(recorder.run_id)
+    status = "failed"
+    try:
+        result = run_workflows(workflows, run_id=recorder.run_id, params=params,
+                               max_parallel=args.max_parallel,
+                               listener=Broadcast(reporter, recorder))
+        status = result.status
+    except KeyboardInterrupt:
+        recorder.finish("interrupted", [w.name for w in workflows], "interrupted by signal")
+        raise
+    recorder.finish(status, [w.name for w in workflows])
+    if args.output == "json":
+        print_json(_as_json(result))
+    elif not hasattr(reporter, "console"):
+        print(f"run {result.run_id}: {result.status} in {result.duration_s:.2f}s")
+    return 0 if status == "success" else 1
+
+
+def _select_tasks(workflows: list, names: list[str]) -> list:
+    from sloth_runner.engine import dag
+
+    chosen = []
+    found: set[str] = set()
+    for wf in workflows:
+        here = [n for n in names if any(t.name == n for t in wf.tasks)]
+        if here:
+            chosen.append(dag.select(wf, here))
+            found.update(here)
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise UsageError(f"--task: no task named '{missing[0]}' in the selected workflows")
+    return chosen
+
+
+def _dry_run(args: argparse.Namespace, workflows: list, dag: Any) -> int:
+    plan = [{"name": wf.name, "waves": dag.levels(wf)} for wf in workflows]
+    if args.output == "json":
+        print_json({"status": "dry-run", "workflows": plan})
+        return 0
+    for wf, item in zip(workflows, plan, strict=True):
+        print(f"workflow {wf.name}: {len(wf.tasks)} tasks in {len(item['waves'])} waves")
+        for i, wave in enumerate(item["waves"], 1):
+            print(f"  wave {i}: {', '.join(wave)}")
+    return 0
+
+
+def _as_json(result: Any) -> dict:
+    return {
+        "run_id": result.run_id,
+        "status": result.status,
+        "duration_s": round(result.duration_s, 6),
+        "workflows": [
+            {
+                "name": wf.name,
+                "status": wf.status,
+                "duration_s": round(wf.duration_s, 6),
+                "error": wf.error,
+                "tasks": [
+                    {"name": t.name, "status": t.status, "attempts": t.attempts,
+                     "duration_s": round(t.duration_s, 6), "message": t.message,
+                     "outputs": t.outputs, "error": t.error}
+                    for t in wf.tasks
+                ],
+            }
+            for wf in result.workflows
+        ],
+    }

@@ -1,0 +1,26 @@
+"""Delay before a retry: exponential, linear or fixed, with jitter so retries don't stampede."""
+
+from __future__ import annotations
+
+import random
+
+STRATEGIES = ("exponential", "linear", "fixed")
+MAX_DELAY_S = 300.0
+
+
+def retry_delay(strategy: str, base: float, failed_attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait after attempt number `failed_attempt` (1-based) failed.
+
+    "Equal jitter": half the nominal delay is fixed, half is random, so the wait is never
+    shorter than half of what the user asked for and concurrent retries spread out.
+    """
+    if strategy == "exponential":
+        nominal = base * (2 ** (failed_attempt - 1))
+    elif strategy == "linear":
+        nominal = base * failed_attempt
+    else:
+        nominal = base
+    nominal = min(nominal, MAX_DELAY_S)
+    if nominal <= 0:
+        return 0.0
+    return nominal / 2 + (rng or random).uniform(0, nominal / 2)

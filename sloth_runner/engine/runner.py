@@ -1,0 +1,77 @@
+"""Run the selected workflows of a file one after another and gather a RunResult.
+
+Workflows run in sequence (each one's tasks in parallel): that is what users of multi-workflow
+files expect, and it keeps `on_start`/`on_complete` hooks simple.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sloth_runner.engine.events import Listener
+from sloth_runner.engine.model import SKIPPED, TaskResult, Workflow, WorkflowResult
+from sloth_runner.engine.scheduler import Scheduler
+from sloth_runner.errors import SlothError
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str  # success | failed
+    workflows: list[WorkflowResult] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.status != "success"
+
+
+def run_workflows(
+    workflows: list[Workflow],
+    *,
+    run_id: str = "",
+    params: dict[str, Any] | None = None,
+    max_parallel: int | None = None,
+    listener: Listener | None = None,
+) -> RunResult:
+    listener = listener or Listener()
+    params = params or {}
+    started = time.time()
+    results = []
+    for wf in workflows:
+        listener.workflow_started(wf)
+        result = _run_one(wf, params, max_parallel, listener)
+        listener.workflow_finished(result)
+        results.append(result)
+    status = "success" if all(r.status == "success" for r in results) else "failed"
+    return RunResult(run_id, status, results, time.time() - started)
+
+
+def _run_one(wf: Workflow, params: dict[str, Any], max_parallel: int | None,
+             listener: Listener) -> WorkflowResult:
+    if wf.on_start is not None:
+        try:
+            go_on = wf.on_start(params)
+        except SlothError as exc:
+            return _not_run(wf, f"on_start failed: {exc}", listener)
+        if go_on is False:
+            return _not_run(wf, "on_start returned false", listener)
+    result = Scheduler(wf, params=params, max_parallel=max_parallel, listener=listener).run()
+    if wf.on_complete is not None:
+        try:
+            wf.on_complete(result.status == "success", result)
+        except SlothError as exc:
+            result.status = "failed"
+            result.error = f"on_complete failed: {exc}"
+    return result
+
+
+def _not_run(wf: Workflow, reason: str, listener: Listener) -> WorkflowResult:
+    tasks = []
+    for task in wf.tasks:
+        r = TaskResult(task.name, SKIPPED, message=f"not run: {reason}")
+        listener.task_finished(wf.name, r)
+        tasks.append(r)
+    return WorkflowResult(wf.name, "failed", tasks, error=reason)

@@ -1,0 +1,210 @@
+"""Run one workflow's DAG: start ready tasks up to `max_parallel`, skip dependents of failures.
+
+Every task program runs on this (the calling) thread; only `Blocking` requests go to a thread
+pool. That is what lets one Lua state serve all tasks: Lua never runs on two threads, yet a task
+waiting on a process or an HTTP call holds no one up. Deadlines and retry sleeps are timers on a
+heap, so a waiting task costs no thread at all.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import queue
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sloth_runner.engine.events import Listener
+from sloth_runner.engine.lifecycle import AbortWorkflow, Program, task_program
+from sloth_runner.engine.model import (
+    SKIPPED,
+    SUCCESS,
+    AttemptRecord,
+    TIMEOUT,
+    Blocking,
+    Sleep,
+    Task,
+    TaskContext,
+    TaskResult,
+    TaskTimeout,
+    Workflow,
+    WorkflowResult,
+)
+
+DEFAULT_MAX_PARALLEL = 8
+_FLUSH_EVERY_S = 0.25
+
+
+class _Running:
+    __slots__ = ("task", "ctx", "program", "waiting")
+
+    def __init__(self, task: Task, ctx: TaskContext, program: Program) -> None:
+        self.task = task
+        self.ctx = ctx
+        self.program = program
+        self.waiting = 0  # sequence number of the request it waits on; 0 = none
+
+
+class Scheduler:
+    def __init__(
+        self,
+        workflow: Workflow,
+        *,
+        params: dict[str, Any] | None = None,
+        max_parallel: int | None = None,
+        listener: Listener | None = None,
+    ) -> None:
+        self.workflow = workflow
+        self.params = params or {}
+        self.max_parallel = max(1, max_parallel or workflow.max_parallel or DEFAULT_MAX_PARALLEL)
+        self.listener = listener or Listener()
+        self.results: dict[str, TaskResult] = {}
+        self.aborted: str | None = None
+        self._seq = itertools.count(1)
+        self._timers: list[tuple[float, int, str, _Running]] = []
+        self._done: queue.SimpleQueue = queue.SimpleQueue()
+        self._pool: ThreadPoolExecutor | None = None
+        self._deadline: float | None = None
+
+    # -- public --------------------------------------------------------------------------------
+    def run(self) -> WorkflowResult:
+        wf = self.workflow
+        started = time.time()
+        if wf.timeout:
+            self._deadline = time.monotonic() + wf.timeout
+        tasks = {t.name: t for t in wf.tasks}
+        waiting_on = {t.name: len(set(t.depends_on)) for t in wf.tasks}
+        dependents: dict[str, list[str]] = {name: [] for name in tasks}
+        for t in wf.tasks:
+            for dep in set(t.depends_on):
+                dependents[dep].append(t.name)
+        ready = deque(t for t in wf.tasks if not t.depends_on)
+        running: dict[int, _Running] = {}
+        self._tasks, self._dependents, self._waiting_on = tasks, dependents, waiting_on
+        self._ready, self._running = ready, running
+        last_flush = time.monotonic()
+        try:
+            while True:
+                while ready and len(running) < self.max_parallel and self.aborted is None:
+                    self._start(ready.popleft())
+                if not running:
+                    break
+                now = time.monotonic()
+                if now - last_flush > _FLUSH_EVERY_S:
+                    self.listener.idle()
+                    last_flush = now
+                timeout = None
+                if self._timers:
+                    timeout = max(0.0, self._timers[0][0] - now)
+                if self._done.empty():
+                    self.listener.idle()
+                    last_flush = time.monotonic()
+                try:
+                    item = self._done.get(timeout=timeout)
+                except queue.Empty:
+                    item = None
+                if item is not None:
+                    self._complete(*item)
+                self._fire_timers()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+        for t in wf.tasks:  # anything never reached: aborted or timed-out workflow
+            if t.name not in self.results:
+                reason = self.aborted or "workflow timed out before it could start"
+                self._finish_without_running(t, f"not run: {reason}")
+        ordered = [self.results[t.name] for t in wf.tasks]
+        ok = all(r.status in (SUCCESS, SKIPPED) for r in ordered) and self.aborted is None
+        status = "success" if ok else "failed"
+        return WorkflowResult(name=wf.name, status=status, tasks=ordered,
+                              duration_s=time.time() - started, error=self.aborted)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _start(self, task: Task) -> None:
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            self._finish_without_running(task, "not run: workflow timed out")
+            return
+        deps = {d: self.results[d].outputs for d in task.depends_on}
+        ctx = TaskContext(self.workflow.name, task.name, self.params, deps,
+                          workdir=task.workdir, env=task.env)
+        run = _Running(task, ctx, task_program(task, ctx, self.listener, self._deadline))
+        self._running[id(run)] = run
+        self._step(run, None, None)
+
+    def _step(self, run: _Running, value: Any, error: BaseException | None) -> None:
+        run.waiting = 0
+        try:
+            request = run.program.throw(error) if error is not None else run.program.send(value)
+        except StopIteration as stop:
+            self._finish(run, stop.value)
+            return
+        except AbortWorkflow as abort:
+            self.aborted = f"task '{run.task.name}' abort_if condition held"
+            self._finish(run, abort.result)
+            return
+        seq = next(self._seq)
+        run.waiting = seq
+        if isinstance(request, Blocking):
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.max_parallel, thread_name_prefix="sloth-io")
+            self._pool.submit(self._call, request.fn, id(run), seq)
+            if run.ctx.deadline is not None:
+                heapq.heappush(self._timers, (run.ctx.deadline, seq, "deadline", run))
+        elif isinstance(request, Sleep):
+            heapq.heappush(self._timers, (time.monotonic() + request.seconds, seq, "wake", run))
+        else:
+            self._step(run, None, TypeError(f"action yielded {type(request).__name__}, not a request"))
+
+    def _call(self, fn: Any, run_id: int, seq: int) -> None:
+        try:
+            self._done.put((run_id, seq, fn(), None))
+        except BaseException as exc:  # handed back to the program that asked
+            self._done.put((run_id, seq, None, exc))
+
+    def _complete(self, run_id: int, seq: int, value: Any, error: BaseException | None) -> None:
+        run = self._running.get(run_id)
+        if run is not None and run.waiting == seq:  # else: a late answer to a timed-out request
+            self._step(run, value, error)
+
+    def _fire_timers(self) -> None:
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _, seq, kind, run = heapq.heappop(self._timers)
+            if run.waiting != seq or id(run) not in self._running:
+                continue
+            if kind == "deadline":
+                run.ctx.cancel.cancel()
+                self._step(run, None, TaskTimeout())
+            else:
+                self._step(run, None, None)
+
+    def _finish(self, run: _Running, result: TaskResult) -> None:
+        self._running.pop(id(run), None)
+        self._conclude(result)
+
+    def _finish_without_running(self, task: Task, reason: str) -> None:
+        self._conclude(TaskResult(name=task.name, status=SKIPPED, message=reason))
+
+    def _conclude(self, result: TaskResult) -> None:
+        """Record a task's final result and release or skip its dependents."""
+        if result.attempts == 0:  # never ran an attempt: still leave a trace in history
+            now = time.time()
+            self.listener.attempt_finished(AttemptRecord(
+                self.workflow.name, result.name, 0, result.status, now, now,
+                message=result.message, error=result.error))
+        self.results[result.name] = result
+        self.listener.task_finished(self.workflow.name, result)
+        if result.status == SUCCESS and not result.error:
+            for name in self._dependents[result.name]:
+                if name in self.results:
+                    continue
+                self._waiting_on[name] -= 1
+                if self._waiting_on[name] == 0:
+                    self._ready.append(self._tasks[name])
+            return
+        verb = {TIMEOUT: "timed out", SKIPPED: "was skipped"}.get(result.status, "failed")
+        for name in self._dependents[result.name]:
+            if name not in self.results:
+                self._finish_without_running(self._tasks[name], f"dependency '{result.name}' {verb}")

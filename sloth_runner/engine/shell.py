@@ -1,0 +1,31 @@
+"""A task or condition given as a shell string: run it through the exec service, off-thread."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+from sloth_runner.engine.model import Blocking, Outcome, Request, TaskContext
+from sloth_runner.services import process
+
+
+class ShellAction:
+    """Success iff the command exits 0; its result fields become the task's outputs."""
+
+    __slots__ = ("command", "spool")
+
+    def __init__(self, command: str, spool: Path | None = None) -> None:
+        self.command, self.spool = command, spool
+
+    def __call__(self, ctx: TaskContext) -> Generator[Request, Any, Outcome]:
+        cmd, spool = self.command, self.spool
+        result: process.ExecResult = yield Blocking(
+            lambda: process.run(cmd, deadline=ctx.deadline, env=ctx.env, cwd=ctx.workdir,
+                                cancel=ctx.cancel, spool=spool))
+        ctx.usage.add(result.cpu_s, result.max_rss_kb)
+        message = ""
+        if not result.success:
+            tail = result.stderr.strip().splitlines()
+            message = f"exit code {result.exit_code}" + (f": {tail[-1]}" if tail else "")
+        return Outcome(result.success, message, result.as_dict(), exit_code=result.exit_code)

@@ -1,0 +1,59 @@
+"""One error tree for the whole package; the CLI maps it to exit codes in one place.
+
+    SlothError                      anything sloth-runner reports without a traceback
+    ├── UsageError                  bad command line (exit 3)
+    ├── ConfigError                 a bad setting; names the field (exit 3)
+    ├── LoadError                   the workflow file cannot be turned into workflows (exit 2)
+    │   ├── LuaScriptError          syntax or runtime error while loading, with file:line
+    │   ├── DefinitionError         a DSL misuse found after loading (duplicate task, bad field)
+    │   └── DependencyError         unknown dependency or cycle; names the tasks
+    ├── StoreError                  the SQLite store cannot be opened or written
+    └── ExecError                   a process could not be started (not: it exited non-zero)
+
+A task that runs and says "no" is not an exception at all: it is a `failed` result, and the
+run's exit code (1) comes from the results, not from this tree.
+"""
+
+from __future__ import annotations
+
+
+class SlothError(Exception):
+    """Root of every error sloth-runner reports to a user."""
+
+    exit_code = 1
+
+
+class UsageError(SlothError):
+    exit_code = 3
+
+
+class ConfigError(SlothError):
+    exit_code = 3
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+class LoadError(SlothError):
+    exit_code = 2
+
+
+class LuaScriptError(LoadError):
+    """A Lua error raised while loading a file; the message starts with file:line."""
+
+
+class DefinitionError(LoadError):
+    pass
+
+
+class DependencyError(LoadError):
+    pass
+
+
+class StoreError(SlothError):
+    pass
+
+
+class ExecError(SlothError):
+    pass

@@ -1,0 +1,290 @@
+"""One Lua 5.4 state per run, the sandbox, and the bridge that runs Lua functions as engine actions.
+
+Concurrency model (see docs/ARCHITECTURE.md): every task attempt is a Lua coroutine on the
+scheduler's thread. A module call that blocks (exec.run, later AI calls) yields the coroutine with
+a request; the scheduler runs the blocking part on a worker thread and resumes the coroutine with
+the answer. Lua itself never runs on two threads, so one state serves every task, values flow
+between tasks without copying, and lupa's per-runtime lock is never contended.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from lupa import lua54
+
+from sloth_runner.engine.model import Blocking, Outcome, Request, TaskContext, TaskTimeout
+from sloth_runner.errors import LuaScriptError, SlothError
+from sloth_runner.lua.convert import to_lua, to_python
+
+_SETUP = """
+local sandbox = ...
+python = nil
+package.loaded.python = nil
+if sandbox then
+    io = nil; package.loaded.io = nil
+    for _, name in ipairs({"execute", "exit", "remove", "rename", "tmpname", "setlocale"}) do
+        os[name] = nil
+    end
+    string.dump = nil
+    local rawload = load
+    load = function(chunk, name, mode, env) return rawload(chunk, name, "t", env) end
+    dofile = nil; loadfile = nil
+    package.loadlib = nil; package.cpath = ""; package.path = ""
+    package.searchers = {package.searchers[1]}
+    debug = nil; package.loaded.debug = nil
+end
+"""
+
+_LOAD_FILE = """
+local traceback = debug.traceback
+return function(source, chunkname)
+    local fn, err = load(source, chunkname, "t")
+    if not fn then return false, err, nil end
+    local ok, e = xpcall(fn, function(m) return {m, traceback(m, 2)} end)
+    if ok then return true, nil, nil end
+    if type(e) == "table" then return false, tostring(e[1]), e[2] end
+    return false, tostring(e), nil
+end
+"""
+
+_WRAP = """
+local function finish(ok, ...)
+    if not ok then error((...), 2) end
+    return ...
+end
+return function(pyfn) return function(...) return finish(pyfn(...)) end end
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class BlockingOp:
+    """A module call whose work runs off the Lua thread.
+
+    `prepare(ctx, *lua_args)` runs on the Lua thread, converts arguments and returns the job;
+    `finish(ctx, result)` converts the job's result back into a Lua value.
+    """
+
+    prepare: Callable[..., Callable[[], Any]]
+    finish: Callable[[TaskContext | None, Any], Any]
+
+
+def error_message(exc: BaseException) -> str:
+    if isinstance(exc, SlothError | ValueError | TypeError | KeyError | OSError):
+        return str(exc) if not isinstance(exc, KeyError) else f"no such key {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class LuaRuntime:
+    def __init__(self, *, sandbox: bool = False, debug: bool = False) -> None:
+        self.sandbox = sandbox
+        self.debug = debug
+        self.lua = lua54.LuaRuntime(
+            unpack_returned_tuples=True,
+            register_eval=False,
+            register_builtins=False,
+            attribute_filter=self._deny_all if sandbox else self._deny_private,
+        )
+        self.ops: dict[str, BlockingOp] = {}
+        self.current: TaskContext | None = None  # the task whose Lua code is running now
+        self.lua_outputs: dict[tuple[str, str], Any] = {}
+        self._load_file = self.lua.execute(_LOAD_FILE)  # before the sandbox removes debug
+        self._wrap = self.lua.execute(_WRAP)
+        prelude = resources.files("sloth_runner.lua").joinpath("prelude.lua").read_text()
+        host = self.lua.table_from({"now": time.monotonic, "call_sync": self._call_sync})
+        self.S = self.lua.execute(prelude, host)
+        self.lua.execute(_SETUP, sandbox)
+        self._start = self.S.start
+        self._outcome = self.S.outcome
+        self._pcall = self.lua.eval(
+            "function(f, ...) local r = table.pack(pcall(f, ...)) "
+            "if not r[1] then r[2] = tostring(r[2]) end return table.unpack(r, 1, r.n) end")
+        self._lazy: dict[str, Callable[[LuaRuntime], Any]] = {}
+        self.lua.execute(
+            """local find = ...
+            table.insert(package.searchers, 2, function(name)
+                local mod = find(name)
+                if mod == nil then return "\\n\\tno built-in module '" .. name .. "'" end
+                return function() return mod end
+            end)""",
+            self._find_lazy,
+        )
+
+    # -- attribute filters: no route from Lua into Python internals --------------------------
+    @staticmethod
+    def _deny_private(obj: Any, name: Any, is_setting: bool) -> Any:
+        if not isinstance(name, str) or name.startswith("_"):
+            raise AttributeError("access to Python internals is not allowed from Lua")
+        return name
+
+    @staticmethod
+    def _deny_all(obj: Any, name: Any, is_setting: bool) -> Any:
+        raise AttributeError("access to Python objects is not allowed in the sandbox")
+
+    # -- modules -------------------------------------------------------------------------------
+    def wrap(self, fn: Callable[..., Any]) -> Any:
+        """A Lua function calling `fn`; Python errors become Lua errors at the caller's line."""
+
+        def call(*args: Any) -> tuple:
+            try:
+                result = fn(*args)
+            except Exception as exc:
+                return (False, error_message(exc))
+            if isinstance(result, tuple):
+                return (True, *result)
+            return (True, result)
+
+        return self._wrap(call)
+
+    def blocking(self, name: str, op: BlockingOp) -> Any:
+        """A Lua function that yields `op` to the scheduler when called from a task."""
+        self.ops[name] = op
+        return self.S.blocking(name)
+
+    def install(self, name: str, members: dict[str, Any], *, as_global: bool = True) -> Any:
+        """Publish a module table as `require(name)` and, by default, as a global."""
+        table = self.lua.table_from(members)
+        self.lua.globals().package.loaded[name] = table
+        if as_global:
+            self.lua.globals()[name] = table
+        return table
+
+    def install_lazy(self, name: str, factory: Callable[[LuaRuntime], Any]) -> None:
+        """A module built only when a workflow first requires it (keeps the AI stack unloaded)."""
+        self._lazy[name] = factory
+
+    def _find_lazy(self, name: Any) -> Any:
+        factory = self._lazy.get(name)
+        return factory(self) if factory is not None else None
+
+    def _call_sync(self, name: str, *args: Any) -> tuple:
+        """A blocking op called where a yield is impossible: run it here and now."""
+        op = self.ops[name]
+        try:
+            return (True, op.finish(self.current, op.prepare(self.current, *args)()))
+        except Exception as exc:
+            return (False, error_message(exc))
+
+    # -- loading -------------------------------------------------------------------------------
+    def run_file(self, source: str, chunkname: str, debug: bool = False) -> None:
+        ok, message, trace = self._load_file(source, "@" + chunkname)
+        if not ok:
+            text = str(message)
+            if debug and trace:
+                text += "\n" + str(trace)
+            raise LuaScriptError(text)
+
+    def call_plain(self, fn: Any, *args: Any) -> Any:
+        """Call a Lua function outside any task (workflow hooks); its error becomes LuaScriptError."""
+        reply = self._pcall(fn, *args)
+        if not isinstance(reply, tuple):
+            reply = (reply,)
+        if not reply[0]:
+            raise LuaScriptError(str(reply[1]))
+        return to_python(reply[1]) if len(reply) > 1 else None
+
+    def table(self, value: Any) -> Any:
+        return to_lua(self.lua, value)
+
+    # -- running Lua functions as engine actions -------------------------------------------
+    def drive(self, fn: Any, ctx: TaskContext, args: tuple) -> Generator[Request, Any, tuple]:
+        """Run `fn(*args)` in a task coroutine; returns ("done", values...) or raises TaskTimeout.
+
+        Errors come back as ("error", message, traceback).
+        """
+        step, close = self._start(fn, ctx.deadline)
+        send: tuple = args
+        while True:
+            previous, self.current = self.current, ctx
+            try:
+                reply = step(*send)
+            finally:
+                self.current = previous
+            if not isinstance(reply, tuple):
+                reply = (reply,)
+            tag = reply[0]
+            if tag == "done" or tag == "error":
+                return reply
+            if tag == "timeout":
+                raise TaskTimeout()
+            name, lua_args = reply[1], reply[2:]
+            op = self.ops[name]
+            try:
+                job = op.prepare(ctx, *lua_args)
+            except Exception as exc:
+                send = (False, error_message(exc))
+                continue
+            try:
+                value = yield Blocking(job)
+            except TaskTimeout:
+                close()
+                raise
+            except Exception as exc:
+                send = (False, error_message(exc))
+                continue
+            try:
+                send = (True, op.finish(ctx, value))
+            except Exception as exc:
+                send = (False, error_message(exc))
+
+    def params_table(self, ctx: TaskContext) -> Any:
+        params = dict(ctx.params)
+        params["task_name"] = ctx.task
+        params["workflow_name"] = ctx.workflow
+        return to_lua(self.lua, params)
+
+    def deps_table(self, ctx: TaskContext) -> Any:
+        deps = {}
+        for name in ctx.deps:
+            outputs = self.lua_outputs.get((ctx.workflow, name))
+            deps[name] = outputs if outputs is not None else self.lua.table()
+        return self.lua.table_from(deps)
+
+
+class LuaAction:
+    """An engine action backed by a Lua function: command, run_if/abort_if, or a hook."""
+
+    __slots__ = ("rt", "fn", "kind")
+
+    def __init__(self, rt: LuaRuntime, fn: Any, kind: str) -> None:
+        self.rt, self.fn, self.kind = rt, fn, kind
+
+    def __call__(self, ctx: TaskContext) -> Generator[Request, Any, Outcome]:
+        rt = self.rt
+        if self.kind == "on_success":
+            result = ctx.result
+            args = (rt.params_table(ctx), rt.lua_outputs.get((ctx.workflow, ctx.task)) or
+                    rt.table(result.outputs if result else {}))
+        elif self.kind == "on_failure":
+            args = (rt.params_table(ctx), ctx.result.error if ctx.result else None)
+        else:
+            args = (rt.params_table(ctx), rt.deps_table(ctx))
+        reply = yield from rt.drive(self.fn, ctx, args)
+        if reply[0] == "error":
+            error = str(reply[1])
+            if len(reply) > 2 and reply[2] and rt.debug:
+                error += "\n" + str(reply[2])
+            return Outcome(False, error=error)
+        values = reply[1:]
+        if self.kind in ("run_if", "abort_if"):
+            return Outcome(bool(values and values[0]))
+        if self.kind != "command":
+            return Outcome(True)
+        verdict = rt._outcome(*values)
+        if not isinstance(verdict, tuple):
+            verdict = (verdict,)
+        ok, message, outputs, exit_code = (*verdict, None, None, None, None)[:4]
+        if ok is None:
+            return Outcome(False, error=str(message))
+        if outputs is not None:
+            rt.lua_outputs[(ctx.workflow, ctx.task)] = outputs
+        py_outputs = to_python(outputs) if outputs is not None else None
+        text = "" if message is None else str(to_python(message))
+        if exit_code is not None and not ok and not text:
+            stderr = (py_outputs or {}).get("stderr", "").strip().splitlines()
+            text = f"exit code {exit_code}" + (f": {stderr[-1]}" if stderr else "")
+        return Outcome(bool(ok), text, py_outputs, exit_code=exit_code)

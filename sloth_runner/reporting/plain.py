@@ -1,0 +1,84 @@
+"""Line-oriented output for logs and pipes: one line per event, no colours, no redraws."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from sloth_runner.engine.events import Listener
+from sloth_runner.engine.model import (
+    FAILED,
+    SKIPPED,
+    SUCCESS,
+    TIMEOUT,
+    AttemptRecord,
+    TaskResult,
+    Workflow,
+    WorkflowResult,
+)
+
+MARKS = {SUCCESS: "ok", FAILED: "FAILED", SKIPPED: "skipped", TIMEOUT: "TIMEOUT"}
+
+
+class LogOnlyReporter(Listener):
+    """Only what Lua code logs or prints (used with -o json, on stderr)."""
+
+    def __init__(self, stream: TextIO, debug: bool = False) -> None:
+        self.stream = stream
+        self.debug = debug
+
+    def log(self, level: str, message: str, workflow: str | None, task: str | None) -> None:
+        if level == "debug" and not self.debug:
+            return
+        self.stream.write(format_log(level, message, task) + "\n")
+        self.stream.flush()
+
+
+class PlainReporter(LogOnlyReporter):
+    def workflow_started(self, workflow: Workflow) -> None:
+        n = len(workflow.tasks)
+        self._line(f"== workflow {workflow.name} ({n} task{'s' if n != 1 else ''})")
+
+    def attempt_finished(self, record: AttemptRecord) -> None:
+        if not record.final and record.status != SUCCESS:
+            why = record.error or record.message
+            self._line(f"   retry {record.task}: attempt {record.attempt} {record.status}: {why}")
+
+    def task_finished(self, workflow: str, result: TaskResult) -> None:
+        self._line(task_line(result))
+
+    def workflow_finished(self, result: WorkflowResult) -> None:
+        counts = summary_counts(result)
+        self._line(f"== {result.name}: {result.status} ({counts}) in {result.duration_s:.2f}s"
+                   + (f": {result.error}" if result.error else ""))
+
+    def _line(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def format_log(level: str, message: str, task: str | None) -> str:
+    prefix = f"[{task}] " if task else ""
+    if level == "print":
+        return prefix + message
+    return f"{prefix}{level.upper()}: {message}"
+
+
+def task_line(result: TaskResult) -> str:
+    mark = MARKS.get(result.status, result.status)
+    text = f"   {mark:<7} {result.name}"
+    if result.status != SKIPPED:
+        text += f" ({result.duration_s:.2f}s"
+        text += f", {result.attempts} attempts)" if result.attempts > 1 else ")"
+    detail = result.error if result.status != SUCCESS and result.error else result.message
+    if detail:
+        first = detail.strip().splitlines()[0] if detail.strip() else ""
+        text += f": {first}"
+    return text
+
+
+def summary_counts(result: WorkflowResult) -> str:
+    counts: dict[str, int] = {}
+    for t in result.tasks:
+        counts[t.status] = counts.get(t.status, 0) + 1
+    order = [SUCCESS, FAILED, TIMEOUT, SKIPPED]
+    return ", ".join(f"{counts[s]} {s}" for s in order if counts.get(s))

@@ -1,0 +1,1 @@
+"""Plain Python services (processes, files, codecs) that the Lua modules adapt; no Lua here."""

@@ -1,0 +1,159 @@
+"""Run a command as its own process group, with a deadline, capped output and resource usage.
+
+Why a process group: a timeout must kill what the command started too (`bash -c "sleep 100 &
+wait"`), so the child gets its own session and the whole group is signalled. Why files, not
+pipes: a grandchild that keeps the pipe open would hang the reader; a file never blocks, and
+output past the cap simply stays on disk. Why `wait4`: it gives the child's CPU time and peak RSS,
+which history keeps for analytics.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sloth_runner.engine.model import CancelToken
+from sloth_runner.errors import ExecError
+
+OUTPUT_CAP_BYTES = 1 << 20  # per stream, kept in memory; the rest stays in the spool file
+KILL_GRACE_S = 1.0
+_SHELL = shutil.which("bash") or "/bin/sh"
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    stdout: str
+    stderr: str
+    exit_code: int
+    duration: float
+    timed_out: bool = False
+    cpu_s: float = 0.0
+    max_rss_kb: int = 0
+    stdout_path: str | None = None  # set when stdout exceeded the cap
+    stderr_path: str | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    def as_dict(self) -> dict:
+        out = {"stdout": self.stdout, "stderr": self.stderr, "exit_code": self.exit_code,
+               "success": self.success, "duration": round(self.duration, 6)}
+        if self.timed_out:
+            out["timed_out"] = True
+        if self.stdout_path:
+            out["stdout_path"] = self.stdout_path
+        if self.stderr_path:
+            out["stderr_path"] = self.stderr_path
+        return out
+
+
+def run(
+    command: str | Sequence[str],
+    *,
+    timeout: float | None = None,
+    deadline: float | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    cancel: CancelToken | None = None,
+    spool: Path | None = None,
+    cap: int = OUTPUT_CAP_BYTES,
+) -> ExecResult:
+    """Run `command` (a shell string, or an argv list run without a shell) and wait for it.
+
+    `timeout` is relative, `deadline` absolute (time.monotonic); the sooner wins. On expiry the
+    group gets SIGTERM, then SIGKILL after a short grace, and `timed_out` is set.
+    """
+    limit = timeout
+    if deadline is not None:
+        remaining = max(0.0, deadline - time.monotonic())
+        limit = remaining if limit is None else min(limit, remaining)
+    argv = [_SHELL, "-c", command] if isinstance(command, str) else list(command)
+    full_env = None
+    if env:
+        full_env = dict(os.environ)
+        full_env.update({str(k): str(v) for k, v in env.items()})
+    if spool is not None:
+        spool.mkdir(parents=True, exist_ok=True)
+    out_file = tempfile.NamedTemporaryFile(dir=spool, prefix="stdout-", delete=False)
+    err_file = tempfile.NamedTemporaryFile(dir=spool, prefix="stderr-", delete=False)
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_file, stderr=err_file,
+                                cwd=cwd, env=full_env, start_new_session=True)
+    except (OSError, ValueError) as exc:
+        for f in (out_file, err_file):
+            f.close()
+            os.unlink(f.name)
+        where = f" in {cwd}" if cwd else ""
+        raise ExecError(f"cannot start {argv[0]!r}{where}: {exc}") from exc
+    timed_out = threading.Event()
+
+    def kill_group(reason_timeout: bool) -> None:
+        if reason_timeout:
+            timed_out.set()
+        _terminate_group(proc.pid)
+
+    timer = None
+    if limit is not None:
+        timer = threading.Timer(limit, kill_group, (True,))
+        timer.daemon = True
+        timer.start()
+    unregister = cancel.on_cancel(lambda: kill_group(False)) if cancel is not None else None
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        if timer is not None:
+            timer.cancel()
+        if unregister is not None:
+            unregister()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if timed_out.is_set():
+        _terminate_group(proc.pid)  # members that outlived the leader
+    code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+    duration = time.monotonic() - started
+    out_file.close()
+    err_file.close()
+    stdout, stdout_path = _collect(out_file.name, cap)
+    stderr, stderr_path = _collect(err_file.name, cap)
+    return ExecResult(stdout=stdout, stderr=stderr, exit_code=code, duration=duration,
+                      timed_out=timed_out.is_set(), cpu_s=usage.ru_utime + usage.ru_stime,
+                      max_rss_kb=usage.ru_maxrss, stdout_path=stdout_path, stderr_path=stderr_path)
+
+
+def _terminate_group(pgid: int) -> None:
+    """SIGTERM the group, give it a moment, then SIGKILL whatever is left."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    end = time.monotonic() + KILL_GRACE_S
+    while time.monotonic() < end:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.02)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _collect(path: str, cap: int) -> tuple[str, str | None]:
+    """Read up to `cap` bytes; keep the file (and return its path) only if there was more."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        data = fh.read(cap)
+    if size <= cap:
+        os.unlink(path)
+        return data.decode("utf-8", "replace"), None
+    return data.decode("utf-8", "replace"), path

@@ -1,0 +1,71 @@
+"""The one Store: opens the database, migrates it, and hands out a connection.
+
+WAL lets `history` read while a run writes; `synchronous=NORMAL` keeps commits cheap while a crash
+still loses nothing that was committed before it. Every migration runs in its own transaction
+and is recorded by name, so a half-applied upgrade cannot exist.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sloth_runner import paths
+from sloth_runner.errors import StoreError
+from sloth_runner.store.migrations import MIGRATIONS
+
+
+class Store:
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else paths.db_path()
+        try:
+            self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                        timeout=10.0)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open history database {self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        c = self.conn
+        c.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+        done = {row[0] for row in c.execute("SELECT name FROM migrations")}
+        for name, sql in MIGRATIONS:
+            if name in done:
+                continue
+            with self.transaction():
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        c.execute(statement)
+                c.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"history database {self.path}: {exc}") from exc
+
+    def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        try:
+            cur = self.conn.execute(sql, args)
+            cur.row_factory = sqlite3.Row
+            return cur.fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"history database {self.path}: {exc}") from exc
+
+    def applied_migrations(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM migrations ORDER BY rowid")]
+
+    def close(self) -> None:
+        self.conn.close()

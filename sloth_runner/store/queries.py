@@ -1,0 +1,35 @@
+"""Read-side of history: the queries `history` and (later) analytics use. No SQL in the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sloth_runner.store.db import Store
+
+
+def recent_runs(store: Store, limit: int = 20) -> list[dict[str, Any]]:
+    runs = store.query("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", (limit,))
+    out = []
+    for run in runs:
+        counts = {r["status"]: r["n"] for r in store.query(
+            "SELECT status, count(*) AS n FROM attempts WHERE run_id = ? AND final = 1"
+            " GROUP BY status", (run["id"],))}
+        ended = run["ended_at"]
+        out.append({
+            "run_id": run["id"], "file": run["file"], "workflows": run["workflows"],
+            "status": run["status"], "started_at": run["started_at"], "ended_at": ended,
+            "duration_s": (ended - run["started_at"]) if ended else None,
+            "host": run["host"], "tasks": counts, "error": run["error"],
+        })
+    return out
+
+
+def run_attempts(store: Store, run_id: str) -> list[dict[str, Any]]:
+    rows = store.query("SELECT * FROM attempts WHERE run_id = ? ORDER BY id", (run_id,))
+    return [dict(row) for row in rows]
+
+
+def find_run(store: Store, prefix: str) -> str | None:
+    rows = store.query("SELECT id FROM runs WHERE id LIKE ? ORDER BY started_at DESC LIMIT 2",
+                       (prefix + "%",))
+    return rows[0][0] if len(rows) == 1 else None
