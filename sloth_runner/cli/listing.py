@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from sloth_runner.cli.common import add_debug, add_output, print_json
@@ -29,6 +27,9 @@ def handle(args: argparse.Namespace) -> int:
         from sloth_runner.store.state import StateStore
 
         return StateStore(Store())
+
+    import tempfile
+    from pathlib import Path
 
     services = Services(Listener(), no_state, Path(tempfile.gettempdir()))
     loaded = load_file(args.file, services, sandbox=args.sandbox, debug=args.debug)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import random
-
 STRATEGIES = ("exponential", "linear", "fixed")
 MAX_DELAY_S = 300.0
 
 
-def retry_delay(strategy: str, base: float, failed_attempt: int, rng: random.Random | None = None) -> float:
+def retry_delay(strategy: str, base: float, failed_attempt: int, rng: object | None = None) -> float:
     """Seconds to wait after attempt number `failed_attempt` (1-based) failed.
 
     "Equal jitter": half the nominal delay is fixed, half is random, so the wait is never
@@ -23,4 +21,6 @@ def retry_delay(strategy: str, base: float, failed_attempt: int, rng: random.Ran
     nominal = min(nominal, MAX_DELAY_S)
     if nominal <= 0:
         return 0.0
-    return nominal / 2 + (rng or random).uniform(0, nominal / 2)
+    if rng is None:
+        import random as rng  # lazily: only a retry pays for it
+    return nominal / 2 + rng.uniform(0, nominal / 2)  # type: ignore[attr-defined]

@@ -74,7 +74,7 @@ def select(workflow: Workflow, targets: Iterable[str]) -> Workflow:
         wanted.add(name)
         stack.extend(by_name[name].depends_on)
     tasks = tuple(t for t in workflow.tasks if t.name in wanted)
-    return Workflow(**{**_fields(workflow), "tasks": tasks})
+    return workflow.with_tasks(tasks)
 
 
 def levels(workflow: Workflow) -> list[list[str]]:
@@ -101,10 +101,6 @@ def levels(workflow: Workflow) -> list[list[str]]:
             out.append([])
         out[lv].append(task.name)
     return out
-
-
-def _fields(workflow: Workflow) -> dict:
-    return {name: getattr(workflow, name) for name in workflow.__dataclass_fields__}
 
 
 def _closest(name: str, names: Iterable[str]) -> str | None:

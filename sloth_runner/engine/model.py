@@ -1,23 +1,34 @@
-"""Plain data the engine works on: tasks, workflows, outcomes, results, and scheduler requests."""
+"""Plain data the engine works on: tasks, workflows, outcomes, results, and scheduler requests.
+
+These are hand-written slotted classes rather than dataclasses on purpose: importing
+`dataclasses` (and the `inspect` it pulls in) costs more than a no-op run is allowed to take,
+and a 10,000-task workflow creates tens of thousands of these objects.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 SUCCESS, FAILED, SKIPPED, TIMEOUT = "success", "failed", "skipped", "timeout"
 
 
-@dataclass(slots=True)
 class Outcome:
     """What one run of an action reports."""
 
-    success: bool
-    message: str = ""
-    outputs: dict[str, Any] | None = None
-    error: str | None = None
-    exit_code: int | None = None
+    __slots__ = ("success", "message", "outputs", "error", "exit_code")
+
+    def __init__(self, success: bool, message: str = "", outputs: dict[str, Any] | None = None,
+                 error: str | None = None, exit_code: int | None = None) -> None:
+        self.success = success
+        self.message = message
+        self.outputs = outputs
+        self.error = error
+        self.exit_code = exit_code
+
+    def __repr__(self) -> str:
+        return (f"Outcome(success={self.success!r}, message={self.message!r}, "
+                f"error={self.error!r}, exit_code={self.exit_code!r})")
 
 
 class Blocking:
@@ -38,8 +49,8 @@ class Sleep:
         self.seconds = seconds
 
 
-Request = Union[Blocking, Sleep]
-ActionResult = Union[Outcome, Generator[Request, Any, Outcome]]
+Request = Blocking | Sleep
+ActionResult = Outcome | Generator[Request, Any, Outcome]
 Action = Callable[["TaskContext"], ActionResult]
 
 
@@ -74,108 +85,157 @@ class CancelToken:
                 pass
 
 
-@dataclass(slots=True)
 class Usage:
     """Resources used by an attempt's child processes."""
 
-    cpu_s: float = 0.0
-    max_rss_kb: int = 0
+    __slots__ = ("cpu_s", "max_rss_kb")
+
+    def __init__(self) -> None:
+        self.cpu_s = 0.0
+        self.max_rss_kb = 0
 
     def add(self, cpu_s: float, max_rss_kb: int) -> None:
         self.cpu_s += cpu_s
         self.max_rss_kb = max(self.max_rss_kb, max_rss_kb)
 
 
-@dataclass(slots=True)
 class TaskContext:
     """Everything an action may want to know about the attempt it is running."""
 
-    workflow: str
-    task: str
-    params: dict[str, Any]
-    deps: dict[str, dict[str, Any] | None]
-    attempt: int = 1
-    deadline: float | None = None
-    cancel: CancelToken = field(default_factory=CancelToken)
-    usage: Usage = field(default_factory=Usage)
-    workdir: str | None = None
-    env: dict[str, str] | None = None
-    result: TaskResult | None = None  # set for on_success / on_failure hooks
+    __slots__ = ("workflow", "task", "params", "deps", "attempt", "deadline", "cancel", "usage",
+                 "workdir", "env", "result")
+
+    def __init__(self, workflow: str, task: str, params: dict[str, Any],
+                 deps: dict[str, dict[str, Any] | None], workdir: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.workflow = workflow
+        self.task = task
+        self.params = params
+        self.deps = deps
+        self.workdir = workdir
+        self.env = env
+        self.attempt = 1
+        self.deadline: float | None = None
+        self.cancel = CancelToken()
+        self.usage = Usage()
+        self.result: TaskResult | None = None  # set for on_success / on_failure hooks
 
 
-@dataclass(frozen=True, slots=True)
 class Task:
-    name: str
-    action: Action
-    depends_on: tuple[str, ...] = ()
-    description: str = ""
-    timeout: float | None = None
-    retries: int = 0
-    backoff: str = "exponential"
-    retry_delay: float = 1.0
-    run_if: Action | None = None
-    abort_if: Action | None = None
-    on_success: Action | None = None
-    on_failure: Action | None = None
-    workdir: str | None = None
-    env: dict[str, str] | None = None
-    location: str = ""
+    """One node of a workflow. Immutable once built."""
+
+    __slots__ = ("name", "action", "depends_on", "description", "timeout", "retries", "backoff",
+                 "retry_delay", "run_if", "abort_if", "on_success", "on_failure", "workdir",
+                 "env", "location")
+
+    def __init__(self, name: str, action: Action, depends_on: tuple[str, ...] = (),
+                 description: str = "", timeout: float | None = None, retries: int = 0,
+                 backoff: str = "exponential", retry_delay: float = 1.0,
+                 run_if: Action | None = None, abort_if: Action | None = None,
+                 on_success: Action | None = None, on_failure: Action | None = None,
+                 workdir: str | None = None, env: dict[str, str] | None = None,
+                 location: str = "") -> None:
+        self.name = name
+        self.action = action
+        self.depends_on = depends_on
+        self.description = description
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.retry_delay = retry_delay
+        self.run_if = run_if
+        self.abort_if = abort_if
+        self.on_success = on_success
+        self.on_failure = on_failure
+        self.workdir = workdir
+        self.env = env
+        self.location = location
+
+    def __repr__(self) -> str:
+        return f"Task({self.name!r}, depends_on={self.depends_on!r})"
 
 
-@dataclass(frozen=True, slots=True)
 class Workflow:
-    name: str
-    tasks: tuple[Task, ...]
-    description: str = ""
-    max_parallel: int | None = None
-    timeout: float | None = None
-    on_start: Callable[[dict[str, Any]], Any] | None = None
-    on_complete: Callable[[bool, WorkflowResult], Any] | None = None
-    location: str = ""
+    __slots__ = ("name", "tasks", "description", "max_parallel", "timeout", "on_start",
+                 "on_complete", "location")
+
+    def __init__(self, name: str, tasks: tuple[Task, ...], description: str = "",
+                 max_parallel: int | None = None, timeout: float | None = None,
+                 on_start: Callable[[dict[str, Any]], Any] | None = None,
+                 on_complete: Callable[[bool, WorkflowResult], Any] | None = None,
+                 location: str = "") -> None:
+        self.name = name
+        self.tasks = tasks
+        self.description = description
+        self.max_parallel = max_parallel
+        self.timeout = timeout
+        self.on_start = on_start
+        self.on_complete = on_complete
+        self.location = location
+
+    def with_tasks(self, tasks: tuple[Task, ...]) -> Workflow:
+        return Workflow(self.name, tasks, self.description, self.max_parallel, self.timeout,
+                        self.on_start, self.on_complete, self.location)
+
+    def __repr__(self) -> str:
+        return f"Workflow({self.name!r}, {len(self.tasks)} tasks)"
 
 
-@dataclass(slots=True)
 class AttemptRecord:
-    """One attempt, as the store keeps it (also emitted for skipped tasks, attempt 0)."""
+    """One attempt, as the store keeps it (also emitted for tasks that never ran, attempt 0)."""
 
-    workflow: str
-    task: str
-    attempt: int
-    status: str
-    started_at: float
-    ended_at: float
-    message: str = ""
-    error: str | None = None
-    exit_code: int | None = None
-    outputs: dict[str, Any] | None = None
-    cpu_s: float = 0.0
-    max_rss_kb: int = 0
-    final: bool = True
+    __slots__ = ("workflow", "task", "attempt", "status", "started_at", "ended_at", "message",
+                 "error", "exit_code", "outputs", "cpu_s", "max_rss_kb", "final")
+
+    def __init__(self, workflow: str, task: str, attempt: int, status: str, started_at: float,
+                 ended_at: float, message: str = "", error: str | None = None,
+                 exit_code: int | None = None, outputs: dict[str, Any] | None = None,
+                 cpu_s: float = 0.0, max_rss_kb: int = 0, final: bool = True) -> None:
+        self.workflow = workflow
+        self.task = task
+        self.attempt = attempt
+        self.status = status
+        self.started_at = started_at
+        self.ended_at = ended_at
+        self.message = message
+        self.error = error
+        self.exit_code = exit_code
+        self.outputs = outputs
+        self.cpu_s = cpu_s
+        self.max_rss_kb = max_rss_kb
+        self.final = final
 
     @property
     def duration_s(self) -> float:
         return max(0.0, self.ended_at - self.started_at)
 
 
-@dataclass(slots=True)
 class TaskResult:
-    name: str
-    status: str
-    attempts: int = 0
-    duration_s: float = 0.0
-    message: str = ""
-    outputs: dict[str, Any] | None = None
-    error: str | None = None
+    __slots__ = ("name", "status", "attempts", "duration_s", "message", "outputs", "error")
 
-    @property
-    def ok(self) -> bool:
-        return self.status in (SUCCESS, SKIPPED) and not self.error
+    def __init__(self, name: str, status: str, attempts: int = 0, duration_s: float = 0.0,
+                 message: str = "", outputs: dict[str, Any] | None = None,
+                 error: str | None = None) -> None:
+        self.name = name
+        self.status = status
+        self.attempts = attempts
+        self.duration_s = duration_s
+        self.message = message
+        self.outputs = outputs
+        self.error = error
+
+    def __repr__(self) -> str:
+        return (f"TaskResult({self.name!r}, {self.status!r}, attempts={self.attempts}, "
+                f"message={self.message!r}, error={self.error!r})")
 
 
-@dataclass(slots=True)
 class WorkflowResult:
-    name: str
-    status: str
-    tasks: list[TaskResult]
-    duration_s: float = 0.0
-    error: str | None = None
+    __slots__ = ("name", "status", "tasks", "duration_s", "error")
+
+    def __init__(self, name: str, status: str, tasks: list[TaskResult], duration_s: float = 0.0,
+                 error: str | None = None) -> None:
+        self.name = name
+        self.status = status
+        self.tasks = tasks
+        self.duration_s = duration_s
+        self.error = error

@@ -7,7 +7,6 @@ files expect, and it keeps `on_start`/`on_complete` hooks simple.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from sloth_runner.engine.events import Listener
@@ -16,12 +15,15 @@ from sloth_runner.engine.scheduler import Scheduler
 from sloth_runner.errors import SlothError
 
 
-@dataclass
 class RunResult:
-    run_id: str
-    status: str  # success | failed
-    workflows: list[WorkflowResult] = field(default_factory=list)
-    duration_s: float = 0.0
+    __slots__ = ("run_id", "status", "workflows", "duration_s")
+
+    def __init__(self, run_id: str, status: str, workflows: list[WorkflowResult],
+                 duration_s: float) -> None:
+        self.run_id = run_id
+        self.status = status  # success | failed
+        self.workflows = workflows
+        self.duration_s = duration_s
 
     @property
     def failed(self) -> bool:

@@ -13,7 +13,6 @@ import itertools
 import queue
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sloth_runner.engine.events import Listener
@@ -21,8 +20,8 @@ from sloth_runner.engine.lifecycle import AbortWorkflow, Program, task_program
 from sloth_runner.engine.model import (
     SKIPPED,
     SUCCESS,
-    AttemptRecord,
     TIMEOUT,
+    AttemptRecord,
     Blocking,
     Sleep,
     Task,
@@ -32,6 +31,7 @@ from sloth_runner.engine.model import (
     Workflow,
     WorkflowResult,
 )
+from sloth_runner.engine.workers import WorkerPool
 
 DEFAULT_MAX_PARALLEL = 8
 _FLUSH_EVERY_S = 0.25
@@ -65,7 +65,7 @@ class Scheduler:
         self._seq = itertools.count(1)
         self._timers: list[tuple[float, int, str, _Running]] = []
         self._done: queue.SimpleQueue = queue.SimpleQueue()
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: WorkerPool | None = None
         self._deadline: float | None = None
 
     # -- public --------------------------------------------------------------------------------
@@ -110,7 +110,9 @@ class Scheduler:
                 self._fire_timers()
         finally:
             if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool.shutdown()
+            for run in list(self._running.values()):  # interrupted: stop what they started
+                run.ctx.cancel.cancel()
         for t in wf.tasks:  # anything never reached: aborted or timed-out workflow
             if t.name not in self.results:
                 reason = self.aborted or "workflow timed out before it could start"
@@ -148,7 +150,7 @@ class Scheduler:
         run.waiting = seq
         if isinstance(request, Blocking):
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.max_parallel, thread_name_prefix="sloth-io")
+                self._pool = WorkerPool(self.max_parallel)
             self._pool.submit(self._call, request.fn, id(run), seq)
             if run.ctx.deadline is not None:
                 heapq.heappush(self._timers, (run.ctx.deadline, seq, "deadline", run))

@@ -6,7 +6,6 @@ syntax) happen here, and every message starts with the file:line of the definiti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,11 @@ from sloth_runner.lua.runtime import LuaAction, LuaRuntime
 DEFAULT_WORKFLOW = "default"
 
 
-@dataclass
 class LoadedFile:
-    path: str
-    runtime: LuaRuntime
-    workflows: list[Workflow]
+    def __init__(self, path: str, runtime: LuaRuntime, workflows: list[Workflow]) -> None:
+        self.path = path
+        self.runtime = runtime
+        self.workflows = workflows
 
     def workflow(self, name: str) -> Workflow:
         for wf in self.workflows:
@@ -81,9 +80,8 @@ def _workflows(rt: LuaRuntime, services: Services, path: str) -> list[Workflow]:
 
 
 def _task(rt: LuaRuntime, services: Services, spec: Any) -> Task:
-    f = dict(spec.items())
-    where = f["where"]
-    name = f["name"]
+    (name, command, where, description, timeout, retries, backoff, retry_delay, run_if,
+     abort_if, on_success, on_failure, workdir, env, *deps) = rt.export(spec)
 
     def action(value: Any, kind: str) -> Any:
         if value is None:
@@ -92,24 +90,23 @@ def _task(rt: LuaRuntime, services: Services, spec: Any) -> Task:
             return ShellAction(value, services.spool)
         return LuaAction(rt, value, kind)
 
-    deps = f.get("depends_on")
-    env = f.get("env")
     return Task(
-        name=name,
-        action=action(f["command"], "command"),
-        depends_on=tuple(deps.values()) if deps is not None else (),
-        description=f.get("description") or "",
-        timeout=_duration(f.get("timeout"), where, f"task '{name}': :timeout()"),
-        retries=f.get("retries") or 0,
-        backoff=f.get("backoff") or "exponential",
-        retry_delay=_duration(f.get("retry_delay"), where, f"task '{name}': :retry_delay()") or 1.0,
-        run_if=action(f.get("run_if"), "run_if"),
-        abort_if=action(f.get("abort_if"), "abort_if"),
-        on_success=action(f.get("on_success"), "on_success"),
-        on_failure=action(f.get("on_failure"), "on_failure"),
-        workdir=f.get("workdir"),
-        env={str(k): str(v) for k, v in to_python(env).items()} if env is not None else None,
-        location=where,
+        name,
+        action(command, "command"),
+        tuple(deps),
+        description or "",
+        _duration(timeout, where, f"task '{name}': :timeout()") if timeout is not None else None,
+        retries or 0,
+        backoff or "exponential",
+        _duration(retry_delay, where, f"task '{name}': :retry_delay()") or 1.0
+        if retry_delay is not None else 1.0,
+        action(run_if, "run_if") if run_if is not None else None,
+        action(abort_if, "abort_if") if abort_if is not None else None,
+        action(on_success, "on_success") if on_success is not None else None,
+        action(on_failure, "on_failure") if on_failure is not None else None,
+        workdir,
+        {str(k): str(v) for k, v in to_python(env).items()} if env is not None else None,
+        where,
     )
 
 

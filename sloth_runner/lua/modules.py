@@ -7,7 +7,6 @@ know nothing of Lua. `exec.run` is a blocking op: inside a task it yields to the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,13 @@ from sloth_runner.store.state import StateStore
 EXEC_OPTIONS = {"timeout", "env", "cwd"}
 
 
-@dataclass
 class Services:
     """What the Lua modules of one run talk to."""
 
-    listener: Listener
-    state: Callable[[], StateStore]  # opened on first use: most workflows never touch state
-    spool: Path
+    def __init__(self, listener: Listener, state: Callable[[], StateStore], spool: Path) -> None:
+        self.listener = listener
+        self.state = state  # opened on first use: most workflows never touch state
+        self.spool = spool
 
 
 def install_core_modules(rt: LuaRuntime, services: Services) -> None:

@@ -303,6 +303,56 @@ function S.outcome(a, b, c)
                 .. "table), or an exec.run result; it returned a " .. type(a)
 end
 
+-- Outputs of finished tasks, by workflow then task, so dependents get the very same tables.
+local OUT = {}
+local EMPTY_MT = {__newindex = function() error("outputs of a dependency are read-only", 2) end}
+
+function S.forget_outputs(wf)
+    OUT[wf] = nil
+end
+
+function S.keep_outputs(wf, task, outputs)
+    local w = OUT[wf]
+    if not w then w = {}; OUT[wf] = w end
+    w[task] = outputs
+end
+
+-- Start one attempt of a task command or condition: build its params (a fresh shallow copy of
+-- the run's, so a task may change its own) and deps, and return step/close functions. One call
+-- across the Python/Lua boundary instead of four.
+function S.start_task(fn, deadline, base, wf, task, ...)
+    local p = {}
+    for k, v in next, base do p[k] = v end
+    p.task_name = task
+    p.workflow_name = wf
+    local deps = {}
+    local n = select("#", ...)
+    if n > 0 then
+        local w = OUT[wf] or {}
+        for i = 1, n do
+            local name = select(i, ...)
+            deps[name] = w[name] or setmetatable({}, EMPTY_MT)
+        end
+    end
+    local step, close = S.start(fn, deadline)
+    local started = false
+    return function(...)
+        if not started then
+            started = true
+            return step(p, deps)
+        end
+        return step(...)
+    end, close
+end
+
+-- Everything Python needs of a built task, in one call: fixed fields, then the dependencies.
+function S.export(spec)
+    local deps = spec.depends_on or {}
+    return spec.name, spec.command, spec.where, spec.description, spec.timeout, spec.retries,
+           spec.backoff, spec.retry_delay, spec.run_if, spec.abort_if, spec.on_success,
+           spec.on_failure, spec.workdir, spec.env, table.unpack(deps)
+end
+
 function S.unclaimed()
     local out = {}
     for _, spec in ipairs(REG.tasks) do

@@ -9,10 +9,9 @@ between tasks without copying, and lupa's per-runtime lock is never contended.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from lupa import lua54
@@ -61,7 +60,6 @@ return function(pyfn) return function(...) return finish(pyfn(...)) end end
 """
 
 
-@dataclass(frozen=True, slots=True)
 class BlockingOp:
     """A module call whose work runs off the Lua thread.
 
@@ -69,8 +67,12 @@ class BlockingOp:
     `finish(ctx, result)` converts the job's result back into a Lua value.
     """
 
-    prepare: Callable[..., Callable[[], Any]]
-    finish: Callable[[TaskContext | None, Any], Any]
+    __slots__ = ("prepare", "finish")
+
+    def __init__(self, prepare: Callable[..., Callable[[], Any]],
+                 finish: Callable[[TaskContext | None, Any], Any]) -> None:
+        self.prepare = prepare
+        self.finish = finish
 
 
 def error_message(exc: BaseException) -> str:
@@ -91,15 +93,19 @@ class LuaRuntime:
         )
         self.ops: dict[str, BlockingOp] = {}
         self.current: TaskContext | None = None  # the task whose Lua code is running now
-        self.lua_outputs: dict[tuple[str, str], Any] = {}
         self._load_file = self.lua.execute(_LOAD_FILE)  # before the sandbox removes debug
         self._wrap = self.lua.execute(_WRAP)
-        prelude = resources.files("sloth_runner.lua").joinpath("prelude.lua").read_text()
+        with open(os.path.join(os.path.dirname(__file__), "prelude.lua"), encoding="utf-8") as fh:
+            prelude = fh.read()
         host = self.lua.table_from({"now": time.monotonic, "call_sync": self._call_sync})
         self.S = self.lua.execute(prelude, host)
         self.lua.execute(_SETUP, sandbox)
         self._start = self.S.start
         self._outcome = self.S.outcome
+        self._start_task = self.S.start_task
+        self._keep_outputs = self.S.keep_outputs
+        self.export = self.S.export
+        self._params_cache: dict[int, tuple[dict, Any]] = {}
         self._pcall = self.lua.eval(
             "function(f, ...) local r = table.pack(pcall(f, ...)) "
             "if not r[1] then r[2] = tostring(r[2]) end return table.unpack(r, 1, r.n) end")
@@ -191,13 +197,13 @@ class LuaRuntime:
         return to_lua(self.lua, value)
 
     # -- running Lua functions as engine actions -------------------------------------------
-    def drive(self, fn: Any, ctx: TaskContext, args: tuple) -> Generator[Request, Any, tuple]:
-        """Run `fn(*args)` in a task coroutine; returns ("done", values...) or raises TaskTimeout.
+    def drive(self, step: Any, close: Any, ctx: TaskContext,
+              first: tuple = ()) -> Generator[Request, Any, tuple]:
+        """Resume a task coroutine until it finishes, serving its blocking calls.
 
-        Errors come back as ("error", message, traceback).
+        Returns ("done", values...) or ("error", message, traceback); raises TaskTimeout.
         """
-        step, close = self._start(fn, ctx.deadline)
-        send: tuple = args
+        send: tuple = first
         while True:
             previous, self.current = self.current, ctx
             try:
@@ -231,18 +237,13 @@ class LuaRuntime:
             except Exception as exc:
                 send = (False, error_message(exc))
 
-    def params_table(self, ctx: TaskContext) -> Any:
-        params = dict(ctx.params)
-        params["task_name"] = ctx.task
-        params["workflow_name"] = ctx.workflow
-        return to_lua(self.lua, params)
-
-    def deps_table(self, ctx: TaskContext) -> Any:
-        deps = {}
-        for name in ctx.deps:
-            outputs = self.lua_outputs.get((ctx.workflow, name))
-            deps[name] = outputs if outputs is not None else self.lua.table()
-        return self.lua.table_from(deps)
+    def base_params(self, params: dict) -> Any:
+        """The run's params as a Lua table, converted once per run, not once per task."""
+        cached = self._params_cache.get(id(params))
+        if cached is None or cached[0] is not params:
+            cached = (params, to_lua(self.lua, params))
+            self._params_cache[id(params)] = cached
+        return cached[1]
 
 
 class LuaAction:
@@ -255,24 +256,30 @@ class LuaAction:
 
     def __call__(self, ctx: TaskContext) -> Generator[Request, Any, Outcome]:
         rt = self.rt
-        if self.kind == "on_success":
+        kind = self.kind
+        if kind in ("command", "run_if", "abort_if"):
+            step, close = rt._start_task(self.fn, ctx.deadline, rt.base_params(ctx.params),
+                                         ctx.workflow, ctx.task, *ctx.deps)
+            first: tuple = ()
+        else:  # on_success(params, outputs) / on_failure(params, error)
+            step, close = rt._start(self.fn, ctx.deadline)
+            params = rt.base_params({**ctx.params, "task_name": ctx.task,
+                                     "workflow_name": ctx.workflow})
             result = ctx.result
-            args = (rt.params_table(ctx), rt.lua_outputs.get((ctx.workflow, ctx.task)) or
-                    rt.table(result.outputs if result else {}))
-        elif self.kind == "on_failure":
-            args = (rt.params_table(ctx), ctx.result.error if ctx.result else None)
-        else:
-            args = (rt.params_table(ctx), rt.deps_table(ctx))
-        reply = yield from rt.drive(self.fn, ctx, args)
+            if kind == "on_success":
+                first = (params, rt.table(result.outputs if result and result.outputs else {}))
+            else:
+                first = (params, result.error if result else None)
+        reply = yield from rt.drive(step, close, ctx, first)
         if reply[0] == "error":
             error = str(reply[1])
             if len(reply) > 2 and reply[2] and rt.debug:
                 error += "\n" + str(reply[2])
             return Outcome(False, error=error)
         values = reply[1:]
-        if self.kind in ("run_if", "abort_if"):
+        if kind == "run_if" or kind == "abort_if":
             return Outcome(bool(values and values[0]))
-        if self.kind != "command":
+        if kind != "command":
             return Outcome(True)
         verdict = rt._outcome(*values)
         if not isinstance(verdict, tuple):
@@ -280,9 +287,10 @@ class LuaAction:
         ok, message, outputs, exit_code = (*verdict, None, None, None, None)[:4]
         if ok is None:
             return Outcome(False, error=str(message))
+        py_outputs = None
         if outputs is not None:
-            rt.lua_outputs[(ctx.workflow, ctx.task)] = outputs
-        py_outputs = to_python(outputs) if outputs is not None else None
+            rt._keep_outputs(ctx.workflow, ctx.task, outputs)
+            py_outputs = to_python(outputs)
         text = "" if message is None else str(to_python(message))
         if exit_code is not None and not ok and not text:
             stderr = (py_outputs or {}).get("stderr", "").strip().splitlines()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TextIO
 
 from sloth_runner.engine.events import Listener
@@ -25,6 +26,7 @@ class LogOnlyReporter(Listener):
     def __init__(self, stream: TextIO, debug: bool = False) -> None:
         self.stream = stream
         self.debug = debug
+        self._flushed = 0.0
 
     def log(self, level: str, message: str, workflow: str | None, task: str | None) -> None:
         if level == "debug" and not self.debug:
@@ -50,10 +52,18 @@ class PlainReporter(LogOnlyReporter):
         counts = summary_counts(result)
         self._line(f"== {result.name}: {result.status} ({counts}) in {result.duration_s:.2f}s"
                    + (f": {result.error}" if result.error else ""))
+        self.idle()
 
     def _line(self, text: str) -> None:
         self.stream.write(text + "\n")
+        now = time.monotonic()
+        if now - self._flushed > 0.1:  # live enough for CI logs, cheap for 10,000 tasks
+            self.stream.flush()
+            self._flushed = now
+
+    def idle(self) -> None:
         self.stream.flush()
+        self._flushed = time.monotonic()
 
 
 def format_log(level: str, message: str, task: str | None) -> str:

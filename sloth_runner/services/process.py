@@ -13,11 +13,9 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from sloth_runner.engine.model import CancelToken
@@ -28,17 +26,22 @@ KILL_GRACE_S = 1.0
 _SHELL = shutil.which("bash") or "/bin/sh"
 
 
-@dataclass(frozen=True, slots=True)
 class ExecResult:
-    stdout: str
-    stderr: str
-    exit_code: int
-    duration: float
-    timed_out: bool = False
-    cpu_s: float = 0.0
-    max_rss_kb: int = 0
-    stdout_path: str | None = None  # set when stdout exceeded the cap
-    stderr_path: str | None = None
+    __slots__ = ("stdout", "stderr", "exit_code", "duration", "timed_out", "cpu_s", "max_rss_kb",
+                 "stdout_path", "stderr_path")
+
+    def __init__(self, stdout: str, stderr: str, exit_code: int, duration: float,
+                 timed_out: bool = False, cpu_s: float = 0.0, max_rss_kb: int = 0,
+                 stdout_path: str | None = None, stderr_path: str | None = None) -> None:
+        self.stdout = stdout
+        self.stderr = stderr
+        self.exit_code = exit_code
+        self.duration = duration
+        self.timed_out = timed_out
+        self.cpu_s = cpu_s
+        self.max_rss_kb = max_rss_kb
+        self.stdout_path = stdout_path  # set when stdout exceeded the cap; the rest is there
+        self.stderr_path = stderr_path
 
     @property
     def success(self) -> bool:
@@ -81,6 +84,8 @@ def run(
     if env:
         full_env = dict(os.environ)
         full_env.update({str(k): str(v) for k, v in env.items()})
+    import tempfile  # lazily: it costs ~9 ms at start-up, and many runs start no process
+
     if spool is not None:
         spool.mkdir(parents=True, exist_ok=True)
     out_file = tempfile.NamedTemporaryFile(dir=spool, prefix="stdout-", delete=False)
