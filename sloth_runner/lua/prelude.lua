@@ -33,9 +33,9 @@ local function where(level)
     return src .. ":" .. (info.currentline or 0)
 end
 
-local function argerr(self, method, expected, got)
+local function argerr(self, method, expected, got, level)
     error(fmt("task '%s': :%s() expects %s, got %s", self[1].name, method, expected,
-              type(got) == "string" and fmt("%q", got) or type(got)), 3)
+              type(got) == "string" and fmt("%q", got) or type(got)), level or 3)
 end
 
 function methods:description(d)
@@ -75,7 +75,7 @@ end
 
 local function duration(self, method, v)
     if type(v) ~= "string" and type(v) ~= "number" then
-        argerr(self, method, "a duration like \"30s\" or a number of seconds", v)
+        argerr(self, method, "a duration like \"30s\" or a number of seconds", v, 4)
     end
     return v
 end
@@ -237,15 +237,41 @@ local TIMEOUT = setmetatable({}, {__tostring = function() return "task timed out
 S.TIMEOUT = TIMEOUT
 local call_sync = host.call_sync
 
+-- Raise a module error at the user's line. Lua's error(msg, 2) is not enough: after
+-- `return exec.run(...)` (a tail call) the caller's frame no longer exists. Then the best
+-- position left is where the task function was defined.
+local function raise(msg)
+    local level, tail = 3, false
+    while true do
+        local info = getinfo(level, "Slt")
+        if not info then break end
+        if info.source:sub(1, 1) == "@" then
+            if not tail then
+                error(fmt("%s:%d: %s", info.source:sub(2), info.currentline, msg), 0)
+            end
+            break
+        end
+        tail = tail or info.istailcall
+        level = level + 1
+    end
+    local fn = TASKCO[co_running()]
+    local def = type(fn) == "function" and getinfo(fn, "S")
+    if def and def.source:sub(1, 1) == "@" then
+        error(fmt("%s:%d: %s", def.source:sub(2), def.linedefined, msg), 0)
+    end
+    error(msg, 0)
+end
+S.raise_error = raise
+
 function S.blocking(name)
     return function(...)
         if TASKCO[co_running()] and co_isyieldable() then
             local ok, res = co_yield(BLOCK, name, ...)
-            if not ok then error(res, 2) end
+            if not ok then raise(res) end
             return res
         end
         local ok, res = call_sync(name, ...)
-        if not ok then error(res, 2) end
+        if not ok then raise(res) end
         return res
     end
 end
@@ -275,7 +301,7 @@ end
 -- close function. (lupa cannot hand a coroutine object to Python and back, so it stays here.)
 function S.start(fn, deadline)
     local co = co_create(fn)
-    TASKCO[co] = true
+    TASKCO[co] = fn
     if deadline then
         sethook(co, function()
             if now() >= deadline then

@@ -31,7 +31,10 @@ if sandbox then
     end
     string.dump = nil
     local rawload = load
-    load = function(chunk, name, mode, env) return rawload(chunk, name, "t", env) end
+    load = function(chunk, name, mode, ...)  -- text only: bytecode can break the VM
+        if select("#", ...) == 0 then return rawload(chunk, name, "t") end
+        return rawload(chunk, name, "t", ...)
+    end
     dofile = nil; loadfile = nil
     package.loadlib = nil; package.cpath = ""; package.path = ""
     package.searchers = {package.searchers[1]}
@@ -52,8 +55,9 @@ end
 """
 
 _WRAP = """
+local raise = ...
 local function finish(ok, ...)
-    if not ok then error((...), 2) end
+    if not ok then raise((...)) end
     return ...
 end
 return function(pyfn) return function(...) return finish(pyfn(...)) end end
@@ -94,11 +98,11 @@ class LuaRuntime:
         self.ops: dict[str, BlockingOp] = {}
         self.current: TaskContext | None = None  # the task whose Lua code is running now
         self._load_file = self.lua.execute(_LOAD_FILE)  # before the sandbox removes debug
-        self._wrap = self.lua.execute(_WRAP)
         with open(os.path.join(os.path.dirname(__file__), "prelude.lua"), encoding="utf-8") as fh:
             prelude = fh.read()
         host = self.lua.table_from({"now": time.monotonic, "call_sync": self._call_sync})
         self.S = self.lua.execute(prelude, host)
+        self._wrap = self.lua.execute(_WRAP, self.S.raise_error)
         self.lua.execute(_SETUP, sandbox)
         self._start = self.S.start
         self._outcome = self.S.outcome
@@ -110,6 +114,7 @@ class LuaRuntime:
             "function(f, ...) local r = table.pack(pcall(f, ...)) "
             "if not r[1] then r[2] = tostring(r[2]) end return table.unpack(r, 1, r.n) end")
         self._lazy: dict[str, Callable[[LuaRuntime], Any]] = {}
+        self._chunks: list[str] = []
         self.lua.execute(
             """local find = ...
             table.insert(package.searchers, 2, function(name)
@@ -177,12 +182,24 @@ class LuaRuntime:
 
     # -- loading -------------------------------------------------------------------------------
     def run_file(self, source: str, chunkname: str, debug: bool = False) -> None:
+        self._chunks.append(chunkname)
         ok, message, trace = self._load_file(source, "@" + chunkname)
         if not ok:
-            text = str(message)
+            text = self.full_paths(str(message))
             if debug and trace:
                 text += "\n" + str(trace)
             raise LuaScriptError(text)
+
+    def full_paths(self, message: str) -> str:
+        """Lua shortens long chunk names to "...tail"; put the full file path back."""
+        if "..." not in message:
+            return message
+        for path in self._chunks:
+            for cut in range(len(path)):
+                tail = path[cut:]
+                if len(tail) < len(path) and "..." + tail + ":" in message:
+                    return message.replace("..." + tail + ":", path + ":")
+        return message
 
     def call_plain(self, fn: Any, *args: Any) -> Any:
         """Call a Lua function outside any task (workflow hooks); its error becomes LuaScriptError."""
@@ -190,7 +207,7 @@ class LuaRuntime:
         if not isinstance(reply, tuple):
             reply = (reply,)
         if not reply[0]:
-            raise LuaScriptError(str(reply[1]))
+            raise LuaScriptError(self.full_paths(str(reply[1])))
         return to_python(reply[1]) if len(reply) > 1 else None
 
     def table(self, value: Any) -> Any:
@@ -272,7 +289,7 @@ class LuaAction:
                 first = (params, result.error if result else None)
         reply = yield from rt.drive(step, close, ctx, first)
         if reply[0] == "error":
-            error = str(reply[1])
+            error = rt.full_paths(str(reply[1]))
             if len(reply) > 2 and reply[2] and rt.debug:
                 error += "\n" + str(reply[2])
             return Outcome(False, error=error)

@@ -1,0 +1,83 @@
+"""Every test gets its own SLOTH_RUNNER_HOME and a clean environment; helpers run the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sloth_runner.engine.events import Listener
+from sloth_runner.lua.loader import load_file
+from sloth_runner.lua.modules import Services
+from sloth_runner.store import Store
+from sloth_runner.store.state import StateStore
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def sloth_home(tmp_path, monkeypatch):
+    home = tmp_path / "sloth-home"
+    monkeypatch.setenv("SLOTH_RUNNER_HOME", str(home))
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "SLOTH_AI_PROVIDER", "SLOTH_AI_MODEL"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def workflow_file(tmp_path):
+    """Write Lua source (dedented) to a file and return its path as a string."""
+
+    def write(source: str, name: str = "wf.lua") -> str:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(source))
+        return str(path)
+
+    return write
+
+
+class Recorder(Listener):
+    def __init__(self) -> None:
+        self.logs: list[tuple[str, str, str | None]] = []
+        self.attempts = []
+
+    def log(self, level, message, workflow, task):
+        self.logs.append((level, message, task))
+
+    def attempt_finished(self, record):
+        self.attempts.append(record)
+
+
+@pytest.fixture
+def load(tmp_path):
+    """Load a workflow file in-process; returns (LoadedFile, Recorder)."""
+
+    def _load(path: str, sandbox: bool = False):
+        recorder = Recorder()
+        services = Services(recorder, lambda: StateStore(Store()), tmp_path / "spool")
+        return load_file(path, services, sandbox=sandbox), recorder
+
+    return _load
+
+
+def cli(*args: str, cwd: str | Path | None = None, env: dict | None = None,
+        timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run the real command in a subprocess (python -m sloth_runner)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "sloth_runner", *args], capture_output=True,
+                          text=True, cwd=cwd, env=full_env, timeout=timeout)
+
+
+def cli_json(*args: str, **kwargs) -> tuple[int, dict]:
+    proc = cli(*args, "-o", "json", **kwargs)
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def tasks_by_name(document: dict, workflow: int = 0) -> dict[str, dict]:
+    return {t["name"]: t for t in document["workflows"][workflow]["tasks"]}

@@ -1,0 +1,97 @@
+"""log, state, json, yaml and fs as Lua sees them."""
+
+from __future__ import annotations
+
+from sloth_runner.store import Store
+from sloth_runner.store.state import StateStore
+
+
+def test_log_and_print_carry_the_task_name(run_lua):
+    _, rec = run_lua('''
+        log.info("at load time")
+        task("t"):command(function()
+            log.info("n =", 3, true, nil)
+            log.debug("details"); log.warn("careful"); log.error("bad")
+            print("plain", {a = 1})
+            return true
+        end):build()
+    ''')
+    assert ("info", "at load time", None) in rec.logs
+    assert ("info", "n = 3 true nil", "t") in rec.logs
+    assert [lvl for lvl, _, task in rec.logs if task == "t"] == \
+        ["info", "debug", "warn", "error", "print"]
+    assert ("print", 'plain {"a":1}', "t") in rec.logs
+
+
+def test_state_roundtrips_lua_types_and_persists(run_lua):
+    res, _ = run_lua('''
+        task("w"):command(function()
+            state.set("deploys", {count = 2, envs = {"staging", "prod"}, ok = true, ratio = 0.5})
+            state.set("n", 10)
+            state.increment("n", 5)
+            state.set("gone", "x"); state.delete("gone")
+            return true
+        end):build()
+        task("r"):depends_on("w"):command(function()
+            local d = state.get("deploys")
+            return true, "", {
+                count = d.count, second = d.envs[2], ok = d.ok, ratio = d.ratio,
+                n = state.get("n"), n_type = math.type(state.get("n")),
+                gone = state.get("gone", "default"), keys = state.keys(),
+            }
+        end):build()
+    ''')
+    assert res["r"].outputs == {"count": 2, "second": "prod", "ok": True, "ratio": 0.5, "n": 15,
+                                "n_type": "integer", "gone": "default",
+                                "keys": ["deploys", "n"]}
+    assert StateStore(Store()).get("deploys")["envs"] == ["staging", "prod"]
+
+
+def test_state_errors_are_clear(run_lua):
+    res, _ = run_lua('''
+        task("t"):command(function() state.set("s", "text"); state.increment("s") end):build()
+        task("k"):command(function() state.get(42) end):build()
+    ''')
+    assert "wf.lua:2: state 's' holds a str, not a number" in res["t"].error
+    assert "wf.lua:3: state keys are non-empty strings" in res["k"].error
+
+
+def test_json_and_yaml(run_lua):
+    res, _ = run_lua('''
+        task("t"):command(function()
+            local doc = json.decode('{"a": [1, 2, {"b": null}], "c": "x"}')
+            local text = json.encode({list = {1, 2, 3}, map = {k = "v"}})
+            local y = yaml.decode("name: app\\nreplicas: 3\\nports: [80, 443]\\n")
+            local back = yaml.decode(yaml.encode({x = {1, 2}}))
+            local ok, err = pcall(json.decode, "{broken")
+            return true, "", {a2 = doc.a[2], c = doc.c, text = text, name = y.name,
+                              replicas = y.replicas, port = y.ports[2], x2 = back.x[2],
+                              err = err}
+        end):build()
+    ''')
+    out = res["t"].outputs
+    assert (out["a2"], out["c"], out["name"], out["replicas"], out["port"], out["x2"]) == \
+        (2, "x", "app", 3, 443, 2)
+    import json
+
+    assert json.loads(out["text"]) == {"list": [1, 2, 3], "map": {"k": "v"}}
+    assert "invalid JSON at line 1" in out["err"]
+
+
+def test_fs(run_lua, tmp_path):
+    res, _ = run_lua(f'''
+        task("t"):command(function()
+            local d = "{tmp_path}/data/sub"
+            fs.mkdir(d)
+            fs.write(d .. "/a.txt", "one")
+            fs.write(d .. "/a.txt", "+two", true)
+            local listing = fs.ls(d)
+            local text = fs.read(d .. "/a.txt")
+            local ok, err = pcall(fs.rm, "{tmp_path}/data")
+            fs.rm("{tmp_path}/data", {{recursive = true}})
+            return true, "", {{text = text, listing = listing, exists = fs.exists(d), err = err}}
+        end):build()
+    ''')
+    out = res["t"].outputs
+    assert out["text"] == "one+two" and out["listing"] == ["a.txt"] and out["exists"] is False
+    assert "is a directory" in out["err"]
