@@ -59,7 +59,7 @@ def load(tmp_path):
 
     def _load(path: str, sandbox: bool = False):
         recorder = Recorder()
-        services = Services(recorder, lambda: StateStore(Store()), tmp_path / "spool")
+        services = Services(recorder, lambda: StateStore(Store()), str(tmp_path / "spool"))
         return load_file(path, services, sandbox=sandbox), recorder
 
     return _load

@@ -29,9 +29,8 @@ def handle(args: argparse.Namespace) -> int:
         return StateStore(Store())
 
     import tempfile
-    from pathlib import Path
 
-    services = Services(Listener(), no_state, Path(tempfile.gettempdir()))
+    services = Services(Listener(), no_state, tempfile.gettempdir())
     loaded = load_file(args.file, services, sandbox=args.sandbox, debug=args.debug)
     doc = [
         {"name": wf.name, "description": wf.description, "location": wf.location,

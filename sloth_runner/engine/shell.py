@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Generator
-from pathlib import Path
 from typing import Any
 
 from sloth_runner.engine.model import Blocking, Outcome, Request, TaskContext
@@ -15,7 +14,7 @@ class ShellAction:
 
     __slots__ = ("command", "spool")
 
-    def __init__(self, command: str, spool: Path | None = None) -> None:
+    def __init__(self, command: str, spool: str | None = None) -> None:
         self.command, self.spool = command, spool
 
     def __call__(self, ctx: TaskContext) -> Generator[Request, Any, Outcome]:

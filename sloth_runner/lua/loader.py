@@ -6,7 +6,7 @@ syntax) happen here, and every message starts with the file:line of the definiti
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from typing import Any
 
 from sloth_runner.durations import parse_duration
@@ -36,11 +36,13 @@ class LoadedFile:
 
 
 def load_file(path: str, services: Services, *, sandbox: bool = False, debug: bool = False) -> LoadedFile:
-    file = Path(path)
     try:
-        source = file.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as fh:
+            source = fh.read()
     except FileNotFoundError:
         raise LoadError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise LoadError(f"{path}: is a directory, not a workflow file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise LoadError(f"{path}: cannot read: {exc}") from exc
     rt = LuaRuntime(sandbox=sandbox, debug=debug)
@@ -72,7 +74,7 @@ def _workflows(rt: LuaRuntime, services: Services, path: str) -> list[Workflow]:
     loose = list(rt.S.unclaimed().values())
     if loose:
         tasks = tuple(_task(rt, services, spec) for spec in loose)
-        name = DEFAULT_WORKFLOW if DEFAULT_WORKFLOW not in names else Path(path).stem
+        name = DEFAULT_WORKFLOW if DEFAULT_WORKFLOW not in names else os.path.splitext(os.path.basename(path))[0]
         workflows.append(Workflow(name=name, tasks=tasks, location=f"{path}:1"))
     for wf in workflows:
         dag.validate(wf)

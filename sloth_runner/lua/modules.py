@@ -7,7 +7,6 @@ know nothing of Lua. `exec.run` is a blocking op: inside a task it yields to the
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from sloth_runner.durations import parse_duration
@@ -24,7 +23,7 @@ EXEC_OPTIONS = {"timeout", "env", "cwd"}
 class Services:
     """What the Lua modules of one run talk to."""
 
-    def __init__(self, listener: Listener, state: Callable[[], StateStore], spool: Path) -> None:
+    def __init__(self, listener: Listener, state: Callable[[], StateStore], spool: str) -> None:
         self.listener = listener
         self.state = state  # opened on first use: most workflows never touch state
         self.spool = spool

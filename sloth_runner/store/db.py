@@ -7,11 +7,11 @@ and is recorded by name, so a half-applied upgrade cannot exist.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from sloth_runner import paths
 from sloth_runner.errors import StoreError
@@ -19,8 +19,8 @@ from sloth_runner.store.migrations import MIGRATIONS
 
 
 class Store:
-    def __init__(self, path: Path | str | None = None) -> None:
-        self.path = Path(path) if path is not None else paths.db_path()
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.path = os.fspath(path) if path is not None else paths.db_path()
         try:
             self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                         timeout=10.0)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import socket
 import time
 from typing import Any
 
@@ -23,7 +22,7 @@ from sloth_runner.engine.events import Listener
 from sloth_runner.engine.model import AttemptRecord
 from sloth_runner.store.db import Store
 
-HOST = socket.gethostname()
+HOST = os.uname().nodename
 
 
 def recover_interrupted(store: Store) -> list[str]:
@@ -31,7 +30,7 @@ def recover_interrupted(store: Store) -> list[str]:
     rows = store.query("SELECT id FROM runs WHERE status = 'running'")
     dead: list[str] = []
     for row in rows:
-        lock_path = paths.locks_dir() / f"{row[0]}.lock"
+        lock_path = paths.lock_file(row[0])
         try:
             fd = os.open(lock_path, os.O_RDWR)
         except FileNotFoundError:
@@ -50,7 +49,7 @@ def recover_interrupted(store: Store) -> list[str]:
                              (run_id,)).fetchone()[0]
             c.execute("UPDATE runs SET status = 'interrupted', ended_at = coalesce(?, started_at),"
                       " error = 'the process running it died' WHERE id = ?", (last, run_id))
-        (paths.locks_dir() / f"{run_id}.lock").unlink(missing_ok=True)
+        _unlink(paths.lock_file(run_id))
     return dead
 
 
@@ -61,7 +60,7 @@ class RunRecorder(Listener):
         self.store = store
         self.run_id = os.urandom(6).hex()  # not uuid: importing it costs ~10 ms
         self._pending: list[tuple] = []
-        self._lock_fd = os.open(paths.locks_dir() / f"{self.run_id}.lock", os.O_RDWR | os.O_CREAT)
+        self._lock_fd = os.open(paths.lock_file(self.run_id), os.O_RDWR | os.O_CREAT)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         self.started_at = time.time()
         with store.transaction() as c:
@@ -96,4 +95,11 @@ class RunRecorder(Listener):
                       " WHERE id = ?", (status, time.time(), ",".join(workflows), error,
                                          self.run_id))
         os.close(self._lock_fd)
-        (paths.locks_dir() / f"{self.run_id}.lock").unlink(missing_ok=True)
+        _unlink(paths.lock_file(self.run_id))
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

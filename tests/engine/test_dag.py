@@ -34,7 +34,7 @@ def test_cycle_is_reported_in_order():
     assert set(cycle) == {"a", "b", "c"}
     # each step follows a real depends_on edge
     edges = {"a": ("c",), "b": ("a",), "c": ("b",)}
-    for here, there in zip(cycle, cycle[1:]):
+    for here, there in zip(cycle, cycle[1:], strict=False):
         assert there in edges[here]
 
 
@@ -66,7 +66,7 @@ def random_graph(draw):
     n = draw(st.integers(1, 25))
     names = [f"t{i}" for i in range(n)]
     graph = {}
-    for i, name in enumerate(names):
+    for _i, name in enumerate(names):
         graph[name] = tuple(draw(st.lists(st.sampled_from(names), max_size=4, unique=True)))
     return graph
 
@@ -95,5 +95,5 @@ def test_find_cycle_agrees_with_reference(graph):
     assert (cycle is not None) == _has_cycle(graph)
     if cycle:
         assert cycle[0] == cycle[-1]
-        for here, there in zip(cycle, cycle[1:]):
+        for here, there in zip(cycle, cycle[1:], strict=False):
             assert there in graph[here]

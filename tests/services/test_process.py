@@ -19,7 +19,7 @@ def alive(pid: int) -> bool:
 
 
 def test_result_fields(tmp_path):
-    r = process.run("echo out; echo err >&2; exit 3", spool=tmp_path)
+    r = process.run("echo out; echo err >&2; exit 3", spool=str(tmp_path))
     assert (r.stdout, r.stderr, r.exit_code, r.success) == ("out\n", "err\n", 3, False)
     assert r.duration > 0
     d = r.as_dict()
@@ -74,7 +74,7 @@ def test_cancel_token_stops_the_process():
 
 
 def test_output_beyond_the_cap_is_kept_on_disk(tmp_path):
-    r = process.run("head -c 5000 /dev/zero | tr '\\0' x", spool=tmp_path, cap=1000)
+    r = process.run("head -c 5000 /dev/zero | tr '\\0' x", spool=str(tmp_path), cap=1000)
     assert len(r.stdout) == 1000
     assert r.stdout_path is not None
     assert os.path.getsize(r.stdout_path) == 5000

@@ -75,7 +75,7 @@ def test_recorder_writes_runs_and_attempts():
                                                                         (2, "success", 1)]
     assert json.loads(rows[1]["outputs_json"]) == {"k": 1}
     assert rows[1]["max_rss_kb"] == 1234 and rows[1]["host"]
-    assert not (paths.locks_dir() / f"{rec.run_id}.lock").exists()
+    assert not os.path.exists(paths.lock_file(rec.run_id))
 
 
 def test_a_live_run_is_not_marked_interrupted_but_a_dead_one_is():
