@@ -92,8 +92,9 @@ def _run(args: argparse.Namespace, params: dict[str, Any]) -> int:
     recorder.finish(status, [w.name for w in workflows])
     if args.output == "json":
         print_json(_as_json(result))
-    elif not hasattr(reporter, "console"):
-        print(f"run {result.run_id}: {result.status} in {result.duration_s:.2f}s")
+    else:
+        print(f"run {result.run_id}: {result.status} in {result.duration_s:.2f}s"
+              f" (details: sloth-runner history {result.run_id})")
     return 0 if status == "success" else 1
 
 

@@ -25,11 +25,20 @@ local methods = {}
 local Builder = {__index = methods}
 local METHOD_NAMES = {}
 
+-- file:line of a caller. getinfo's "S" costs ~1 us, so the source is cached per function and
+-- only the cheap "f" and "l" are asked for on each call.
+local SOURCES = setmetatable({}, {__mode = "k"})
+
 local function where(level)
-    local info = getinfo(level, "Sl")
+    local info = getinfo(level, "fl")
     if not info then return "?" end
-    local src = info.source
-    if src:sub(1, 1) == "@" then src = src:sub(2) else src = info.short_src end
+    local fn = info.func
+    local src = SOURCES[fn]
+    if not src then
+        local s = getinfo(fn, "S")
+        src = s.source:sub(1, 1) == "@" and s.source:sub(2) or s.short_src
+        SOURCES[fn] = src
+    end
     return src .. ":" .. (info.currentline or 0)
 end
 

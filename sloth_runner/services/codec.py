@@ -7,9 +7,11 @@ from typing import Any
 
 
 def json_encode(value: Any, pretty: bool = False) -> str:
+    # Sorted keys: Lua tables have no order, and the same data should always read the same.
     if pretty:
-        return json.dumps(value, indent=2, ensure_ascii=False, default=str)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+        return json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=True)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str,
+                      sort_keys=True)
 
 
 def json_decode(text: str) -> Any:

@@ -1,0 +1,60 @@
+-- sloth-runner demo: a small release pipeline.
+-- Run it with:  sloth-runner run -f examples/demo.lua
+--
+-- lint and unit_tests run in parallel; package waits for both; a flaky smoke test is retried;
+-- the release notes count how many times this demo has run (persistent state).
+
+workflow.define("release", {
+    description = "lint, test, package and smoke-test a toy service",
+    config = {max_parallel_tasks = 4, timeout = "5m"},
+
+    tasks = {
+        task("lint")
+            :description("static checks")
+            :command("sleep 0.3 && echo 'lint: 0 problems'")
+            :build(),
+
+        task("unit_tests")
+            :description("run the unit tests")
+            :command(function(params, deps)
+                local r = exec.run("sleep 0.4 && echo '42 passed'")
+                return r.success, "unit tests: " .. r.stdout:gsub("%s+$", ""), {passed = 42}
+            end)
+            :build(),
+
+        task("package")
+            :depends_on({"lint", "unit_tests"})
+            :command(function(params, deps)
+                local version = params.version or "0.1.0"
+                local manifest = {name = "toy-service", version = version,
+                                  tests_passed = deps.unit_tests.passed}
+                log.info("packaging " .. json.encode(manifest))
+                return true, "built toy-service " .. version, {manifest = manifest}
+            end)
+            :build(),
+
+        task("smoke_test")
+            :depends_on("package")
+            :retries(2, "fixed"):retry_delay("200ms")
+            :timeout("10s")
+            :command(function(params, deps)
+                -- fails on the first attempt to show retries
+                local attempt = state.increment("demo.smoke_attempts")
+                if attempt % 2 == 1 then
+                    return false, "service not ready yet"
+                end
+                return true, "service answers on :8080"
+            end)
+            :build(),
+
+        task("release_notes")
+            :depends_on({"smoke_test", "package"})
+            :command(function(params, deps)
+                local runs = state.increment("demo.runs")
+                local notes = string.format("toy-service %s, demo run #%d",
+                                            deps.package.manifest.version, runs)
+                return true, notes, {notes = notes}
+            end)
+            :build(),
+    },
+})
