@@ -7,6 +7,7 @@ Exit codes: 0 all tasks succeeded, 1 a task failed, 2 the workflow file could no
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -14,12 +15,31 @@ from collections.abc import Sequence
 from sloth_runner import __version__
 from sloth_runner.errors import SlothError, UsageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse asks `shutil` for the terminal width (4 ms of imports) on every start; ask os."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            width = os.get_terminal_size().columns
+        except OSError:
+            width = int(os.environ.get("COLUMNS", "100"))
+        super().__init__(prog, width=max(40, width - 2))
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is our UsageError (exit 3), not SystemExit(2)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}")

@@ -13,7 +13,6 @@ import itertools
 import queue
 import time
 from collections import deque
-from typing import Any
 
 from sloth_runner.engine.events import Listener
 from sloth_runner.engine.lifecycle import AbortWorkflow, Program, task_program
@@ -32,6 +31,10 @@ from sloth_runner.engine.model import (
     WorkflowResult,
 )
 from sloth_runner.engine.workers import WorkerPool
+
+TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_MAX_PARALLEL = 8
 _FLUSH_EVERY_S = 0.25

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import TextIO
 
 from sloth_runner.engine.events import Listener
 from sloth_runner.engine.model import (
@@ -16,6 +15,10 @@ from sloth_runner.engine.model import (
     Workflow,
     WorkflowResult,
 )
+
+TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import TextIO
 
 MARKS = {SUCCESS: "ok", FAILED: "FAILED", SKIPPED: "skipped", TIMEOUT: "TIMEOUT"}
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
+import os
 
 
 def read(path: str) -> str:
-    return Path(path).read_text(encoding="utf-8", errors="replace")
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return fh.read()
 
 
 def write(path: str, content: str, append: bool = False) -> bool:
@@ -17,26 +17,27 @@ def write(path: str, content: str, append: bool = False) -> bool:
 
 
 def exists(path: str) -> bool:
-    return Path(path).exists()
+    return os.path.exists(path)
 
 
 def mkdir(path: str) -> bool:
-    Path(path).mkdir(parents=True, exist_ok=True)
+    os.makedirs(path, exist_ok=True)
     return True
 
 
 def rm(path: str, recursive: bool = False) -> bool:
-    p = Path(path)
-    if not p.exists() and not p.is_symlink():
+    if not os.path.lexists(path):
         return False
-    if p.is_dir() and not p.is_symlink():
+    if os.path.isdir(path) and not os.path.islink(path):
         if not recursive:
             raise OSError(f"{path} is a directory: pass {{recursive = true}} to remove it")
-        shutil.rmtree(p)
+        import shutil  # lazily: most runs never remove a tree
+
+        shutil.rmtree(path)
     else:
-        p.unlink()
+        os.unlink(path)
     return True
 
 
 def ls(path: str = ".") -> list[str]:
-    return sorted(child.name for child in Path(path).iterdir())
+    return sorted(os.listdir(path))
