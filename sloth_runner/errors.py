@@ -8,7 +8,11 @@
     │   ├── DefinitionError         a DSL misuse found after loading (duplicate task, bad field)
     │   └── DependencyError         unknown dependency or cycle; names the tasks
     ├── StoreError                  the SQLite store cannot be opened or written
-    └── ExecError                   a process could not be started (not: it exited non-zero)
+    ├── ExecError                   a process could not be started (not: it exited non-zero)
+    └── AIError                     an AI call failed; names provider and model
+        ├── AIProviderError         the provider answered with an error status (has .status)
+        ├── AIConnectionError       no usable answer: refused, dropped, timed out, malformed
+        └── AIBudgetExceeded        the call would pass the configured budget (not sent)
 
 A task that runs and says "no" is not an exception at all: it is a `failed` result, and the
 run's exit code (1) comes from the results, not from this tree.
@@ -56,4 +60,38 @@ class StoreError(SlothError):
 
 
 class ExecError(SlothError):
+    pass
+
+
+class AIError(SlothError):
+    """Every AI failure names the provider and model; never the API key."""
+
+    def __init__(self, provider: str, model: str | None, message: str,
+                 status: int | None = None, retry_after: float | None = None) -> None:
+        where = f"{provider}" + (f" model {model}" if model else "")
+        code = f" (HTTP {status})" if status is not None else ""
+        super().__init__(f"AI call to {where} failed{code}: {message}")
+        self.provider = provider
+        self.model = model
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
+class AIProviderError(AIError):
+    @property
+    def retryable(self) -> bool:
+        return self.status in (408, 409, 429) or (self.status or 0) >= 500
+
+
+class AIConnectionError(AIError):
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+class AIBudgetExceeded(AIError):
     pass

@@ -67,8 +67,21 @@ def _run(args: argparse.Namespace, params: dict[str, Any]) -> int:
             store = Store()
         return StateStore(store)
 
-    pending_id = "pending"
-    services = Services(listener=reporter, state=state, spool=paths.spool_dir(pending_id))
+    ai_services: list[Any] = []
+
+    def ai_service() -> Any:
+        from sloth_runner.ai.client import AIService
+        from sloth_runner.store.ai_usage import AIUsageStore
+
+        service = AIService(usage=lambda: AIUsageStore(state().store),
+                            notice=lambda text: reporter.log("warn", text, None, None))
+        service.run_id = run_id
+        ai_services.append(service)
+        return service
+
+    run_id: str | None = None
+    services = Services(listener=reporter, state=state, spool=paths.spool_dir("pending"),
+                        ai=ai_service)
     loaded = load_file(args.file, services, sandbox=args.sandbox, debug=args.debug)
     workflows = [loaded.workflow(name) for name in args.workflows] or loaded.workflows
     if args.task:
@@ -82,6 +95,9 @@ def _run(args: argparse.Namespace, params: dict[str, Any]) -> int:
         store = Store()
     recover_interrupted(store)
     recorder = RunRecorder(store, args.file, params)
+    run_id = recorder.run_id
+    for service in ai_services:  # created while loading (ai.configure at top level)
+        service.run_id = run_id
     services.spool = paths.spool_dir(recorder.run_id)
     status = "failed"
     try:

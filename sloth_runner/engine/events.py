@@ -21,6 +21,9 @@ class Listener:
 
     def log(self, level: str, message: str, workflow: str | None, task: str | None) -> None: ...
 
+    def stream(self, workflow: str | None, task: str | None, text: str | None) -> None:
+        """Streamed output (AI tokens) as it arrives; `None` ends the stream."""
+
     def idle(self) -> None:
         """The scheduler is about to wait for I/O: a good moment to flush buffers."""
 
@@ -54,6 +57,10 @@ class Broadcast(Listener):
     def log(self, level: str, message: str, workflow: str | None, task: str | None) -> None:
         for listener in self.listeners:
             listener.log(level, message, workflow, task)
+
+    def stream(self, workflow: str | None, task: str | None, text: str | None) -> None:
+        for listener in self.listeners:
+            listener.stream(workflow, task, text)
 
     def idle(self) -> None:
         for listener in self.listeners:

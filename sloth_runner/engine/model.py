@@ -35,12 +35,18 @@ class Outcome:
 
 
 class Blocking:
-    """A request to run `fn()` off the scheduler thread; its result (or exception) is sent back."""
+    """A request to run `fn()` off the scheduler thread; its result (or exception) is sent back.
 
-    __slots__ = ("fn",)
+    With `progress`, the job is called as `fn(emit)` and every `emit(item)` reaches
+    `progress(item)` on the scheduler thread while the job runs (streamed AI tokens).
+    """
 
-    def __init__(self, fn: Callable[[], Any]) -> None:
+    __slots__ = ("fn", "progress")
+
+    def __init__(self, fn: Callable[..., Any],
+                 progress: Callable[[Any], None] | None = None) -> None:
         self.fn = fn
+        self.progress = progress
 
 
 class Sleep:

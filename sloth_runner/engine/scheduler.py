@@ -40,14 +40,18 @@ DEFAULT_MAX_PARALLEL = 8
 _FLUSH_EVERY_S = 0.25
 
 
+_PROGRESS = object()
+
+
 class _Running:
-    __slots__ = ("task", "ctx", "program", "waiting")
+    __slots__ = ("task", "ctx", "program", "waiting", "request")
 
     def __init__(self, task: Task, ctx: TaskContext, program: Program) -> None:
         self.task = task
         self.ctx = ctx
         self.program = program
         self.waiting = 0  # sequence number of the request it waits on; 0 = none
+        self.request: Blocking | None = None
 
 
 class Scheduler:
@@ -154,7 +158,8 @@ class Scheduler:
         if isinstance(request, Blocking):
             if self._pool is None:
                 self._pool = WorkerPool(self.max_parallel)
-            self._pool.submit(self._call, request.fn, id(run), seq)
+            run.request = request
+            self._pool.submit(self._call, request, id(run), seq)
             if run.ctx.deadline is not None:
                 heapq.heappush(self._timers, (run.ctx.deadline, seq, "deadline", run))
         elif isinstance(request, Sleep):
@@ -162,16 +167,26 @@ class Scheduler:
         else:
             self._step(run, None, TypeError(f"action yielded {type(request).__name__}, not a request"))
 
-    def _call(self, fn: Any, run_id: int, seq: int) -> None:
+    def _call(self, request: Blocking, run_id: int, seq: int) -> None:
         try:
-            self._done.put((run_id, seq, fn(), None))
+            if request.progress is not None:
+                value = request.fn(lambda item: self._done.put((run_id, seq, item, _PROGRESS)))
+            else:
+                value = request.fn()
+            self._done.put((run_id, seq, value, None))
         except BaseException as exc:  # handed back to the program that asked
             self._done.put((run_id, seq, None, exc))
 
-    def _complete(self, run_id: int, seq: int, value: Any, error: BaseException | None) -> None:
+    def _complete(self, run_id: int, seq: int, value: Any, error: Any) -> None:
         run = self._running.get(run_id)
-        if run is not None and run.waiting == seq:  # else: a late answer to a timed-out request
-            self._step(run, value, error)
+        if run is None or run.waiting != seq:  # a late answer to a timed-out request
+            return
+        if error is _PROGRESS:
+            if run.request is not None and run.request.progress is not None:
+                run.request.progress(value)
+            return
+        run.request = None
+        self._step(run, value, error)
 
     def _fire_timers(self) -> None:
         now = time.monotonic()

@@ -26,16 +26,19 @@ EXEC_OPTIONS = {"timeout", "env", "cwd"}
 class Services:
     """What the Lua modules of one run talk to."""
 
-    def __init__(self, listener: Listener, state: Callable[[], StateStore], spool: str) -> None:
+    def __init__(self, listener: Listener, state: Callable[[], StateStore], spool: str,
+                 ai: Callable[[], Any] | None = None) -> None:
         self.listener = listener
         self.state = state  # opened on first use: most workflows never touch state
         self.spool = spool
+        self.ai = ai  # an AIService factory; the AI stack loads only if a workflow requires "ai"
 
 
 def install_core_modules(rt: LuaRuntime, services: Services) -> None:
     _install_exec(rt, services)
     _install_log(rt, services.listener)
     _install_state(rt, services.state)
+    _install_ai(rt, services)
     rt.install("json", {
         "encode": rt.wrap(lambda v, pretty=False: codec.json_encode(to_python(v), bool(pretty))),
         "decode": rt.wrap(lambda text: rt.table(codec.json_decode(text))),
@@ -52,6 +55,25 @@ def install_core_modules(rt: LuaRuntime, services: Services) -> None:
         "rm": rt.wrap(lambda p, opts=None: files.rm(p, bool(_opts(opts).get("recursive")))),
         "ls": rt.wrap(lambda p=".": rt.table(files.ls(p))),
     })
+
+
+def _install_ai(rt: LuaRuntime, services: Services) -> None:
+    from sloth_runner.lua.ai_module import build_ai_module
+
+    made: list[Any] = []
+
+    def service() -> Any:
+        if not made:
+            if services.ai is not None:
+                made.append(services.ai())
+            else:
+                from sloth_runner.ai.client import AIService
+
+                made.append(AIService(
+                    notice=lambda text: services.listener.log("warn", text, None, None)))
+        return made[0]
+
+    build_ai_module(rt, service, services.listener)
 
 
 def _install_exec(rt: LuaRuntime, services: Services) -> None:

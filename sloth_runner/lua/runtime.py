@@ -179,7 +179,12 @@ class LuaRuntime:
         """A blocking op called where a yield is impossible: run it here and now."""
         op = self.ops[name]
         try:
-            return (True, op.finish(self.current, op.prepare(self.current, *args)()))
+            job = op.prepare(self.current, *args)
+            if isinstance(job, Blocking):
+                result = job.fn(job.progress) if job.progress is not None else job.fn()
+            else:
+                result = job()
+            return (True, op.finish(self.current, result))
         except Exception as exc:
             return (False, error_message(exc))
 
@@ -245,7 +250,7 @@ class LuaRuntime:
                 send = (False, error_message(exc))
                 continue
             try:
-                value = yield Blocking(job)
+                value = yield job if isinstance(job, Blocking) else Blocking(job)
             except TaskTimeout:
                 close()
                 raise

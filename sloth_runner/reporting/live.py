@@ -34,6 +34,7 @@ class LiveReporter(Listener):
         self.done = 0
         self.total = 0
         self.live: Live | None = None
+        self._streaming = False
 
     def workflow_started(self, workflow: Workflow) -> None:
         self.total, self.done, self.running = len(workflow.tasks), 0, {}
@@ -84,6 +85,16 @@ class LiveReporter(Listener):
             return
         style = {"warn": "yellow", "error": "red", "debug": "dim"}.get(level, "")
         self.console.print(Text(format_log(level, message, task), style=style))
+
+    def stream(self, workflow: str | None, task: str | None, text: str | None) -> None:
+        if text is None:
+            self.console.print()
+            self._streaming = False
+            return
+        if not self._streaming:
+            self.console.print(f"[dim][{task}][/] " if task else "", end="")
+            self._streaming = True
+        self.console.print(Text(text), end="")
 
     def _panel(self) -> Text:
         now = time.monotonic()

@@ -27,15 +27,26 @@ class LogOnlyReporter(Listener):
     """Only what Lua code logs or prints (used with -o json, on stderr)."""
 
     def __init__(self, stream: TextIO, debug: bool = False) -> None:
-        self.stream = stream
+        self.out = stream
+        self._streaming = False
         self.debug = debug
         self._flushed = 0.0
 
     def log(self, level: str, message: str, workflow: str | None, task: str | None) -> None:
         if level == "debug" and not self.debug:
             return
-        self.stream.write(format_log(level, message, task) + "\n")
-        self.stream.flush()
+        self.out.write(format_log(level, message, task) + "\n")
+        self.out.flush()
+
+    def stream(self, workflow: str | None, task: str | None, text: str | None) -> None:
+        if text is None:
+            self.out.write("\n")
+        else:
+            if not self._streaming:
+                self.out.write(f"[{task}] " if task else "")
+            self.out.write(text)
+        self._streaming = text is not None
+        self.out.flush()
 
 
 class PlainReporter(LogOnlyReporter):
@@ -58,14 +69,14 @@ class PlainReporter(LogOnlyReporter):
         self.idle()
 
     def _line(self, text: str) -> None:
-        self.stream.write(text + "\n")
+        self.out.write(text + "\n")
         now = time.monotonic()
         if now - self._flushed > 0.1:  # live enough for CI logs, cheap for 10,000 tasks
-            self.stream.flush()
+            self.out.flush()
             self._flushed = now
 
     def idle(self) -> None:
-        self.stream.flush()
+        self.out.flush()
         self._flushed = time.monotonic()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,9 @@ from sloth_runner.store.migrations import MIGRATIONS
 class Store:
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = os.fspath(path) if path is not None else paths.db_path()
+        # One connection, shared by the scheduler thread and worker threads (AI call logs):
+        # sqlite3 leaves serialising a shared connection to us.
+        self._lock = threading.RLock()
         try:
             self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                         timeout=10.0)
@@ -45,24 +49,26 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
+        with self._lock:
             try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreError(f"history database {self.path}: {exc}") from exc
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.conn
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"history database {self.path}: {exc}") from exc
 
     def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        try:
-            cur = self.conn.execute(sql, args)
-            cur.row_factory = sqlite3.Row
-            return cur.fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"history database {self.path}: {exc}") from exc
+        with self._lock:
+            try:
+                cur = self.conn.execute(sql, args)
+                cur.row_factory = sqlite3.Row
+                return cur.fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"history database {self.path}: {exc}") from exc
 
     def applied_migrations(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT name FROM migrations ORDER BY rowid")]

@@ -47,4 +47,39 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "002_ai_calls_and_cache",
+        """
+        CREATE TABLE ai_calls (
+            id                INTEGER PRIMARY KEY,
+            at                REAL NOT NULL,
+            day               TEXT NOT NULL,
+            run_id            TEXT,
+            workflow          TEXT,
+            task              TEXT,
+            provider          TEXT NOT NULL,
+            model             TEXT,
+            operation         TEXT NOT NULL,
+            attempt           INTEGER NOT NULL,
+            status            TEXT NOT NULL,
+            prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            latency_ms        REAL,
+            cost_usd          REAL NOT NULL DEFAULT 0,
+            cached            INTEGER NOT NULL DEFAULT 0,
+            http_status       INTEGER,
+            error             TEXT,
+            prompt            TEXT,
+            response          TEXT
+        );
+        CREATE INDEX ai_calls_at ON ai_calls(at);
+        CREATE INDEX ai_calls_day ON ai_calls(day);
+        CREATE INDEX ai_calls_run ON ai_calls(run_id);
+        CREATE TABLE ai_cache (
+            key           TEXT PRIMARY KEY,
+            response_json TEXT NOT NULL,
+            created_at    REAL NOT NULL
+        );
+        """,
+    ),
 ]

@@ -1,0 +1,328 @@
+"""AIService: the plain-Python AI API behind `require("ai")`, usable without Lua.
+
+Every call goes the same way: settings -> scrub -> cache -> budget -> rate limit -> provider,
+with retries (429, 5xx, timeouts, dropped connections; exponential backoff with jitter, honouring
+Retry-After) and one usage row per attempt. Heavy libraries load on the first call that needs them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+import threading
+import time
+
+from sloth_runner.ai import pricing, sanitize, tokens
+from sloth_runner.ai.providers import bundled
+from sloth_runner.ai.ratelimit import RateLimiter, RateLimitTooSmall
+from sloth_runner.ai.settings import AISettings, normalise, resolve
+from sloth_runner.ai.types import GENERATION_OPTIONS, AIRequest, AIResponse
+from sloth_runner.errors import AIBudgetExceeded, AIError, ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from sloth_runner.ai.providers.base import Provider
+    from sloth_runner.store.ai_usage import AIUsageStore
+
+MAX_RETRY_WAIT_S = 60.0
+DEFAULT_MAX_TOKENS_ESTIMATE = 512
+_limiters: dict[tuple, RateLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+class CallContext:
+    """Who is calling (for usage rows and budgets) and by when it must be done."""
+
+    __slots__ = ("run_id", "workflow", "task", "deadline")
+
+    def __init__(self, run_id: str | None = None, workflow: str | None = None,
+                 task: str | None = None, deadline: float | None = None) -> None:
+        self.run_id, self.workflow, self.task, self.deadline = run_id, workflow, task, deadline
+
+
+class AIService:
+    def __init__(self, usage: Callable[[], AIUsageStore] | None = None,
+                 environ: dict[str, str] | None = None, http_client: Any = None,
+                 notice: Callable[[str], None] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._usage_factory = usage
+        self._usage: AIUsageStore | None = None
+        self.environ = environ
+        self.http_client = http_client
+        self.notice = notice or (lambda text: print(f"sloth-runner: {text}", file=sys.stderr))
+        self.sleep = sleep
+        self.configured: dict[str, Any] = {}
+        self.run_id: str | None = None
+        self._settings: dict[str | None, AISettings] = {}
+        self._providers: dict[str, Provider] = {}
+        self._noticed: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- configuration ------------------------------------------------------------------------
+    def configure(self, values: dict[str, Any]) -> None:
+        normalise(values, "ai.configure")  # fail now, naming the field
+        with self._lock:
+            self.configured.update(values)
+            self._settings.clear()
+            self._providers.clear()
+
+    def settings(self, provider: str | None = None) -> AISettings:
+        with self._lock:
+            found = self._settings.get(provider)
+            if found is None:
+                values = dict(self.configured)
+                if provider is not None:
+                    values["provider"] = provider
+                found = resolve(values, self.environ, bundled.bundled_model_path())
+                self._settings[provider] = found
+        if found.source == "bundled":
+            self._notice_once("bundled", "no AI provider configured: using the bundled "
+                              "SmolLM2-135M model (tiny and offline: good for trying things and "
+                              "for tests, not for quality). Set OPENAI_API_KEY or call "
+                              "ai.configure{...} to use a real model.")
+        return found
+
+    def provider(self, settings: AISettings) -> Provider:
+        key = f"{settings.provider}|{settings.base_url}|{settings.model_path}|{settings.device}"
+        with self._lock:
+            found = self._providers.get(key)
+            if found is None:
+                if settings.provider == "local":
+                    from sloth_runner.ai.providers.local import LocalProvider
+
+                    found = LocalProvider(settings)
+                else:
+                    from sloth_runner.ai.providers.openai_compat import OpenAIProvider
+
+                    found = OpenAIProvider(settings, self.http_client)
+                self._providers[key] = found
+            return found
+
+    def usage(self) -> AIUsageStore:
+        if self._usage is None:
+            if self._usage_factory is not None:
+                self._usage = self._usage_factory()
+            else:
+                from sloth_runner.store import Store
+                from sloth_runner.store.ai_usage import AIUsageStore
+
+                self._usage = AIUsageStore(Store())
+        return self._usage
+
+    # -- the calls ----------------------------------------------------------------------------
+    def complete(self, spec: str | dict[str, Any], ctx: CallContext | None = None,
+                 on_token: Callable[[str], None] | None = None,
+                 provider: str | None = None) -> dict[str, Any]:
+        spec = {"prompt": spec} if isinstance(spec, str) else dict(spec)
+        prompt = spec.pop("prompt", None)
+        if not isinstance(prompt, str) or not prompt:
+            raise ConfigError("complete.prompt", "must be a non-empty string")
+        request = self._request(spec, [{"role": "user", "content": prompt}], prompt=prompt)
+        return self.call(request, ctx, "complete", on_token, provider).as_dict()
+
+    def chat(self, spec: dict[str, Any], ctx: CallContext | None = None,
+             on_token: Callable[[str], None] | None = None,
+             provider: str | None = None) -> dict[str, Any]:
+        spec = dict(spec)
+        messages = spec.pop("messages", None)
+        if not isinstance(messages, list) or not messages:
+            raise ConfigError("chat.messages", "must be a list of {role=, content=} tables")
+        for i, m in enumerate(messages, 1):
+            if not isinstance(m, dict) or not isinstance(m.get("content"), str) or \
+                    m.get("role") not in ("system", "user", "assistant", "tool", "developer"):
+                raise ConfigError(f"chat.messages[{i}]", "needs role (system, user or "
+                                  "assistant) and content (a string)")
+        request = self._request(spec, [{"role": m["role"], "content": m["content"]}
+                                       for m in messages])
+        return self.call(request, ctx, "chat", on_token, provider).as_dict(chat=True)
+
+    def generate_code(self, spec: dict[str, Any], ctx: CallContext | None = None,
+                      provider: str | None = None) -> dict[str, Any]:
+        from sloth_runner.ai import codegen
+
+        return codegen.generate(self, spec, ctx, provider)
+
+    def _request(self, spec: dict[str, Any], messages: list[dict[str, str]],
+                 prompt: str | None = None) -> AIRequest:
+        known = set(GENERATION_OPTIONS) | {"model", "stream", "logprobs", "api", "on_token",
+                                           "sanitize"}
+        for key in spec:
+            if key not in known:
+                raise ConfigError(key, f"unknown option (options: {', '.join(sorted(known))})")
+        api = spec.get("api", "chat")
+        if api not in ("chat", "completions"):
+            raise ConfigError("api", "must be \"chat\" or \"completions\"")
+        request = AIRequest(messages, spec.get("model"),
+                            {k: spec[k] for k in GENERATION_OPTIONS if k in spec}, prompt,
+                            bool(spec.get("stream")), bool(spec.get("logprobs")), api)
+        request.options["sanitize"] = spec.get("sanitize")
+        return request
+
+    def call(self, request: AIRequest, ctx: CallContext | None, operation: str,
+             on_token: Callable[[str], None] | None = None,
+             provider_name: str | None = None) -> AIResponse:
+        ctx = ctx or CallContext(self.run_id)
+        if ctx.run_id is None:
+            ctx.run_id = self.run_id
+        s = self.settings(provider_name)
+        provider = self.provider(s)
+        model = request.model or provider.default_model()
+        if provider.name == "local":
+            request.model = None  # one GGUF is loaded; a name like "gpt-4" cannot change it
+        scrub_it = request.options.pop("sanitize", None)
+        if scrub_it is None:
+            scrub_it = s.sanitize
+        secrets = [s.api_key] if s.api_key else []
+        if scrub_it:
+            request.messages = [{**m, "content": sanitize.scrub(m["content"], secrets)}
+                                for m in request.messages]
+            if request.prompt is not None:
+                request.prompt = sanitize.scrub(request.prompt, secrets)
+        if on_token is not None:
+            request.stream = True
+        if s.logprobs:
+            request.logprobs = True
+
+        cache_key = None
+        if s.cache and request.options.get("temperature") == 0 and not request.stream:
+            cache_key = _cache_key(provider.name, model, request)
+            hit = self.usage().cached(cache_key)
+            if hit is not None:
+                response = AIResponse.from_cache(hit)
+                self._record(ctx, s, operation, model, request, response, 1, "ok", secrets)
+                return response
+
+        price = pricing.price_for(provider.name, model, s.prices)
+        estimate = tokens.estimate(request.text())
+        expected_out = int(request.options.get("max_tokens") or DEFAULT_MAX_TOKENS_ESTIMATE)
+        self._check_budget(ctx, s, model, pricing.cost(price, estimate, expected_out))
+        limiter = _limiter(s)
+        attempts = 1 + max(0, s.retry_attempts)
+        for attempt in range(1, attempts + 1):
+            grant = None
+            if limiter is not None:
+                try:
+                    remaining = None if ctx.deadline is None else ctx.deadline - time.monotonic()
+                    grant = limiter.acquire(estimate + expected_out, timeout=remaining)
+                except RateLimitTooSmall as exc:
+                    raise ConfigError("ai.rate_limit.tokens_per_minute", str(exc)) from None
+                except TimeoutError:
+                    raise AIError(provider.name, model, "the rate limit would delay this call "
+                                  "past the task's timeout") from None
+            started = time.perf_counter()
+            try:
+                response = provider.execute(request, on_token)
+            except AIError as exc:
+                if limiter is not None and grant is not None:
+                    limiter.settle(grant, 0)
+                exc.args = (sanitize.scrub(str(exc), secrets),)
+                self._record(ctx, s, operation, model, request, None, attempt, "error", secrets,
+                             error=str(exc), http_status=exc.status,
+                             latency=(time.perf_counter() - started) * 1000)
+                partial = getattr(exc, "partial", False)
+                if not exc.retryable or partial or attempt == attempts:
+                    if attempt > 1 and exc.retryable:
+                        exc.args = (f"{exc} (gave up after {attempt} attempts)",)
+                    raise
+                self._wait_before_retry(exc, attempt, ctx)
+                continue
+            response.latency_ms = (time.perf_counter() - started) * 1000
+            if response.prompt_tokens is None or response.completion_tokens is None:
+                response.usage_estimated = True
+                response.prompt_tokens = response.prompt_tokens or estimate
+                response.completion_tokens = (response.completion_tokens
+                                              or tokens.estimate(response.text))
+            response.cost = pricing.cost(price, response.prompt_tokens,
+                                         response.completion_tokens)
+            if limiter is not None and grant is not None:
+                limiter.settle(grant, response.prompt_tokens + response.completion_tokens)
+            self._record(ctx, s, operation, model, request, response, attempt, "ok", secrets)
+            if cache_key is not None:
+                self.usage().remember(cache_key, response.to_cache())
+            return response
+        raise AssertionError("unreachable")
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _wait_before_retry(self, exc: AIError, attempt: int, ctx: CallContext) -> None:
+        nominal = min(MAX_RETRY_WAIT_S, 0.5 * 2 ** (attempt - 1))
+        delay = nominal / 2 + random.uniform(0, nominal / 2)
+        if exc.retry_after is not None:
+            delay = max(delay, min(exc.retry_after, MAX_RETRY_WAIT_S))
+        if ctx.deadline is not None and time.monotonic() + delay >= ctx.deadline:
+            raise exc
+        self.sleep(delay)
+
+    def _check_budget(self, ctx: CallContext, s: AISettings, model: str, expected: float
+                      ) -> None:
+        if s.budget_daily_usd is None and s.budget_run_usd is None:
+            return
+        usage = self.usage()
+        problems = []
+        if s.budget_daily_usd is not None:
+            spent = usage.spent()
+            if spent + expected > s.budget_daily_usd:
+                problems.append(f"today's AI spend ${spent:.4f} + this call's estimated "
+                                f"${expected:.4f} would pass budget.daily_usd "
+                                f"${s.budget_daily_usd:g}")
+        if s.budget_run_usd is not None and ctx.run_id is not None:
+            spent = usage.spent(run_id=ctx.run_id)
+            if spent + expected > s.budget_run_usd:
+                problems.append(f"this run's AI spend ${spent:.4f} + this call's estimated "
+                                f"${expected:.4f} would pass budget.run_usd ${s.budget_run_usd:g}")
+        if not problems:
+            return
+        if s.budget_action == "stop":
+            raise AIBudgetExceeded(s.provider, model, "; ".join(problems) + " (not sent)")
+        self._notice_once(f"budget|{ctx.run_id}", "AI budget: " + "; ".join(problems))
+
+    def _record(self, ctx: CallContext, s: AISettings, operation: str, model: str,
+                request: AIRequest, response: AIResponse | None, attempt: int, status: str,
+                secrets: list[str], error: str | None = None, http_status: int | None = None,
+                latency: float | None = None) -> None:
+        prompt = text = None
+        if s.log_prompts:
+            prompt = sanitize.scrub(request.text(), secrets)
+            text = sanitize.scrub(response.text, secrets) if response is not None else None
+        self.usage().record({
+            "run_id": ctx.run_id, "workflow": ctx.workflow, "task": ctx.task,
+            "provider": s.provider, "model": response.model if response else model,
+            "operation": operation, "attempt": attempt, "status": status,
+            "prompt_tokens": response.prompt_tokens if response else 0,
+            "completion_tokens": response.completion_tokens if response else 0,
+            "latency_ms": response.latency_ms if response else latency,
+            "cost_usd": response.cost if response and not response.cached else 0.0,
+            "cached": bool(response and response.cached), "http_status": http_status,
+            "error": error, "prompt": prompt, "response": text,
+        })
+
+    def _notice_once(self, key: str, text: str) -> None:
+        with self._lock:
+            if key in self._noticed:
+                return
+            self._noticed.add(key)
+        self.notice(text)
+
+
+def _limiter(s: AISettings) -> RateLimiter | None:
+    if s.requests_per_minute is None and s.tokens_per_minute is None:
+        return None
+    key = (s.provider, s.base_url, s.requests_per_minute, s.tokens_per_minute)
+    with _limiters_lock:
+        found = _limiters.get(key)
+        if found is None:
+            found = RateLimiter(s.requests_per_minute, s.tokens_per_minute)
+            _limiters[key] = found
+        return found
+
+
+def _cache_key(provider: str, model: str, request: AIRequest) -> str:
+    payload = json.dumps([provider, model, request.api, request.messages, request.prompt,
+                          sorted(request.options.items()), request.logprobs],
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+

@@ -1,0 +1,173 @@
+"""`generate_code`: ask for code, take it out of the fences, syntax-check it, re-ask with the error.
+
+Checkers: bash/sh (`bash -n`), Python (`ast`), Lua (`load` in a throw-away Lua 5.4 state), JSON,
+YAML and Dockerfile instructions. A language without a checker gets `valid = nil`: unknown, not
+invented.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from sloth_runner.errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from sloth_runner.ai.client import AIService, CallContext
+
+ALIASES = {"sh": "bash", "shell": "bash", "zsh": "bash", "py": "python", "python3": "python",
+           "yml": "yaml", "docker": "dockerfile", "containerfile": "dockerfile"}
+FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
+DOCKER_INSTRUCTIONS = {
+    "FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT",
+    "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
+}
+
+
+def generate(service: AIService, spec: dict[str, Any], ctx: CallContext | None,
+             provider: str | None) -> dict[str, Any]:
+    spec = dict(spec)
+    language = spec.pop("language", None)
+    description = spec.pop("description", None)
+    if not isinstance(language, str) or not language:
+        raise ConfigError("generate_code.language", "must be a language name, e.g. \"bash\"")
+    if not isinstance(description, str) or not description:
+        raise ConfigError("generate_code.description", "must say what the code should do")
+    parameters = spec.pop("parameters", None) or {}
+    if not isinstance(parameters, dict):
+        raise ConfigError("generate_code.parameters", "must be a table of name = value")
+    max_attempts = spec.pop("max_attempts", 3)
+    if not isinstance(max_attempts, int) or max_attempts < 1:
+        raise ConfigError("generate_code.max_attempts", "must be a whole number >= 1")
+    spec.setdefault("temperature", 0.2)
+    lang = ALIASES.get(language.lower(), language.lower())
+    checker = CHECKERS.get(lang)
+    lines = [f"Write {language} code that does this: {description}"]
+    if parameters:
+        lines.append("Use these parameters:")
+        lines += [f"- {k}: {v}" for k, v in sorted(parameters.items())]
+    lines.append("Reply with only the code in a single fenced code block, without explanation.")
+    messages = [
+        {"role": "system", "content": f"You are an expert {language} programmer and DevOps "
+                                      "engineer. You answer with code only."},
+        {"role": "user", "content": "\n".join(lines)},
+    ]
+    code, text, errors, valid = "", "", [], None
+    attempts = 0
+    for attempts in range(1, max_attempts + 1):  # noqa: B007 (the count is returned)
+        result = service.chat({**spec, "messages": messages}, ctx, provider=provider)
+        text = result["text"]
+        code = extract_code(text)
+        if checker is None:
+            errors, valid = [f"no syntax checker for {language}"], None
+            break
+        problem = checker(code) if code.strip() else "the answer contained no code"
+        if problem is None:
+            errors, valid = [], True
+            break
+        errors, valid = [problem], False
+        messages = messages + [
+            {"role": "assistant", "content": text},
+            {"role": "user", "content": f"That code is not valid {language}: {problem}\n"
+                                        "Fix it. Reply with only the corrected code in a single "
+                                        "fenced code block."},
+        ]
+    return {"code": code, "language": language, "valid": valid, "errors": errors,
+            "attempts": attempts, "text": text}
+
+
+def extract_code(text: str) -> str:
+    """The first fenced block (an unterminated one runs to the end); else the whole text."""
+    match = FENCE.search(text)
+    if match:
+        return match.group(2).strip("\n")
+    return text.strip()
+
+
+def check_bash(code: str) -> str | None:
+    try:
+        proc = subprocess.run(["bash", "-n"], input=code, capture_output=True, text=True,
+                              timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bash -n could not run: {exc}"
+    if proc.returncode == 0:
+        return None
+    return proc.stderr.strip().replace("bash: ", "", 1) or f"bash -n exited {proc.returncode}"
+
+
+def check_python(code: str) -> str | None:
+    import ast
+
+    try:
+        ast.parse(code)
+    except SyntaxError as exc:
+        return f"line {exc.lineno}: {exc.msg}"
+    return None
+
+
+def check_lua(code: str) -> str | None:
+    from lupa import lua54
+
+    runtime = lua54.LuaRuntime(register_eval=False, register_builtins=False)
+    fn, err = runtime.eval("function(src) return load(src, '=code', 't') end")(code)
+    return None if fn is not None else str(err)
+
+
+def check_json(code: str) -> str | None:
+    import json
+
+    try:
+        json.loads(code)
+    except json.JSONDecodeError as exc:
+        return f"line {exc.lineno} column {exc.colno}: {exc.msg}"
+    return None
+
+
+def check_yaml(code: str) -> str | None:
+    import yaml
+
+    try:
+        yaml.safe_load(code)
+    except yaml.YAMLError as exc:
+        return str(exc).replace("\n", " ")
+    return None
+
+
+def check_dockerfile(code: str) -> str | None:
+    logical: list[tuple[int, str]] = []
+    buffer, start = "", 0
+    for number, raw in enumerate(code.splitlines(), 1):
+        line = raw.strip()
+        if not buffer and (not line or line.startswith("#")):
+            continue
+        if not buffer:
+            start = number
+        if line.endswith("\\"):
+            buffer += line[:-1] + " "
+            continue
+        logical.append((start, buffer + line))
+        buffer = ""
+    if buffer:
+        logical.append((start, buffer))
+    if not logical:
+        return "no instructions"
+    seen_from = False
+    for number, line in logical:
+        word = line.split(None, 1)[0].upper()
+        if word not in DOCKER_INSTRUCTIONS:
+            return f"line {number}: unknown instruction {line.split(None, 1)[0]!r}"
+        if word == "FROM":
+            seen_from = True
+        elif word != "ARG" and not seen_from:
+            return f"line {number}: {word} before the first FROM"
+    return None
+
+
+CHECKERS: dict[str, Callable[[str], str | None]] = {
+    "bash": check_bash, "python": check_python, "lua": check_lua, "json": check_json,
+    "yaml": check_yaml, "dockerfile": check_dockerfile,
+}

@@ -1,0 +1,88 @@
+"""Requests and responses as the AI service passes them between client and providers."""
+
+from __future__ import annotations
+
+import math
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+GENERATION_OPTIONS = ("max_tokens", "temperature", "top_p", "frequency_penalty",
+                      "presence_penalty", "stop", "seed")
+
+
+class AIRequest:
+    """One call. `messages` is always set; `prompt` too for plain completions."""
+
+    __slots__ = ("messages", "prompt", "model", "options", "stream", "logprobs", "api")
+
+    def __init__(self, messages: list[dict[str, str]], model: str | None = None,
+                 options: dict[str, Any] | None = None, prompt: str | None = None,
+                 stream: bool = False, logprobs: bool = False, api: str = "chat") -> None:
+        self.messages = messages
+        self.prompt = prompt
+        self.model = model
+        self.options = options or {}
+        self.stream = stream
+        self.logprobs = logprobs
+        self.api = api  # "chat" (chat completions endpoint) or "completions" (legacy text)
+
+    def text(self) -> str:
+        """Everything that would be sent, for token estimates and cache keys."""
+        if self.api == "completions" and self.prompt is not None:
+            return self.prompt
+        return "\n".join(f"{m.get('role', '')}: {m.get('content', '')}" for m in self.messages)
+
+
+class AIResponse:
+    __slots__ = ("text", "model", "provider", "finish_reason", "prompt_tokens",
+                 "completion_tokens", "logprobs", "latency_ms", "cost", "cached", "usage_estimated")
+
+    def __init__(self, text: str, model: str, provider: str, finish_reason: str | None = None,
+                 prompt_tokens: int | None = None, completion_tokens: int | None = None,
+                 logprobs: list[float] | None = None) -> None:
+        self.text = text
+        self.model = model
+        self.provider = provider
+        self.finish_reason = finish_reason
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+        self.logprobs = logprobs
+        self.latency_ms = 0.0
+        self.cost = 0.0
+        self.cached = False
+        self.usage_estimated = False
+
+    @property
+    def confidence(self) -> float | None:
+        """exp(mean token log-prob) when the provider gave log-probs; never invented."""
+        if not self.logprobs:
+            return None
+        return math.exp(sum(self.logprobs) / len(self.logprobs))
+
+    def as_dict(self, chat: bool = False) -> dict[str, Any]:
+        prompt = self.prompt_tokens or 0
+        completion = self.completion_tokens or 0
+        out: dict[str, Any] = {
+            "text": self.text, "confidence": self.confidence,
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion},
+            "model": self.model, "provider": self.provider, "finish_reason": self.finish_reason,
+            "latency_ms": round(self.latency_ms, 3), "cost": self.cost, "cached": self.cached,
+        }
+        if chat:
+            out["message"] = {"role": "assistant", "content": self.text}
+        return out
+
+    def to_cache(self) -> dict[str, Any]:
+        return {"text": self.text, "model": self.model, "provider": self.provider,
+                "finish_reason": self.finish_reason, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "logprobs": self.logprobs}
+
+    @classmethod
+    def from_cache(cls, data: dict[str, Any]) -> AIResponse:
+        r = cls(data["text"], data["model"], data["provider"], data.get("finish_reason"),
+                data.get("prompt_tokens"), data.get("completion_tokens"), data.get("logprobs"))
+        r.cached = True
+        return r

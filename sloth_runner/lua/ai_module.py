@@ -1,0 +1,114 @@
+"""`require("ai")`: the Lua face of sloth_runner.ai.AIService.
+
+The Lua table is built when the runtime starts (a few Lua functions, no AI imports): building it
+inside `require` would mean Python creating Lua objects while a task coroutine runs, which lupa
+gets wrong. The AIService, and everything heavy behind it, is created on the first call.
+
+complete/chat/generate_code are blocking ops: inside a task they yield to the scheduler, so
+several tasks can wait on the model at once. `ai.openai.*` is the same as `ai.*` (it uses the
+resolved provider, which is the bundled local model when nothing is configured); `ai["local"].*`
+forces the local provider (`ai.local` is a Lua syntax error: `local` is a keyword).
+"""
+
+from __future__ import annotations
+
+from sloth_runner.engine.model import Blocking
+from sloth_runner.lua.convert import lua_type, to_python
+from sloth_runner.lua.runtime import BlockingOp, LuaRuntime
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from sloth_runner.ai.client import AIService, CallContext
+    from sloth_runner.engine.events import Listener
+    from sloth_runner.engine.model import TaskContext
+
+
+def build_ai_module(rt: LuaRuntime, get_service: Callable[[], AIService],
+                    listener: Listener) -> Any:
+    def call_context(ctx: TaskContext | None) -> CallContext:
+        from sloth_runner.ai.client import CallContext
+
+        service = get_service()
+        if ctx is None:
+            return CallContext(service.run_id)
+        return CallContext(service.run_id, ctx.workflow, ctx.task, ctx.deadline)
+
+    def op(kind: str, provider: str | None) -> BlockingOp:
+        def prepare(ctx: TaskContext | None, spec: Any = None) -> Any:
+            on_token = None
+            if lua_type(spec) == "table":
+                on_token = spec["on_token"]
+                if on_token is not None and lua_type(on_token) != "function":
+                    raise TypeError("on_token must be a function")
+            value = to_python(spec)
+            if isinstance(value, dict):
+                value.pop("on_token", None)
+            if kind != "complete" and not isinstance(value, dict):
+                raise TypeError(f"ai.{kind} expects a table of options")
+            call = call_context(ctx)
+            streaming = on_token is not None or (isinstance(value, dict) and value.get("stream"))
+            workflow, task = (ctx.workflow, ctx.task) if ctx else (None, None)
+
+            def run(emit: Callable[[str], None] | None = None) -> Any:
+                service = get_service()
+                if kind == "complete":
+                    return service.complete(value, call, emit, provider)
+                if kind == "chat":
+                    return service.chat(value, call, emit, provider)
+                return service.generate_code(value, call, provider)
+
+            if not streaming or kind == "generate_code":
+                return lambda: run(None)
+
+            def progress(token: str | None) -> None:  # on the Lua thread, while the call runs
+                listener.stream(workflow, task, token)
+                if token is not None and on_token is not None:
+                    rt.call_plain(on_token, token)
+
+            def run_streaming(emit: Callable[[str | None], None]) -> Any:
+                try:
+                    return run(emit)
+                finally:
+                    emit(None)  # end of stream: the reporter ends the line
+
+            return Blocking(run_streaming, progress)
+
+        def finish(ctx: TaskContext | None, result: dict[str, Any]) -> Any:
+            return rt.table(result)
+
+        return BlockingOp(prepare, finish)
+
+    def configure(options: Any) -> bool:
+        value = to_python(options)
+        if not isinstance(value, dict):
+            raise TypeError("ai.configure expects a table of settings")
+        get_service().configure(value)
+        return True
+
+    def sanitize_data(text: Any, options: Any = None) -> tuple:
+        if not isinstance(text, str):
+            raise TypeError(f"ai.sanitize_data expects a string, got {lua_type(text) or type(text).__name__}")
+        from sloth_runner.ai.sanitize import compile_patterns, scrub
+
+        opts = to_python(options) if options is not None else {}
+        patterns = compile_patterns(opts.get("remove_patterns") or [])
+        return (scrub(text, patterns=patterns), rt.table([]))
+
+    def usage_stats() -> Any:
+        return rt.table(get_service().usage().stats())
+
+    def calls(provider: str | None, names: tuple[str, ...]) -> dict[str, Any]:
+        suffix = provider or "default"
+        return {name: rt.blocking(f"ai.{name}.{suffix}", op(name, provider)) for name in names}
+
+    everything = ("complete", "chat", "generate_code")
+    members: dict[str, Any] = calls(None, everything)
+    members["openai"] = rt.lua.table_from(members)
+    members["local"] = rt.lua.table_from(calls("local", everything))
+    members["configure"] = rt.wrap(configure)
+    members["sanitize_data"] = rt.wrap(sanitize_data)
+    members["get_usage_stats"] = rt.wrap(usage_stats)
+    return rt.install("ai", members, as_global=False)

@@ -1,0 +1,86 @@
+"""AI call log, response cache, and the usage queries behind `ai.get_usage_stats` and the CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from sloth_runner.store.db import Store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def today() -> str:
+    return time.strftime("%Y-%m-%d", time.localtime())
+
+
+class AIUsageStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def record(self, call: dict[str, Any]) -> None:
+        """One attempt of one call (failed attempts too: they may have cost tokens)."""
+        now = call.get("at", time.time())
+        with self.store.transaction() as c:
+            c.execute(
+                "INSERT INTO ai_calls (at, day, run_id, workflow, task, provider, model, operation,"
+                " attempt, status, prompt_tokens, completion_tokens, latency_ms, cost_usd, cached,"
+                " http_status, error, prompt, response)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (now, time.strftime("%Y-%m-%d", time.localtime(now)), call.get("run_id"),
+                 call.get("workflow"), call.get("task"), call["provider"], call.get("model"),
+                 call["operation"], call.get("attempt", 1), call["status"],
+                 call.get("prompt_tokens", 0), call.get("completion_tokens", 0),
+                 call.get("latency_ms"), call.get("cost_usd", 0.0), int(call.get("cached", False)),
+                 call.get("http_status"), call.get("error"), call.get("prompt"),
+                 call.get("response")))
+
+    def cached(self, key: str) -> dict[str, Any] | None:
+        rows = self.store.query("SELECT response_json FROM ai_cache WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def remember(self, key: str, response: dict[str, Any]) -> None:
+        with self.store.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO ai_cache VALUES (?, ?, ?)",
+                      (key, json.dumps(response), time.time()))
+
+    def spent(self, *, day: str | None = None, run_id: str | None = None) -> float:
+        if run_id is not None:
+            rows = self.store.query("SELECT coalesce(sum(cost_usd), 0) FROM ai_calls "
+                                    "WHERE run_id = ?", (run_id,))
+        else:
+            rows = self.store.query("SELECT coalesce(sum(cost_usd), 0) FROM ai_calls "
+                                    "WHERE day = ?", (day or today(),))
+        return float(rows[0][0])
+
+    def stats(self, since: float | None = None) -> dict[str, Any]:
+        """Totals for today (the seed's shape) plus breakdowns for the period since `since`."""
+        day = today()
+        row = self.store.query(
+            "SELECT count(*), coalesce(sum(prompt_tokens + completion_tokens), 0),"
+            " coalesce(sum(cost_usd), 0) FROM ai_calls WHERE day = ? AND status = 'ok'", (day,))[0]
+        period = "at >= ?" if since is not None else "day = ?"
+        arg: Any = since if since is not None else day
+        by_model = {r["model"] or "?": {"calls": r["calls"], "tokens": r["tokens"],
+                                        "cost": round(r["cost"], 6), "cached": r["cached"]}
+                    for r in self.store.query(
+                        "SELECT model, count(*) AS calls, sum(prompt_tokens + completion_tokens)"
+                        " AS tokens, sum(cost_usd) AS cost, sum(cached) AS cached FROM ai_calls"
+                        f" WHERE {period} AND status = 'ok' GROUP BY model", (arg,))}
+        by_workflow = {r["workflow"] or "(none)": {"calls": r["calls"], "tokens": r["tokens"],
+                                                   "cost": round(r["cost"], 6)}
+                       for r in self.store.query(
+                           "SELECT workflow, count(*) AS calls, sum(prompt_tokens +"
+                           " completion_tokens) AS tokens, sum(cost_usd) AS cost FROM ai_calls"
+                           f" WHERE {period} AND status = 'ok' GROUP BY workflow", (arg,))}
+        failed = self.store.query(f"SELECT count(*) FROM ai_calls WHERE {period} AND "
+                                  "status != 'ok'", (arg,))[0][0]
+        return {"tokens_today": row[1], "calls_today": row[0],
+                "estimated_cost": round(row[2], 6), "failed_attempts": failed,
+                "by_model": by_model, "by_workflow": by_workflow}
+
+    def logs(self, limit: int = 20) -> list[dict[str, Any]]:
+        rows = self.store.query("SELECT * FROM ai_calls ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(r) for r in rows]
