@@ -200,7 +200,8 @@ def load_config_file(path: str, key: str | None) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError("ai.config_file", f"{path}: must be a mapping of settings")
+        hint = " (is it encrypted? pass encryption_key)" if not key and isinstance(data, str) else ""
+        raise ConfigError("ai.config_file", f"{path}: must be a mapping of settings{hint}")
     data.pop("config_file", None)
     data.pop("encryption_key", None)
     return normalise(data, path)

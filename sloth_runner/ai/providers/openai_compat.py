@@ -62,7 +62,6 @@ class OpenAIProvider(Provider):
 
     def execute(self, request: AIRequest, on_token: Callable[[str], None] | None = None
                 ) -> AIResponse:
-        import httpx
         import openai
 
         s = self.settings
@@ -95,7 +94,7 @@ class OpenAIProvider(Provider):
             cause = exc.__cause__ or exc
             raise AIConnectionError(self.name, model, f"cannot reach {self._where()}: "
                                     f"{type(cause).__name__}: {cause}") from None
-        except (httpx.HTTPError, openai.APIResponseValidationError, ValueError) as exc:
+        except (openai.APIError, ValueError, OSError) as exc:  # includes malformed bodies
             raise AIConnectionError(self.name, model, f"bad response from {self._where()}: "
                                     f"{type(exc).__name__}: {exc}") from None
 

@@ -1,0 +1,46 @@
+import pytest
+
+from sloth_runner.ai.client import AIService
+from sloth_runner.store import Store
+from sloth_runner.store.ai_usage import AIUsageStore
+from tests.ai.fault_server import FaultServer
+
+API_KEY = "sk-test-SECRET-0123456789abcdefghij"
+
+
+@pytest.fixture(scope="session")
+def fault_server():
+    server = FaultServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(fault_server):
+    fault_server.play()
+    fault_server.reply = "reply text"
+    return fault_server
+
+
+class Sleeps(list):
+    def __call__(self, seconds):
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps():
+    return Sleeps()
+
+
+@pytest.fixture
+def service(server, sleeps):
+    """An AIService pointed at the fault server, recording usage in the test's own store."""
+    store = Store()
+    notices: list[str] = []
+    svc = AIService(usage=lambda: AIUsageStore(store), environ={}, sleep=sleeps,
+                    notice=notices.append)
+    svc.configure({"provider": "openai", "api_key": API_KEY, "base_url": server.base_url,
+                   "model": "gpt-4o-mini", "timeout": 2, "retry_attempts": 3})
+    svc.notices = notices
+    svc.store = store
+    return svc
