@@ -113,8 +113,9 @@ def check_lua(code: str) -> str | None:
     from lupa import lua54
 
     runtime = lua54.LuaRuntime(register_eval=False, register_builtins=False)
-    fn, err = runtime.eval("function(src) return load(src, '=code', 't') end")(code)
-    return None if fn is not None else str(err)
+    loaded = runtime.eval("function(src) local f, e = load(src, '=code', 't'); "
+                          "if f then return nil end; return e end")(code)
+    return None if loaded is None else str(loaded)
 
 
 def check_json(code: str) -> str | None:
