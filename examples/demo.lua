@@ -2,7 +2,8 @@
 -- Run it with:  sloth-runner run -f examples/demo.lua
 --
 -- lint and unit_tests run in parallel; package waits for both; a flaky smoke test is retried;
--- the release notes count how many times this demo has run (persistent state).
+-- the release notes are written by the AI module, offline, on the bundled local model (or on
+-- whatever OPENAI_API_KEY / OPENAI_BASE_URL point at), streamed to the terminal as they come.
 
 workflow.define("release", {
     description = "lint, test, package and smoke-test a toy service",
@@ -49,11 +50,22 @@ workflow.define("release", {
 
         task("release_notes")
             :depends_on({"smoke_test", "package"})
+            :timeout("2m")
             :command(function(params, deps)
+                local ai = require("ai")
                 local runs = state.increment("demo.runs")
-                local notes = string.format("toy-service %s, demo run #%d",
-                                            deps.package.manifest.version, runs)
-                return true, notes, {notes = notes}
+                local version = deps.package.manifest.version
+                local answer = ai.complete({
+                    prompt = "Write one short sentence announcing version " .. version ..
+                             " of toy-service, a small web service. All " ..
+                             deps.package.manifest.tests_passed .. " tests passed.",
+                    max_tokens = 48,
+                    temperature = 0,
+                    stream = true,
+                })
+                return true, string.format("demo run #%d, %d tokens in %.0f ms",
+                                           runs, answer.usage.total_tokens, answer.latency_ms),
+                       {notes = answer.text, model = answer.model}
             end)
             :build(),
     },

@@ -17,7 +17,7 @@ import time
 from sloth_runner.ai import pricing, sanitize, tokens
 from sloth_runner.ai.providers import bundled
 from sloth_runner.ai.ratelimit import RateLimiter, RateLimitTooSmall
-from sloth_runner.ai.settings import AISettings, normalise, resolve
+from sloth_runner.ai.settings import AISettings, load_config_file, normalise, resolve
 from sloth_runner.ai.types import GENERATION_OPTIONS, AIRequest, AIResponse
 from sloth_runner.errors import AIBudgetExceeded, AIError, ConfigError
 
@@ -65,7 +65,10 @@ class AIService:
 
     # -- configuration ------------------------------------------------------------------------
     def configure(self, values: dict[str, Any]) -> None:
-        normalise(values, "ai.configure")  # fail now, naming the field
+        checked = normalise(values, "ai.configure")  # fail now, naming the field
+        if checked.get("config_file"):  # a wrong key or a bad file fails here, not later
+            key = checked.get("encryption_key", self.configured.get("encryption_key"))
+            load_config_file(checked["config_file"], key)
         with self._lock:
             self.configured.update(values)
             self._settings.clear()
@@ -95,7 +98,7 @@ class AIService:
                 if settings.provider == "local":
                     from sloth_runner.ai.providers.local import LocalProvider
 
-                    found = LocalProvider(settings)
+                    found = LocalProvider(settings, self.notice)
                 else:
                     from sloth_runner.ai.providers.openai_compat import OpenAIProvider
 

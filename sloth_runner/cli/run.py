@@ -86,8 +86,12 @@ def _run(args: argparse.Namespace, params: dict[str, Any]) -> int:
     workflows = [loaded.workflow(name) for name in args.workflows] or loaded.workflows
     if args.task:
         workflows = _select_tasks(workflows, args.task)
-    if not workflows:
-        raise LoadError(f"{args.file}: defines no tasks")
+    if not workflows:  # a script: its top-level code has run, and that is all it asked for
+        if args.output == "json":
+            print_json({"run_id": None, "status": "success", "workflows": []})
+        else:
+            print(f"{args.file} defines no tasks; its top-level code ran")
+        return 0
     if args.dry_run:
         return _dry_run(args, workflows, dag)
 

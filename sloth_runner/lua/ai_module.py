@@ -111,4 +111,4 @@ def build_ai_module(rt: LuaRuntime, get_service: Callable[[], AIService],
     members["configure"] = rt.wrap(configure)
     members["sanitize_data"] = rt.wrap(sanitize_data)
     members["get_usage_stats"] = rt.wrap(usage_stats)
-    return rt.install("ai", members, as_global=False)
+    return rt.install("ai", members)

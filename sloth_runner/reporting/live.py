@@ -34,7 +34,7 @@ class LiveReporter(Listener):
         self.done = 0
         self.total = 0
         self.live: Live | None = None
-        self._streaming = False
+        self.streams: dict[str, str] = {}
 
     def workflow_started(self, workflow: Workflow) -> None:
         self.total, self.done, self.running = len(workflow.tasks), 0, {}
@@ -87,14 +87,15 @@ class LiveReporter(Listener):
         self.console.print(Text(format_log(level, message, task), style=style))
 
     def stream(self, workflow: str | None, task: str | None, text: str | None) -> None:
+        """Tokens grow in the live panel as they come; the whole text stays once complete."""
+        key = task or ""
         if text is None:
-            self.console.print()
-            self._streaming = False
+            done = self.streams.pop(key, "")
+            line = Text(f"[{task}] " if task else "", style="dim")
+            line.append(done.strip())
+            self.console.print(line)
             return
-        if not self._streaming:
-            self.console.print(f"[dim][{task}][/] " if task else "", end="")
-            self._streaming = True
-        self.console.print(Text(text), end="")
+        self.streams[key] = self.streams.get(key, "") + text
 
     def _panel(self) -> Text:
         now = time.monotonic()
@@ -102,4 +103,7 @@ class LiveReporter(Listener):
         for name, (since, attempt) in list(self.running.items())[:10]:
             extra = f" (attempt {attempt})" if attempt > 1 else ""
             text.append(f"\n  ⠿ {name} {now - since:.1f}s{extra}", style="cyan")
+            streamed = " ".join(self.streams.get(name, "").split())
+            if streamed:
+                text.append(f"  {streamed[-70:]}", style="dim")
         return text

@@ -44,3 +44,21 @@ def service(server, sleeps):
     svc.notices = notices
     svc.store = store
     return svc
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    from tests.ai.llama_server import LlamaServer
+
+    server = LlamaServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def llama_service(llama_server):
+    store = Store()
+    svc = AIService(usage=lambda: AIUsageStore(store), environ={}, notice=lambda text: None)
+    svc.configure({"provider": "openai", "base_url": llama_server.base_url, "model": "smollm2",
+                   "timeout": 60, "retry_attempts": 0})
+    return svc

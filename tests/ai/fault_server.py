@@ -60,6 +60,7 @@ class FaultServer:
 def _make_handler(server: FaultServer):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # else headers and body stall 40 ms on delayed ACKs
         timeout = 10
 
         def log_message(self, *args):  # quiet
@@ -69,7 +70,8 @@ def _make_handler(server: FaultServer):
             length = int(self.headers.get("content-length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
             headers = {k.lower(): v for k, v in self.headers.items()}
-            server.requests.append({"path": self.path, "headers": headers, "body": body})
+            server.requests.append({"path": self.path, "headers": headers, "body": body,
+                                    "at": time.monotonic()})
             action = server.next_action()
             kind, _, arg = action.partition(":")
             if kind == "status":

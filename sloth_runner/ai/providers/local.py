@@ -28,8 +28,19 @@ _models: dict[tuple, tuple[Any, threading.Lock]] = {}
 _models_lock = threading.Lock()
 
 
-def load_model(path: str, *, logits_all: bool, device: str, threads: int, context: int
-               ) -> tuple[Any, threading.Lock]:
+def model_file(path: str) -> str:
+    """`path` itself, or the one .gguf file inside the directory `path`."""
+    if not os.path.isdir(path):
+        return path
+    found = sorted(f for f in os.listdir(path) if f.endswith(".gguf"))
+    if len(found) != 1:
+        what = "no .gguf file" if not found else f"{len(found)} .gguf files ({', '.join(found)})"
+        raise ConfigError("ai.model_path", f"{path} is a directory with {what}: name the file")
+    return os.path.join(path, found[0])
+
+
+def load_model(path: str, *, logits_all: bool, device: str, threads: int, context: int,
+               notice: Callable[[str], None] | None = None) -> tuple[Any, threading.Lock]:
     key = (path, logits_all, device, threads, context)
     with _models_lock:
         found = _models.get(key)
@@ -37,6 +48,7 @@ def load_model(path: str, *, logits_all: bool, device: str, threads: int, contex
             return found
         if not os.path.exists(path):
             raise ConfigError("ai.model_path", f"no model file at {path}")
+        path = model_file(path)
         bundled.verify(path)
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
@@ -44,6 +56,12 @@ def load_model(path: str, *, logits_all: bool, device: str, threads: int, contex
         except ImportError:
             raise ConfigError("ai.provider", "the local provider needs llama-cpp-python: "
                               "pip install 'sloth-runner[local]'") from None
+        if device == "gpu" and notice is not None:
+            import llama_cpp
+
+            if not llama_cpp.llama_supports_gpu_offload():
+                notice("device \"gpu\" was asked for, but this llama-cpp-python build has no "
+                       "GPU support: running on the CPU (reinstall it with GPU support to offload)")
         try:
             llama = Llama(model_path=path, n_ctx=context, n_threads=max(1, threads),
                           n_gpu_layers=-1 if device == "gpu" else 0, logits_all=logits_all,
@@ -60,14 +78,15 @@ class LocalProvider(Provider):
     can_stream = True
     can_logprobs = True
 
-    def __init__(self, settings: AISettings) -> None:
+    def __init__(self, settings: AISettings, notice: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.path = settings.model_path or ""
+        self.notice = notice
 
     def default_model(self) -> str:
         if self.settings.model:
             return self.settings.model
-        base = os.path.basename(self.path)
+        base = os.path.basename(self.path.rstrip("/"))
         if base == bundled.MODEL_FILE:
             return bundled.MODEL_NAME
         return base[:-5] if base.endswith(".gguf") else base
@@ -76,7 +95,7 @@ class LocalProvider(Provider):
                 ) -> AIResponse:
         s = self.settings
         llama, lock = load_model(self.path, logits_all=request.logprobs, device=s.device,
-                                 threads=s.threads, context=s.context_size)
+                                 threads=s.threads, context=s.context_size, notice=self.notice)
         model = self.default_model()
         options = {k: v for k, v in request.options.items() if v is not None}
         options.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
@@ -88,6 +107,8 @@ class LocalProvider(Provider):
                                                   logprobs=1 if request.logprobs else None,
                                                   **options)
                 else:
+                    if request.logprobs:
+                        options.setdefault("top_logprobs", 1)  # else llama.cpp returns none
                     raw = llama.create_chat_completion(request.messages, stream=stream,
                                                        logprobs=request.logprobs or None,
                                                        **options)

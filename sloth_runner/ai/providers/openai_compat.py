@@ -78,6 +78,7 @@ class OpenAIProvider(Provider):
             else:
                 if request.logprobs:
                     options["logprobs"] = True
+                    options.setdefault("top_logprobs", 1)  # llama.cpp returns none without it
                 raw = client.chat.completions.create(model=model, messages=request.messages,
                                                      stream=stream, **options)
             if stream:
