@@ -124,22 +124,20 @@ def imports() -> None:
         samples = []
         for _ in range(15):
             t = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], check=True)
+            subprocess.run([sys.executable, "-c", code], check=True, cwd=tempfile.gettempdir())
             samples.append(time.perf_counter() - t)
         return min(samples) * 1000  # best of 15: start-up noise only ever adds
 
     base = cost("pass")
+    run = ("import sloth_runner.cli.main, sloth_runner.cli.run, sloth_runner.lua.loader, "
+           "sloth_runner.lua.ai_module")
     rows = [
-        ("`import sloth_runner.cli.main, sloth_runner.lua.loader` (what every run loads)",
-         "import sloth_runner.cli.main, sloth_runner.lua.loader"),
-        ("… plus the Lua `ai` table (built at start: no AI imports)",
-         "import sloth_runner.lua.loader, sloth_runner.lua.ai_module"),
-        ("… plus `sloth_runner.ai.client` (sanitize, limiter, pricing, settings)",
-         "import sloth_runner.lua.loader, sloth_runner.ai.client"),
-        ("… plus the OpenAI SDK (first call to an OpenAI-compatible provider)",
-         "import sloth_runner.lua.loader, sloth_runner.ai.client, openai"),
-        ("… plus llama-cpp-python (first call to the local provider)",
-         "import sloth_runner.lua.loader, sloth_runner.ai.client, llama_cpp"),
+        ("everything a workflow run imports (the Lua `ai` table included)", run),
+        ("… plus `sloth_runner.ai.client`: the first AI call", run + ", sloth_runner.ai.client"),
+        ("… plus the OpenAI SDK: first call to an OpenAI-compatible provider",
+         run + ", sloth_runner.ai.client, openai"),
+        ("… plus llama-cpp-python: first call to the local provider",
+         run + ", sloth_runner.ai.client, llama_cpp"),
     ]
     for label, code in rows:
         print(f"| {label} | {cost(code) - base:.0f} ms |")
@@ -151,7 +149,11 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=300)
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--imports-only", action="store_true")
     args = ap.parse_args()
+    if args.imports_only:
+        imports()
+        return 0
     print("| client overhead | raw openai SDK | sloth_runner AIService | difference |")
     print("|---|---|---|---|")
     overhead(args.calls)
