@@ -150,6 +150,40 @@ class AIService:
 
         return codegen.generate(self, spec, ctx, provider)
 
+    def decide(self, spec: dict[str, Any], ctx: CallContext | None = None,
+               provider: str | None = None) -> dict[str, Any]:
+        from sloth_runner.ai import decide
+
+        return decide.decide(self, spec, ctx, provider)
+
+    def analyze_patterns(self, spec: dict[str, Any]) -> list[dict[str, Any]]:
+        """Patterns in `data` (a list of attempt records) or in the recorded history."""
+        from sloth_runner.ai import patterns
+        from sloth_runner.durations import parse_duration
+
+        window = spec.get("time_window", "30d")
+        try:
+            seconds = parse_duration(window)
+        except ValueError as exc:
+            raise ConfigError("analyze_patterns.time_window", str(exc)) from None
+        kinds = spec.get("pattern_types")
+        if kinds is not None and not isinstance(kinds, list):
+            raise ConfigError("analyze_patterns.pattern_types", "must be a list of names")
+        data = spec.get("data")
+        if data is None:
+            from sloth_runner.store.queries import attempts_since
+
+            data = attempts_since(self.usage().store, time.time() - seconds)
+        elif not isinstance(data, list):
+            raise ConfigError("analyze_patterns.data", "must be a list of attempt records")
+        try:
+            return patterns.analyze(data, kinds)
+        except (KeyError, TypeError) as exc:
+            raise ConfigError("analyze_patterns.data", f"records need workflow, task, status, "
+                              f"attempt, run_id, duration_s: {exc}") from None
+        except ValueError as exc:
+            raise ConfigError("analyze_patterns.pattern_types", str(exc)) from None
+
     def _request(self, spec: dict[str, Any], messages: list[dict[str, str]],
                  prompt: str | None = None) -> AIRequest:
         known = set(GENERATION_OPTIONS) | {"model", "stream", "logprobs", "api", "on_token",

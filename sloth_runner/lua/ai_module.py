@@ -58,9 +58,11 @@ def build_ai_module(rt: LuaRuntime, get_service: Callable[[], AIService],
                     return service.complete(value, call, emit, provider)
                 if kind == "chat":
                     return service.chat(value, call, emit, provider)
+                if kind == "decide":
+                    return service.decide(value, call, provider)
                 return service.generate_code(value, call, provider)
 
-            if not streaming or kind == "generate_code":
+            if not streaming or kind in ("generate_code", "decide"):
                 return lambda: run(None)
 
             def progress(token: str | None) -> None:  # on the Lua thread, while the call runs
@@ -100,15 +102,22 @@ def build_ai_module(rt: LuaRuntime, get_service: Callable[[], AIService],
     def usage_stats() -> Any:
         return rt.table(get_service().usage().stats())
 
+    def analyze_patterns(spec: Any = None) -> Any:
+        value = to_python(spec) if spec is not None else {}
+        if not isinstance(value, dict):
+            raise TypeError("ai.analyze_patterns expects a table of options")
+        return rt.table(get_service().analyze_patterns(value))
+
     def calls(provider: str | None, names: tuple[str, ...]) -> dict[str, Any]:
         suffix = provider or "default"
         return {name: rt.blocking(f"ai.{name}.{suffix}", op(name, provider)) for name in names}
 
-    everything = ("complete", "chat", "generate_code")
+    everything = ("complete", "chat", "generate_code", "decide")
     members: dict[str, Any] = calls(None, everything)
     members["openai"] = rt.lua.table_from(members)
     members["local"] = rt.lua.table_from(calls("local", everything))
     members["configure"] = rt.wrap(configure)
     members["sanitize_data"] = rt.wrap(sanitize_data)
     members["get_usage_stats"] = rt.wrap(usage_stats)
+    members["analyze_patterns"] = rt.wrap(analyze_patterns)
     return rt.install("ai", members)

@@ -35,3 +35,11 @@ def find_run(store: Store, prefix: str) -> str | None:
     rows = store.query("SELECT id FROM runs WHERE id LIKE ? ORDER BY started_at DESC LIMIT 2",
                        (prefix + "%",))
     return rows[0][0] if len(rows) == 1 else None
+
+
+def attempts_since(store: Store, since: float) -> list[dict[str, Any]]:
+    """Raw attempts (not skipped) for analytics, oldest first."""
+    rows = store.query("SELECT run_id, workflow, task, attempt, final, status, started_at,"
+                       " duration_s, exit_code, error, cpu_s, max_rss_kb FROM attempts"
+                       " WHERE started_at >= ? AND attempt > 0 ORDER BY started_at", (since,))
+    return [dict(r) for r in rows]

@@ -141,3 +141,24 @@ def test_local_model_integration(tmp_path, bundled_model):
 
 def test_custom_fine_tuned_models(tmp_path):
     run_snippet("custom_fine_tuned_models", tmp_path)
+
+
+def test_smart_decisions(tmp_path):
+    proc = run_snippet("smart_decisions", tmp_path)
+    printed = [line for line in proc.stdout.splitlines() if not line.startswith(("WARN", "/"))]
+    assert printed[0] in ("scale_up", "optimize_queries", "add_replica")  # decision.choice
+    float(printed[1])                                                       # decision.confidence
+    assert printed[2]                                                       # decision.reasoning
+    (call,) = ai_calls(tmp_path)
+    assert "Database CPU usage is 85%" in call["prompt"] and "not_allowed" in call["prompt"]
+
+
+def test_pattern_recognition(tmp_path):
+    flaky = tmp_path / "flaky.lua"
+    flaky.write_text('task("flaky"):command("exit $((RANDOM % 2))"):build()\n'
+                     'task("steady"):command("true"):build()\n')
+    for _ in range(6):
+        cli("run", "-f", str(flaky), cwd=tmp_path)
+    proc = run_snippet("pattern_recognition", tmp_path)
+    assert "Detected pattern: default/steady peaks at" in proc.stdout
+    assert "Recommendation: " in proc.stdout and "Confidence: 0." in proc.stdout
