@@ -32,18 +32,23 @@ def sleeps():
     return Sleeps()
 
 
-@pytest.fixture
-def service(server, sleeps):
-    """An AIService pointed at the fault server, recording usage in the test's own store."""
+def make_service(settings: dict, sleep=None) -> AIService:
+    """An AIService with the given settings, recording usage in the test's own store."""
     store = Store()
     notices: list[str] = []
-    svc = AIService(usage=lambda: AIUsageStore(store), environ={}, sleep=sleeps,
-                    notice=notices.append)
-    svc.configure({"provider": "openai", "api_key": API_KEY, "base_url": server.base_url,
-                   "model": "gpt-4o-mini", "timeout": 2, "retry_attempts": 3})
+    svc = AIService(usage=lambda: AIUsageStore(store), environ={}, notice=notices.append,
+                    **({"sleep": sleep} if sleep is not None else {}))
+    svc.configure(settings)
     svc.notices = notices
     svc.store = store
     return svc
+
+
+@pytest.fixture
+def service(server, sleeps):
+    """Pointed at the fault server; retries sleep into `sleeps` instead of waiting."""
+    return make_service({"provider": "openai", "api_key": API_KEY, "base_url": server.base_url,
+                         "model": "gpt-4o-mini", "timeout": 2, "retry_attempts": 3}, sleeps)
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +62,5 @@ def llama_server():
 
 @pytest.fixture
 def llama_service(llama_server):
-    store = Store()
-    svc = AIService(usage=lambda: AIUsageStore(store), environ={}, notice=lambda text: None)
-    svc.configure({"provider": "openai", "base_url": llama_server.base_url, "model": "smollm2",
-                   "timeout": 60, "retry_attempts": 0})
-    return svc
+    return make_service({"provider": "openai", "base_url": llama_server.base_url,
+                         "model": "smollm2", "timeout": 60, "retry_attempts": 0})
