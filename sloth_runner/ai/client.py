@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from sloth_runner.ai import pricing, sanitize, tokens
+from sloth_runner.ai import pricing, tokens
 from sloth_runner.ai.providers import bundled
 from sloth_runner.ai.ratelimit import RateLimiter, RateLimitTooSmall
 from sloth_runner.ai.settings import AISettings, load_config_file, normalise, resolve
@@ -49,7 +49,8 @@ class AIService:
     def __init__(self, usage: Callable[[], AIUsageStore] | None = None,
                  environ: dict[str, str] | None = None, http_client: Any = None,
                  notice: Callable[[str], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 scrubber: Any = None) -> None:
         self._usage_factory = usage
         self._usage: AIUsageStore | None = None
         self.environ = environ
@@ -57,6 +58,7 @@ class AIService:
         self.notice = notice or (lambda text: print(f"sloth-runner: {text}", file=sys.stderr))
         self.sleep = sleep
         self.configured: dict[str, Any] = {}
+        self._scrubber = scrubber  # shared with log output, so placeholders agree in a run
         self.run_id: str | None = None
         self._settings: dict[str | None, AISettings] = {}
         self._providers: dict[str, Provider] = {}
@@ -105,6 +107,17 @@ class AIService:
                     found = OpenAIProvider(settings, self.http_client)
                 self._providers[key] = found
             return found
+
+    @property
+    def scrubber(self) -> Any:
+        if self._scrubber is None:
+            from sloth_runner.scrub import Scrubber
+
+            self._scrubber = Scrubber()
+        return self._scrubber
+
+    def scrub(self, text: str) -> str:
+        return str(self.scrubber.scrub(text)[0])
 
     def usage(self) -> AIUsageStore:
         if self._usage is None:
@@ -214,12 +227,12 @@ class AIService:
         scrub_it = request.options.pop("sanitize", None)
         if scrub_it is None:
             scrub_it = s.sanitize
-        secrets = [s.api_key] if s.api_key else []
+        self.scrubber.add_known(s.api_key)
         if scrub_it:
-            request.messages = [{**m, "content": sanitize.scrub(m["content"], secrets)}
+            request.messages = [{**m, "content": self.scrub(m["content"])}
                                 for m in request.messages]
             if request.prompt is not None:
-                request.prompt = sanitize.scrub(request.prompt, secrets)
+                request.prompt = self.scrub(request.prompt)
         if on_token is not None:
             request.stream = True
         if s.logprobs:
@@ -231,7 +244,7 @@ class AIService:
             hit = self.usage().cached(cache_key)
             if hit is not None:
                 response = AIResponse.from_cache(hit)
-                self._record(ctx, s, operation, model, request, response, 1, "ok", secrets)
+                self._record(ctx, s, operation, model, request, response, 1, "ok")
                 return response
 
         price = pricing.price_for(provider.name, model, s.prices)
@@ -257,8 +270,8 @@ class AIService:
             except AIError as exc:
                 if limiter is not None and grant is not None:
                     limiter.settle(grant, 0)
-                exc.args = (sanitize.scrub(str(exc), secrets),)
-                self._record(ctx, s, operation, model, request, None, attempt, "error", secrets,
+                exc.args = (self.scrub(str(exc)),)
+                self._record(ctx, s, operation, model, request, None, attempt, "error",
                              error=str(exc), http_status=exc.status,
                              latency=(time.perf_counter() - started) * 1000)
                 partial = getattr(exc, "partial", False)
@@ -278,7 +291,7 @@ class AIService:
                                          response.completion_tokens)
             if limiter is not None and grant is not None:
                 limiter.settle(grant, response.prompt_tokens + response.completion_tokens)
-            self._record(ctx, s, operation, model, request, response, attempt, "ok", secrets)
+            self._record(ctx, s, operation, model, request, response, attempt, "ok")
             if cache_key is not None:
                 self.usage().remember(cache_key, response.to_cache())
             return response
@@ -319,12 +332,12 @@ class AIService:
 
     def _record(self, ctx: CallContext, s: AISettings, operation: str, model: str,
                 request: AIRequest, response: AIResponse | None, attempt: int, status: str,
-                secrets: list[str], error: str | None = None, http_status: int | None = None,
+                error: str | None = None, http_status: int | None = None,
                 latency: float | None = None) -> None:
         prompt = text = None
         if s.log_prompts:
-            prompt = sanitize.scrub(request.text(), secrets)
-            text = sanitize.scrub(response.text, secrets) if response is not None else None
+            prompt = self.scrub(request.text())
+            text = self.scrub(response.text) if response is not None else None
         self.usage().record({
             "run_id": ctx.run_id, "workflow": ctx.workflow, "task": ctx.task,
             "provider": s.provider, "model": response.model if response else model,

@@ -74,7 +74,8 @@ def _run(args: argparse.Namespace, params: dict[str, Any]) -> int:
         from sloth_runner.store.ai_usage import AIUsageStore
 
         service = AIService(usage=lambda: AIUsageStore(state().store),
-                            notice=lambda text: reporter.log("warn", text, None, None))
+                            notice=lambda text: reporter.log("warn", text, None, None),
+                            scrubber=services.scrubber)
         service.run_id = run_id
         ai_services.append(service)
         return service

@@ -91,13 +91,29 @@ def build_ai_module(rt: LuaRuntime, get_service: Callable[[], AIService],
         return True
 
     def sanitize_data(text: Any, options: Any = None) -> tuple:
+        """(scrubbed text, findings {type, start, finish}): positions 1-based and inclusive,
+        like string.sub; the secrets themselves are never returned."""
         if not isinstance(text, str):
-            raise TypeError(f"ai.sanitize_data expects a string, got {lua_type(text) or type(text).__name__}")
-        from sloth_runner.ai.sanitize import compile_patterns, scrub
-
+            got = lua_type(text) or type(text).__name__
+            raise TypeError(f"ai.sanitize_data expects a string, got {got}")
         opts = to_python(options) if options is not None else {}
-        patterns = compile_patterns(opts.get("remove_patterns") or [])
-        return (scrub(text, patterns=patterns), rt.table([]))
+        if not isinstance(opts, dict):
+            raise TypeError("ai.sanitize_data options must be a table")
+        unknown = set(opts) - {"remove_patterns", "detectors", "allow", "replacement"}
+        if unknown:
+            raise ValueError(f"ai.sanitize_data: unknown option '{sorted(unknown)[0]}' (options: "
+                             "remove_patterns, detectors, allow, replacement)")
+        scrubber = get_service().scrubber.derive(
+            opts.get("detectors", "all"), opts.get("allow") or [], opts.get("replacement"),
+            opts.get("remove_patterns") or [])
+        clean, findings = scrubber.scrub(text)
+        return (clean, rt.table([{"type": f.type, "start": f.start + 1, "finish": f.end}
+                                 for f in findings]))
+
+    def restore(text: Any) -> str:
+        if not isinstance(text, str):
+            raise TypeError("ai.restore expects a string")
+        return str(get_service().scrubber.restore(text))
 
     def usage_stats() -> Any:
         return rt.table(get_service().usage().stats())
@@ -118,6 +134,7 @@ def build_ai_module(rt: LuaRuntime, get_service: Callable[[], AIService],
     members["local"] = rt.lua.table_from(calls("local", everything))
     members["configure"] = rt.wrap(configure)
     members["sanitize_data"] = rt.wrap(sanitize_data)
+    members["restore"] = rt.wrap(restore)
     members["get_usage_stats"] = rt.wrap(usage_stats)
     members["analyze_patterns"] = rt.wrap(analyze_patterns)
     return rt.install("ai", members)

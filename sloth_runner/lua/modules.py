@@ -27,16 +27,28 @@ class Services:
     """What the Lua modules of one run talk to."""
 
     def __init__(self, listener: Listener, state: Callable[[], StateStore], spool: str,
-                 ai: Callable[[], Any] | None = None) -> None:
+                 ai: Callable[[], Any] | None = None, scrub_logs: bool = True) -> None:
         self.listener = listener
         self.state = state  # opened on first use: most workflows never touch state
         self.spool = spool
         self.ai = ai  # an AIService factory; the AI stack loads only if a workflow requires "ai"
+        self.scrub_logs = scrub_logs
+        self._scrubber: Any = None
+
+    @property
+    def scrubber(self) -> Any:
+        """One per run: log output and AI prompts share placeholders. Built on first use (its
+        ~30 compiled patterns are not worth paying for in a run that never logs)."""
+        if self._scrubber is None:
+            from sloth_runner.scrub import Scrubber
+
+            self._scrubber = Scrubber()
+        return self._scrubber
 
 
 def install_core_modules(rt: LuaRuntime, services: Services) -> None:
     _install_exec(rt, services)
-    _install_log(rt, services.listener)
+    _install_log(rt, services)
     _install_state(rt, services.state)
     _install_ai(rt, services)
     rt.install("json", {
@@ -70,7 +82,8 @@ def _install_ai(rt: LuaRuntime, services: Services) -> None:
                 from sloth_runner.ai.client import AIService
 
                 made.append(AIService(
-                    notice=lambda text: services.listener.log("warn", text, None, None)))
+                    notice=lambda text: services.listener.log("warn", text, None, None),
+                    scrubber=services.scrubber))
         return made[0]
 
     build_ai_module(rt, service, services.listener)
@@ -105,11 +118,15 @@ def _install_exec(rt: LuaRuntime, services: Services) -> None:
     rt.install("exec", {"run": rt.blocking("exec.run", BlockingOp(prepare, finish))})
 
 
-def _install_log(rt: LuaRuntime, listener: Listener) -> None:
+def _install_log(rt: LuaRuntime, services: Services) -> None:
+    listener = services.listener
+
     def emitter(level: str) -> Callable[..., None]:
         def emit(*parts: Any) -> None:
             ctx = rt.current
             message = " ".join(_text(p) for p in parts)
+            if services.scrub_logs:  # as CI systems mask secrets in their logs
+                message = services.scrubber.scrub(message)[0]
             listener.log(level, message, ctx.workflow if ctx else None, ctx.task if ctx else None)
 
         return emit

@@ -42,6 +42,10 @@ class Store:
             if name in done:
                 continue
             with self.transaction():
+                # Re-check under the write lock: another process opening the same new
+                # database may have applied it between our read and now.
+                if c.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+                    continue
                 for statement in sql.split(";"):
                     if statement.strip():
                         c.execute(statement)

@@ -129,7 +129,7 @@ def test_prompts_are_scrubbed_before_they_leave(service, server):
     service.complete("deploy with password=hunter2hunter2 and key AKIAABCDEFGHIJKLMNOP")
     sent = server.requests[0]["body"]["messages"][0]["content"]
     assert "hunter2hunter2" not in sent and "AKIAABCDEFGHIJKLMNOP" not in sent
-    assert "[REDACTED:aws_access_key]" in sent
+    assert "[REDACTED:aws_access_key:1]" in sent
     stored = rows(service)[0]["prompt"]
     assert "hunter2hunter2" not in stored
     service.complete({"prompt": "password=hunter2hunter2", "sanitize": False})

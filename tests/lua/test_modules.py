@@ -95,3 +95,33 @@ def test_fs(run_lua, tmp_path):
     out = res["t"].outputs
     assert out["text"] == "one+two" and out["listing"] == ["a.txt"] and out["exists"] is False
     assert "is a directory" in out["err"]
+
+
+def test_log_output_is_scrubbed(run_lua):
+    _, rec = run_lua('''
+        task("t"):command(function()
+            log.info("connecting with password=hunter2hunter2 as ops@example.com")
+            print("key AKIAIOSFODNN7EXAMPLE")
+            return true
+        end):build()
+    ''')
+    messages = [m for _, m, task in rec.logs if task == "t"]
+    assert messages == ["connecting with password=[REDACTED:secret_assignment:1] as "
+                        "[REDACTED:email:1]", "key [REDACTED:aws_access_key:1]"]
+
+
+def test_sanitize_data_from_lua(run_lua):
+    res, _ = run_lua(r'''
+        task("t"):command(function()
+            local text = "token=abc123secret and mail ops@example.com"
+            local clean, findings = ai.sanitize_data(text, {detectors = {"email"},
+                                                            remove_patterns = {"token=\\S+"}})
+            local f = findings[2]
+            return true, clean, {n = #findings, type = f.type, hidden = text:sub(f.start, f.finish),
+                                 back = ai.restore(clean)}
+        end):build()
+    ''')
+    t = res["t"]
+    assert t.message == "[REDACTED:custom:1] and mail [REDACTED:email:1]"
+    assert t.outputs == {"n": 2, "type": "email", "hidden": "ops@example.com",
+                         "back": "token=abc123secret and mail ops@example.com"}

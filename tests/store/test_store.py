@@ -108,3 +108,11 @@ def test_unreadable_database_is_a_store_error(tmp_path):
         assert isinstance(exc.__cause__, sqlite3.Error)
     else:
         raise AssertionError("expected StoreError")
+
+
+def test_concurrent_first_opens_migrate_once(tmp_path):
+    db = tmp_path / "fresh.db"
+    code = f"from sloth_runner.store import Store\nStore({str(db)!r})\n"
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(6)]
+    assert all(p.wait(60) == 0 for p in procs)
+    assert Store(db).applied_migrations() == [name for name, _ in MIGRATIONS]

@@ -1,0 +1,244 @@
+"""Find secrets and PII in text and replace them with typed, stable placeholders.
+
+`[REDACTED:aws_access_key:1]`: the type tells a model what was there, the number keeps two
+different secrets apart, and the same secret always gets the same placeholder within one
+Scrubber (one per run), so a model can still reason about "the same key in both places".
+`restore` puts the values back, for local use of a model's answer.
+
+Scrubbing is idempotent: placeholders never match a detector.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import threading
+
+from sloth_runner.scrub.detectors import DETECTORS, NAMES, Detector
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+PLACEHOLDER_RE = re.compile(r"\[REDACTED:[a-z0-9_]+:\d+\]")
+_DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
+
+
+class Finding:
+    """A secret's type and where it was: text[start:end] (0-based, end exclusive)."""
+
+    __slots__ = ("type", "start", "end")
+
+    def __init__(self, type: str, start: int, end: int) -> None:
+        self.type, self.start, self.end = type, start, end
+
+    def __repr__(self) -> str:
+        return f"Finding({self.type!r}, {self.start}, {self.end})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Finding) and (self.type, self.start, self.end) == \
+            (other.type, other.start, other.end)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def select(detectors: str | Iterable[str]) -> list[Detector]:
+    if detectors == "all":
+        return list(DETECTORS)
+    if isinstance(detectors, str):
+        detectors = [detectors]
+    wanted = list(detectors)
+    unknown = [d for d in wanted if d not in NAMES]
+    if unknown:
+        raise ValueError(f"unknown detector '{unknown[0]}' (detectors: {', '.join(NAMES)})")
+    return [d for d in DETECTORS if d.name in wanted]
+
+
+def compile_patterns(patterns: Iterable[str]) -> list[re.Pattern[str]]:
+    """User patterns are Python `re` regular expressions; a bad one is a clear ValueError."""
+    compiled = []
+    for p in patterns:
+        if not isinstance(p, str) or not p:
+            raise ValueError(f"remove_patterns entries must be non-empty strings, got {p!r}")
+        try:
+            compiled.append(re.compile(p))
+        except re.error as exc:
+            raise ValueError(f"bad pattern {p!r}: {exc} (patterns use Python's re syntax)") \
+                from None
+    return compiled
+
+
+class Scrubber:
+    def __init__(self, detectors: str | Iterable[str] = "all", allow: Iterable[str] = (),
+                 replacement: str | None = None, patterns: Iterable[str] = (),
+                 known: Iterable[str] = ()) -> None:
+        self.detectors = select(detectors)
+        self.allow = {a for a in allow if a}
+        self.replacement = replacement
+        self.patterns = compile_patterns(patterns)
+        self.known = sorted({k for k in known if k and len(k) >= 6}, key=len, reverse=True)
+        self._placeholders: dict[str, str] = {}
+        self._values: dict[str, str] = {}
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def derive(self, detectors: str | Iterable[str] = "all", allow: Iterable[str] = (),
+               replacement: str | None = None, patterns: Iterable[str] = ()) -> Scrubber:
+        """A scrubber with other options that shares this one's placeholders (same run)."""
+        other = Scrubber(detectors, allow, replacement, patterns, self.known)
+        other._placeholders, other._values = self._placeholders, self._values
+        other._counts, other._lock = self._counts, self._lock
+        return other
+
+    def add_known(self, secret: str | None) -> None:
+        if secret and len(secret) >= 6 and secret not in self.known:
+            self.known = sorted({*self.known, secret}, key=len, reverse=True)
+
+    # -- scanning --------------------------------------------------------------------------
+    def scan(self, text: str) -> list[Finding]:
+        candidates: list[tuple[int, int, int, str]] = []  # (rank, start, end, type)
+        if "[REDACTED" in text:  # placeholders already there are protected: idempotence
+            for m in PLACEHOLDER_RE.finditer(text):
+                candidates.append((-1, m.start(), m.end(), ""))
+        for secret in self.known:
+            start = text.find(secret)
+            while start != -1:
+                candidates.append((0, start, start + len(secret), "api_key"))
+                start = text.find(secret, start + len(secret))
+        for pattern in self.patterns:
+            for m in pattern.finditer(text):
+                if m.end() > m.start():
+                    candidates.append((1, m.start(), m.end(), "custom"))
+        lower: str | None = None
+        digits: str | None = None
+        cached: dict[tuple, list[tuple[int, int]]] = {}
+        for rank, det in enumerate(self.detectors, start=2):
+            if det.anchors or det.prefilter is not None:
+                if det.prefilter is not None:
+                    windows = _merge([(max(0, m.start() - det.window[0]),
+                                       min(len(text), m.end() + det.window[1]))
+                                      for m in det.prefilter.finditer(text)])
+                else:
+                    key = (det.anchor_on, det.anchors, det.window)
+                    windows = cached.get(key)  # type: ignore[assignment]
+                    if windows is None:
+                        if det.anchor_on == "digits":
+                            if digits is None:
+                                digits = text.translate(_DIGITS_TO_ZERO)
+                            haystack = digits
+                        else:
+                            if lower is None:
+                                lower = text.lower()
+                            haystack = lower
+                        windows = _windows(haystack, det.anchors, det.window, len(text))
+                        cached[key] = windows
+                if not windows:
+                    continue
+                matches = [m for ws, we in windows for m in det.pattern.finditer(text, ws, we)]
+                self._collect(det, rank, matches, text, candidates)
+                continue
+            if det.needle is not None:
+                if det.ignore_case_needle:
+                    if lower is None:
+                        lower = text.lower()
+                    if det.needle not in lower:
+                        continue
+                elif det.needle not in text:
+                    continue
+            self._collect(det, rank, det.pattern.finditer(text), text, candidates)
+        return _resolve(candidates)
+
+    def _collect(self, det: Detector, rank: int, matches: Iterable[re.Match[str]], text: str,
+                 candidates: list[tuple[int, int, int, str]]) -> None:
+        group, check, allow, name = det.group, det.check, self.allow, det.name
+        for m in matches:
+            start, end = m.span(group)
+            if start >= end:
+                continue
+            value = text[start:end]
+            if value in allow or (check is not None and not check(value)):
+                continue
+            if "[REDACTED" in value:
+                continue
+            candidates.append((rank, start, end, name))
+
+    def scrub(self, text: str) -> tuple[str, list[Finding]]:
+        if not text:
+            return text, []
+        findings = self.scan(text)
+        if not findings:
+            return text, findings
+        parts: list[str] = []
+        last = 0
+        for f in findings:
+            parts.append(text[last:f.start])
+            parts.append(self._placeholder(f.type, text[f.start:f.end]))
+            last = f.end
+        parts.append(text[last:])
+        return "".join(parts), findings
+
+    def _placeholder(self, kind: str, value: str) -> str:
+        with self._lock:
+            found = self._placeholders.get(value)
+            if found is None:
+                n = self._counts.get(kind, 0) + 1
+                self._counts[kind] = n
+                found = f"[REDACTED:{kind}:{n}]"
+                self._placeholders[value] = found
+                self._values[found] = value
+        if self.replacement is not None:
+            number = found.rsplit(":", 1)[1][:-1]
+            return self.replacement.replace("{type}", kind).replace("{n}", number)
+        return found
+
+    def restore(self, text: str) -> str:
+        """Put original values back where this run's placeholders appear."""
+        if "[REDACTED:" not in text:
+            return text
+        return PLACEHOLDER_RE.sub(lambda m: self._values.get(m.group(0), m.group(0)), text)
+
+
+def _windows(lower: str, anchors: tuple[str, ...], window: tuple[int, int], size: int
+             ) -> list[tuple[int, int]]:
+    """Merged [start, end) ranges around every occurrence of any anchor."""
+    before, after = window
+    spans = []
+    for anchor in anchors:
+        pos = lower.find(anchor)
+        while pos != -1:
+            spans.append((max(0, pos - before), min(size, pos + len(anchor) + after)))
+            pos = lower.find(anchor, pos + 1)
+    return _merge(spans)
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    if not spans:
+        return spans
+    spans.sort()
+    merged = [spans[0]]
+    for start, end in spans[1:]:
+        last_start, last_end = merged[-1]
+        if start <= last_end:
+            if end > last_end:
+                merged[-1] = (last_start, end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _resolve(candidates: list[tuple[int, int, int, str]]) -> list[Finding]:
+    """Keep non-overlapping findings, stronger detectors first, longer first among equals."""
+    if not candidates:
+        return []
+    candidates.sort(key=lambda c: (c[0], c[1] - c[2], c[1]))
+    starts: list[int] = []
+    kept: list[tuple[int, int, str]] = []
+    for _, start, end, kind in candidates:
+        i = bisect.bisect_right(starts, start)
+        if i > 0 and kept[i - 1][1] > start:
+            continue
+        if i < len(kept) and kept[i][0] < end:
+            continue
+        starts.insert(i, start)
+        kept.insert(i, (start, end, kind))
+    return [Finding(kind, start, end) for start, end, kind in kept if kind]
