@@ -28,6 +28,7 @@ PLACEHOLDER = re.compile(
     r"\{\{[^}]*\}\}|%\([^)]*\)s|null|none|nil|true|false|changeme-not-set|redacted|REDACTED|"
     r"example|\.\.\.|-+)$")
 
+ANCHORS = ("pass", "pwd", "secret", "token", "key", "credential", "auth", "session")
 SECRET_WORDS = (r"pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key"
                 r"|secret[_-]?key|private[_-]?key|client[_-]?secret|auth[_-]?token|credentials?"
                 r"|session[_-]?key|signing[_-]?key|encryption[_-]?key|master[_-]?key")
@@ -87,11 +88,12 @@ def entropy(value: str) -> float:
 
 
 def high_entropy_ok(value: str) -> bool:
+    # 3.5 bits a character needs at least 12 distinct characters: a cheap test first
+    if len(set(value)) < 12 or value.isalpha() or value.isdigit():
+        return False
     if PLACEHOLDER.match(value):
         return False
-    has_digit = any(c.isdigit() for c in value)
-    has_alpha = any(c.isalpha() for c in value)
-    return has_digit and has_alpha and entropy(value) >= 3.5
+    return any(c.isdigit() for c in value) and entropy(value) >= 3.5
 
 
 def assignment_ok(value: str) -> bool:
@@ -104,13 +106,13 @@ class Detector:
     after. A whole-text regex pass costs ~20 ns a character here; str.find ~1 ns."""
 
     __slots__ = ("name", "pattern", "group", "needle", "check", "ignore_case_needle",
-                 "anchors", "window", "prefilter", "anchor_on")
+                 "anchors", "window", "prefilters", "anchor_on", "start_at")
 
     def __init__(self, name: str, pattern: str, *, group: int = 0, needle: str | None = None,
                  check: Callable[[str], bool] | None = None, flags: int = 0,
                  ignore_case_needle: bool = False, anchors: tuple[str, ...] = (),
-                 window: tuple[int, int] = (64, 640), prefilter: str | None = None,
-                 anchor_on: str = "lower") -> None:
+                 window: tuple[int, int] = (64, 640), prefilter: str | tuple[str, ...] = (),
+                 anchor_on: str = "lower", start_at: str | None = None) -> None:
         self.name = name
         self.pattern = re.compile(pattern, flags)
         self.group = group
@@ -121,80 +123,92 @@ class Detector:
         self.window = window
         # A cheap pattern led by a literal character (fast to search for) whose hits, widened
         # by `window`, are the only places the real pattern runs.
-        self.prefilter = re.compile(prefilter) if prefilter else None
-        # "lower": anchors are searched in the lower-cased text; "digits": in the text with
-        # every digit mapped to "0", so "00000000" finds any run of eight digits.
+        # Cheap patterns, each led by a literal (fast to search for), whose hits widened by
+        # `window` are the only places the real pattern runs.
+        self.prefilters = tuple(re.compile(p) for p in
+                                ((prefilter,) if isinstance(prefilter, str) else prefilter))
+        # "lower": anchors and prefilters see the ASCII-lower-cased text; "digits": the text
+        # with every digit mapped to "0" (so "0" * 13 finds a run of 13 digits); "text": as is.
         self.anchor_on = anchor_on
+        # With anchors: "identifier" runs `pattern.match` at the start of the identifier around
+        # each anchor, "anchor" at the anchor itself; None searches windows around anchors.
+        self.start_at = start_at
 
 
 B64 = r"A-Za-z0-9+/"
+AT = "anchor"  # the pattern starts with its anchor: match right there
 DETECTORS: list[Detector] = [
     Detector("private_key",
              r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY((?: BLOCK)?)-----"
-             r"[\s\S]{1,16384}?-----END \1PRIVATE KEY\2-----", needle="PRIVATE KEY-----"),
+             r"[\s\S]{1,16384}?-----END \1PRIVATE KEY\2-----",
+             anchors=("-----begin ",), start_at=AT),
     Detector("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
-             anchors=("akia", "asia", "abia", "acca"), window=(1, 24)),
+             anchors=("akia", "asia", "abia", "acca"), start_at=AT),
     Detector("aws_secret_key",
              r"(?i)aws[\w.-]{0,30}(?:secret|sk)[\w.-]{0,20}[\"']?\s*[:=]\s*[\"']?"
-             rf"([{B64}]{{40}})(?![{B64}])", group=1, needle="aws", ignore_case_needle=True),
+             rf"([{B64}]{{40}})(?![{B64}])", group=1, anchors=("aws",), start_at=AT),
     Detector("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
-             anchors=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), window=(1, 300)),
+             anchors=("gh", "github_pat_"), start_at=AT),
     Detector("gitlab_token", r"\bgl(?:pat|dt|rt|ptt|cbt|imt|soat|ft)-[A-Za-z0-9_-]{20,}",
-             anchors=("glpat-", "gldt-", "glrt-", "glptt-", "glcbt-", "glimt-", "glsoat-",
-                      "glft-"), window=(1, 300)),
+             anchors=("gl",), start_at=AT),
     Detector("slack_webhook", r"https://hooks\.slack\.com/(?:services|workflows|triggers)/"
-                              r"[A-Za-z0-9/_-]{8,}", needle="hooks.slack.com"),
-    Detector("slack_token", r"\bxox[abposre]-[A-Za-z0-9-]{10,}", needle="xox"),
+                              r"[A-Za-z0-9/_-]{8,}", anchors=("https://hooks.slack.com/",),
+             start_at=AT),
+    Detector("slack_token", r"\bxox[abposre]-[A-Za-z0-9-]{10,}", anchors=("xox",), start_at=AT),
     Detector("stripe_key", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}",
-             anchors=("sk_live_", "sk_test_", "rk_live_", "rk_test_"), window=(1, 300)),
-    Detector("anthropic_key", r"\bsk-ant-[a-z]{3,6}\d{2}-[A-Za-z0-9_-]{20,}", needle="sk-ant-"),
+             anchors=("sk_", "rk_"), start_at=AT),
+    Detector("anthropic_key", r"\bsk-ant-[a-z]{3,6}\d{2}-[A-Za-z0-9_-]{20,}",
+             anchors=("sk-ant-",), start_at=AT),
     Detector("openai_key", r"\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}",
-             needle="sk-"),
-    Detector("google_api_key", r"\bAIza[0-9A-Za-z_-]{35}", needle="AIza"),
-    Detector("npm_token", r"\bnpm_[A-Za-z0-9]{36}\b", needle="npm_"),
+             anchors=("sk-",), start_at=AT),
+    Detector("google_api_key", r"\bAIza[0-9A-Za-z_-]{35}", anchors=("aiza",), start_at=AT),
+    Detector("npm_token", r"\bnpm_[A-Za-z0-9]{36}\b", anchors=("npm_",), start_at=AT),
     Detector("gcp_private_key_id", r"\"private_key_id\"\s*:\s*\"([0-9a-f]{40})\"", group=1,
-             needle="private_key_id"),
+             anchors=('"private_key_id"',), start_at=AT),
     Detector("azure_storage_key", rf"(?i)AccountKey=([{B64}]{{20,}}=*)", group=1,
-             needle="accountkey=", ignore_case_needle=True),
+             anchors=("accountkey=",), start_at=AT),
     Detector("azure_sas_signature", r"(?i)\bsig=([A-Za-z0-9%+/]{20,}=*)", group=1,
-             needle="sig=", ignore_case_needle=True),
+             anchors=("sig=",), start_at=AT),
     Detector("jwt", r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}",
-             needle="eyJ"),
+             anchors=("eyj",), start_at=AT),
     Detector("url_credentials", r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^:/\s@\"']{0,128}:"
-                                r"([^@/\s\"']{1,256})@", group=1, needle="://"),
+                                r"([^@/\s\"']{1,256})@", group=1, anchors=("://",),
+             window=(24, 420)),
     Detector("authorization", r"(?i)\b(?:authorization|proxy-authorization)\s*[:=]\s*[\"']?"
                               r"(?:bearer|basic|token|bot|digest)\s+([A-Za-z0-9._~+/=:-]{8,})",
-             group=1, needle="authorization", ignore_case_needle=True),
+             group=1, anchors=("authorization",), start_at=AT),
     Detector("bearer_token", r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{16,}=*)", group=1,
-             needle="bearer", ignore_case_needle=True),
+             anchors=("bearer",), start_at=AT),
     Detector("secret_flag",
              rf"(?i)(?<![\w-])--?(?:[a-z0-9]+-){{0,3}}(?:{SECRET_WORDS})(?:=|\s+)[\"']?"
-             r"([^\s\"']{4,512})", group=1, needle="-", check=assignment_ok,
-             anchors=("pass", "pwd", "secret", "token", "key", "credential", "auth", "session")),
+             r"([^\s\"']{4,512})", group=1, check=assignment_ok,
+             anchors=ANCHORS, start_at="identifier"),
     Detector("secret_assignment",
              rf"(?i)(?<![A-Za-z0-9])(?:[A-Za-z0-9_.-]{{0,40}}?(?:{SECRET_WORDS}))"
              r"[\"']?(?:\s*[:=]\s*|\s+(?=[\"']))[\"']?([^\s\"',;&<>]{1,512})",
-             group=1, check=assignment_ok, anchors=("pass", "pwd", "secret", "token", "key", "credential", "auth", "session")),
+             group=1, check=assignment_ok, anchors=ANCHORS, start_at="identifier"),
     Detector("high_entropy",
              r"(?i)\b(?:key|secret|token|credential|signature|auth|passphrase)[\w-]{0,20}"
              rf"\W{{1,5}}(?:is\s+|was\s+|:\s*)?([{B64}_=-]{{20,200}})", group=1,
              check=high_entropy_ok,
              anchors=("key", "secret", "token", "credential", "signature", "auth", "passphrase"),
-             window=(0, 300)),
+             start_at=AT),
     Detector("email", r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*"
-                      r"\.[A-Za-z]{2,24}\b", needle="@"),
-    Detector("ipv4", prefilter=r"\.\d{1,3}\.\d{1,3}\.\d", window=(4, 8), check=ipv4_ok,
-             pattern=r"(?<![\w.])(?<!version )(?<!version=)(?<!version: )(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}"
-                     r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.]|\.\d)"),
+                      r"\.[A-Za-z]{2,24}\b", anchors=("@",), window=(66, 260)),
+    Detector("ipv4", r"(?<![\w.])(?<!version )(?<!version=)(?<!version: )(?:"
+                     r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}"
+                     r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.]|\.\d)",
+             prefilter=r"0\.0{1,3}\.0{1,3}\.0", anchor_on="digits", window=(4, 4),
+             check=ipv4_ok),
     Detector("ipv6", r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|:)"
                      r"(?:%[A-Za-z0-9]+)?(?![\w:.])", check=ipv6_ok, anchors=("::",),
              window=(40, 40)),
     Detector("ipv6", r"(?<![\w:.])[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}(?![\w:.])",
-             prefilter=r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:",
+             prefilter=r":[0-9a-f]{1,4}:[0-9a-f]{1,4}:[0-9a-f]{1,4}:", anchor_on="lower",
              window=(5, 30), check=ipv6_ok),
     Detector("credit_card", r"(?<![\d.-])(?:\d[ -]?){12,18}\d(?![\d.-]|-\d)", check=card_ok,
-             anchors=("00000000", "0000 0000", "0000-0000"), anchor_on="digits",
-             window=(12, 24)),
+             prefilter=("0" * 13, "0000 0000 0000 ", "0000-0000-0000-", "0000 000000 0000"),
+             anchor_on="digits", window=(8, 12)),
 ]
 
 NAMES = tuple(dict.fromkeys(d.name for d in DETECTORS))

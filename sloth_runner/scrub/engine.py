@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import string
 import threading
 
 from sloth_runner.scrub.detectors import DETECTORS, NAMES, Detector
@@ -22,6 +23,12 @@ if TYPE_CHECKING:
 
 PLACEHOLDER_RE = re.compile(r"\[REDACTED:[a-z0-9_]+:\d+\]")
 _DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
+# str.lower() can change the length of a string (e.g. "İ"); positions must stay aligned
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+_IDENT_TAIL = re.compile(r"[A-Za-z0-9_.-]{0,40}\Z")
+# Anchors denser than one per this many characters (adversarial input) make one match per hit
+# dearer than a regex pass over merged windows.
+DENSE_ANCHOR_SPACING = 16
 
 
 class Finding:
@@ -109,38 +116,53 @@ class Scrubber:
             for m in pattern.finditer(text):
                 if m.end() > m.start():
                     candidates.append((1, m.start(), m.end(), "custom"))
-        lower: str | None = None
-        digits: str | None = None
-        cached: dict[tuple, list[tuple[int, int]]] = {}
+        views: dict[str, str] = {"text": text}
+        cached: dict[tuple, list[int] | list[tuple[int, int]]] = {}
+        size = len(text)
         for rank, det in enumerate(self.detectors, start=2):
-            if det.anchors or det.prefilter is not None:
-                if det.prefilter is not None:
+            if det.anchors or det.prefilters:
+                view = views.get(det.anchor_on)
+                if view is None:
+                    table = _DIGITS_TO_ZERO if det.anchor_on == "digits" else _ASCII_LOWER
+                    view = views[det.anchor_on] = text.translate(table)
+                if det.anchors and det.start_at is not None:
+                    limit = 1000 + size // DENSE_ANCHOR_SPACING
+                    positions = []
+                    for anchor in det.anchors:  # cached per anchor: detectors share them
+                        key = (det.anchor_on, anchor)
+                        found = cached.get(key)
+                        if found is None:
+                            found = cached[key] = _positions(view, (anchor,), limit)
+                        positions.extend(found)  # type: ignore[arg-type]
+                        if len(positions) > limit:
+                            break
+                    positions.sort()
+                    if len(positions) <= limit:
+                        starts = (_starts_of_identifiers(text, positions)  # type: ignore[arg-type]
+                                  if det.start_at == "identifier" else positions)
+                        match = det.pattern.match
+                        found = (match(text, p) for p in starts)
+                        self._collect(det, rank, (m for m in found if m), text, candidates)
+                        continue
+                if det.prefilters:
                     windows = _merge([(max(0, m.start() - det.window[0]),
-                                       min(len(text), m.end() + det.window[1]))
-                                      for m in det.prefilter.finditer(text)])
+                                       min(size, m.end() + det.window[1]))
+                                      for pre in det.prefilters for m in pre.finditer(view)])
                 else:
                     key = (det.anchor_on, det.anchors, det.window)
                     windows = cached.get(key)  # type: ignore[assignment]
                     if windows is None:
-                        if det.anchor_on == "digits":
-                            if digits is None:
-                                digits = text.translate(_DIGITS_TO_ZERO)
-                            haystack = digits
-                        else:
-                            if lower is None:
-                                lower = text.lower()
-                            haystack = lower
-                        windows = _windows(haystack, det.anchors, det.window, len(text))
-                        cached[key] = windows
+                        windows = cached[key] = _windows(view, det.anchors, det.window, size)
                 if not windows:
                     continue
                 matches = [m for ws, we in windows for m in det.pattern.finditer(text, ws, we)]
                 self._collect(det, rank, matches, text, candidates)
                 continue
+            lower = views.get("lower")
             if det.needle is not None:
                 if det.ignore_case_needle:
                     if lower is None:
-                        lower = text.lower()
+                        lower = views["lower"] = text.translate(_ASCII_LOWER)
                     if det.needle not in lower:
                         continue
                 elif det.needle not in text:
@@ -196,6 +218,32 @@ class Scrubber:
         if "[REDACTED:" not in text:
             return text
         return PLACEHOLDER_RE.sub(lambda m: self._values.get(m.group(0), m.group(0)), text)
+
+
+def _positions(view: str, anchors: tuple[str, ...], limit: int) -> list[int]:
+    """Every position of every anchor, sorted; stops early once past `limit`."""
+    found: list[int] = []
+    for anchor in anchors:
+        pos = view.find(anchor)
+        while pos != -1 and len(found) <= limit:
+            found.append(pos)
+            pos = view.find(anchor, pos + 1)
+    found.sort()
+    return found
+
+
+def _starts_of_identifiers(text: str, positions: list[int]) -> list[int]:
+    """Where the identifier around each anchor begins (DB_PASSWORD: at D), once each."""
+    starts: list[int] = []
+    seen: set[int] = set()
+    for pos in positions:
+        lo = max(0, pos - 40)
+        m = _IDENT_TAIL.search(text, lo, pos)
+        start = m.start() if m else pos
+        if start not in seen:
+            seen.add(start)
+            starts.append(start)
+    return starts
 
 
 def _windows(lower: str, anchors: tuple[str, ...], window: tuple[int, int], size: int
