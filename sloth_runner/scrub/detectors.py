@@ -189,7 +189,8 @@ DETECTORS: list[Detector] = [
              group=1, check=assignment_ok, anchors=ANCHORS, start_at="identifier"),
     Detector("high_entropy",
              r"(?i)\b(?:key|secret|token|credential|signature|auth|passphrase)[\w-]{0,20}"
-             rf"\W{{1,5}}(?:is\s+|was\s+|:\s*)?([{B64}_=-]{{20,200}})", group=1,
+             r"[\"']?(?:\s*[:=]\s*|\s+(?:is|was)\s+|\s+)[\"']?"
+             rf"([{B64}_-]{{20,200}}=*)(?![{B64}_=-])", group=1,
              check=high_entropy_ok,
              anchors=("key", "secret", "token", "credential", "signature", "auth", "passphrase"),
              start_at=AT),

@@ -26,6 +26,7 @@ _DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
 # str.lower() can change the length of a string (e.g. "İ"); positions must stay aligned
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _IDENT_TAIL = re.compile(r"[A-Za-z0-9_.-]{0,40}\Z")
+_IDENT_CHARS = frozenset(string.ascii_letters + string.digits + "_.-")
 # Anchors denser than one per this many characters (adversarial input) make one match per hit
 # dearer than a regex pass over merged windows.
 DENSE_ANCHOR_SPACING = 16
@@ -237,9 +238,11 @@ def _starts_of_identifiers(text: str, positions: list[int]) -> list[int]:
     starts: list[int] = []
     seen: set[int] = set()
     for pos in positions:
-        lo = max(0, pos - 40)
-        m = _IDENT_TAIL.search(text, lo, pos)
-        start = m.start() if m else pos
+        if pos == 0 or text[pos - 1] not in _IDENT_CHARS:
+            start = pos  # the anchor already starts its identifier
+        else:
+            m = _IDENT_TAIL.search(text, max(0, pos - 40), pos)
+            start = m.start() if m else pos
         if start not in seen:
             seen.add(start)
             starts.append(start)
