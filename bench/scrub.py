@@ -19,7 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sloth_runner.scrub import Scrubber  # noqa: E402
 from tests.scrub import make_corpus  # noqa: E402
 
-
 PLANTED: list[str] = []
 
 

@@ -118,44 +118,37 @@ class Scrubber:
                 if m.end() > m.start():
                     candidates.append((1, m.start(), m.end(), "custom"))
         views: dict[str, str] = {"text": text}
-        cached: dict[tuple, list[int] | list[tuple[int, int]]] = {}
+        positions_cache: dict[tuple[str, str], list[int]] = {}
         size = len(text)
+        limit = 1000 + size // DENSE_ANCHOR_SPACING
         for rank, det in enumerate(self.detectors, start=2):
             if det.anchors or det.prefilters:
                 view = views.get(det.anchor_on)
                 if view is None:
                     table = _DIGITS_TO_ZERO if det.anchor_on == "digits" else _ASCII_LOWER
                     view = views[det.anchor_on] = text.translate(table)
-                if det.anchors and det.start_at is not None:
-                    limit = 1000 + size // DENSE_ANCHOR_SPACING
-                    positions = []
+                positions: list[int] = []
+                if det.anchors:
                     for anchor in det.anchors:  # cached per anchor: detectors share them
                         key = (det.anchor_on, anchor)
-                        found = cached.get(key)
+                        found = positions_cache.get(key)
                         if found is None:
-                            found = cached[key] = _positions(view, (anchor,), limit)
-                        positions.extend(found)  # type: ignore[arg-type]
-                        if len(positions) > limit:
-                            break
+                            found = positions_cache[key] = _positions(view, (anchor,), limit)
+                        positions.extend(found)
                     positions.sort()
-                    if len(positions) <= limit:
-                        starts = (_starts_of_identifiers(text, positions)  # type: ignore[arg-type]
-                                  if det.start_at == "identifier" else positions)
-                        match = det.pattern.match
-                        found = (match(text, p) for p in starts)
-                        self._collect(det, rank, (m for m in found if m), text, candidates)
-                        continue
-                if det.prefilters:
+                if det.start_at is not None and len(positions) <= limit:
+                    starts = (_starts_of_identifiers(text, positions)
+                              if det.start_at == "identifier" else positions)
+                    match = det.pattern.match
+                    hits = [m for m in (match(text, p) for p in starts) if m is not None]
+                    self._collect(det, rank, hits, text, candidates)
+                    continue
+                if det.prefilters:  # or anchors too dense to match one by one
                     windows = _merge([(max(0, m.start() - det.window[0]),
                                        min(size, m.end() + det.window[1]))
                                       for pre in det.prefilters for m in pre.finditer(view)])
                 else:
-                    key = (det.anchor_on, det.anchors, det.window)
-                    windows = cached.get(key)  # type: ignore[assignment]
-                    if windows is None:
-                        windows = cached[key] = _windows(view, det.anchors, det.window, size)
-                if not windows:
-                    continue
+                    windows = _windows(view, det.anchors, det.window, size)
                 matches = [m for ws, we in windows for m in det.pattern.finditer(text, ws, we)]
                 self._collect(det, rank, matches, text, candidates)
                 continue
