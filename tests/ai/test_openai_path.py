@@ -190,3 +190,10 @@ def test_bad_arguments_name_the_field(service):
         service.chat({"messages": [{"content": "no role"}]})
     with pytest.raises(ConfigError, match="max_tokenz: unknown option"):
         service.complete({"prompt": "x", "max_tokenz": 5})
+
+
+def test_one_client_and_one_connection_serve_many_calls(service, server):
+    for _ in range(5):
+        service.complete("hello")
+    peers = {r["peer"] for r in server.requests}
+    assert len(server.requests) == 5 and len(peers) == 1  # keep-alive: no new connection a call
