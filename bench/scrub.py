@@ -81,11 +81,35 @@ def detect_secrets_rate(text: str) -> float:
     return len(text) / 1e6 / seconds
 
 
+def quality() -> None:
+    from tests.scrub.quality import evaluate
+
+    r = evaluate()
+    print(f"Labelled corpus: recall {r['recall']:.3f}, precision {r['precision']:.3f} "
+          f"({r['planted']} planted secrets, {r['findings']} findings)\n")
+    print("| detector | precision | planted kind | recall |")
+    print("|---|---|---|---|")
+    kinds = list(r["recall_by_kind"].items())
+    dets = list(r["precision_by_detector"].items())
+    for i in range(max(len(kinds), len(dets))):
+        d, p = dets[i] if i < len(dets) else ("", None)
+        k, rc = kinds[i] if i < len(kinds) else ("", None)
+        print(f"| {d} | {'' if p is None else f'{p:.3f}'} | {k} | "
+              f"{'' if rc is None else f'{rc:.3f}'} |")
+    print()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=float, default=16)
     ap.add_argument("--compare-mb", type=float, default=2)
     args = ap.parse_args()
+    quality()
+    from sloth_runner.scrub.engine import select
+    from sloth_runner.scrub.fastfind import make_finder
+
+    engine_name = "Hyperscan candidate pass" if make_finder(select("all")) else "portable str.find"
+    print(f"Scrubber speed, one core ({engine_name}):\n")
     print("| input | size | time | throughput |")
     print("|---|---|---|---|")
     for mb in (1, 4, args.mb):

@@ -16,11 +16,14 @@ import string
 import threading
 
 from sloth_runner.scrub.detectors import DETECTORS, NAMES, Detector
+from sloth_runner.scrub.fastfind import PREFILTER_REACH
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from typing import Any
 
+_UNSET: Any = object()
 PLACEHOLDER_RE = re.compile(r"\[REDACTED:[a-z0-9_]+:\d+\]")
 _DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
 # str.lower() can change the length of a string (e.g. "İ"); positions must stay aligned
@@ -85,6 +88,7 @@ class Scrubber:
         self.replacement = replacement
         self.patterns = compile_patterns(patterns)
         self.known = sorted({k for k in known if k and len(k) >= 6}, key=len, reverse=True)
+        self._finder: Any = _UNSET
         self._placeholders: dict[str, str] = {}
         self._values: dict[str, str] = {}
         self._counts: dict[str, int] = {}
@@ -121,14 +125,20 @@ class Scrubber:
         positions_cache: dict[tuple[str, str], list[int]] = {}
         size = len(text)
         limit = 1000 + size // DENSE_ANCHOR_SPACING
+        hits = self._fast_hits(text, limit) if size > 4096 else None
         for rank, det in enumerate(self.detectors, start=2):
             if det.anchors or det.prefilters:
-                view = views.get(det.anchor_on)
-                if view is None:
-                    table = _DIGITS_TO_ZERO if det.anchor_on == "digits" else _ASCII_LOWER
-                    view = views[det.anchor_on] = text.translate(table)
                 positions: list[int] = []
-                if det.anchors:
+                if hits is not None:
+                    for anchor in det.anchors:
+                        positions.extend(hits.anchors.get(anchor, ()))
+                    positions.sort()
+                    view = text
+                else:
+                    view = views.get(det.anchor_on)  # type: ignore[assignment]
+                    if view is None:
+                        table = _DIGITS_TO_ZERO if det.anchor_on == "digits" else _ASCII_LOWER
+                        view = views[det.anchor_on] = text.translate(table)
                     for anchor in det.anchors:  # cached per anchor: detectors share them
                         key = (det.anchor_on, anchor)
                         found = positions_cache.get(key)
@@ -140,13 +150,20 @@ class Scrubber:
                     starts = (_starts_of_identifiers(text, positions)
                               if det.start_at == "identifier" else positions)
                     match = det.pattern.match
-                    hits = [m for m in (match(text, p) for p in starts) if m is not None]
-                    self._collect(det, rank, hits, text, candidates)
+                    matched = [m for m in (match(text, p) for p in starts) if m is not None]
+                    self._collect(det, rank, matched, text, candidates)
                     continue
-                if det.prefilters:  # or anchors too dense to match one by one
-                    windows = _merge([(max(0, m.start() - det.window[0]),
-                                       min(size, m.end() + det.window[1]))
+                before, after = det.window
+                if det.prefilters and hits is not None:
+                    reach = PREFILTER_REACH + before
+                    windows = _merge([(max(0, end - reach), min(size, end + after))
+                                      for end in hits.prefilters.get(rank - 2, ())])
+                elif det.prefilters:  # or anchors too dense to match one by one
+                    windows = _merge([(max(0, m.start() - before), min(size, m.end() + after))
                                       for pre in det.prefilters for m in pre.finditer(view)])
+                elif hits is not None:
+                    windows = _merge([(max(0, p - before), min(size, p + after))
+                                      for p in positions])
                 else:
                     windows = _windows(view, det.anchors, det.window, size)
                 matches = [m for ws, we in windows for m in det.pattern.finditer(text, ws, we)]
@@ -163,6 +180,13 @@ class Scrubber:
                     continue
             self._collect(det, rank, det.pattern.finditer(text), text, candidates)
         return _resolve(candidates)
+
+    def _fast_hits(self, text: str, limit: int) -> Any:
+        if self._finder is _UNSET:
+            from sloth_runner.scrub.fastfind import make_finder
+
+            self._finder = make_finder(self.detectors)
+        return self._finder.find(text, limit) if self._finder is not None else None
 
     def _collect(self, det: Detector, rank: int, matches: Iterable[re.Match[str]], text: str,
                  candidates: list[tuple[int, int, int, str]]) -> None:
