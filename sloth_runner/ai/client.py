@@ -209,8 +209,8 @@ class AIService:
             raise ConfigError("api", "must be \"chat\" or \"completions\"")
         request = AIRequest(messages, spec.get("model"),
                             {k: spec[k] for k in GENERATION_OPTIONS if k in spec}, prompt,
-                            bool(spec.get("stream")), bool(spec.get("logprobs")), api)
-        request.options["sanitize"] = spec.get("sanitize")
+                            bool(spec.get("stream")), bool(spec.get("logprobs")), api,
+                            spec.get("sanitize"))
         return request
 
     def call(self, request: AIRequest, ctx: CallContext | None, operation: str,
@@ -224,9 +224,7 @@ class AIService:
         model = request.model or provider.default_model()
         if provider.name == "local":
             request.model = None  # one GGUF is loaded; a name like "gpt-4" cannot change it
-        scrub_it = request.options.pop("sanitize", None)
-        if scrub_it is None:
-            scrub_it = s.sanitize
+        scrub_it = s.sanitize if request.sanitize is None else request.sanitize
         self.scrubber.add_known(s.api_key)
         if scrub_it:
             request.messages = [{**m, "content": self.scrub(m["content"])}

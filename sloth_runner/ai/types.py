@@ -15,11 +15,13 @@ GENERATION_OPTIONS = ("max_tokens", "temperature", "top_p", "frequency_penalty",
 class AIRequest:
     """One call. `messages` is always set; `prompt` too for plain completions."""
 
-    __slots__ = ("messages", "prompt", "model", "options", "stream", "logprobs", "api")
+    __slots__ = ("messages", "prompt", "model", "options", "stream", "logprobs", "api",
+                 "sanitize")
 
     def __init__(self, messages: list[dict[str, str]], model: str | None = None,
                  options: dict[str, Any] | None = None, prompt: str | None = None,
-                 stream: bool = False, logprobs: bool = False, api: str = "chat") -> None:
+                 stream: bool = False, logprobs: bool = False, api: str = "chat",
+                 sanitize: bool | None = None) -> None:
         self.messages = messages
         self.prompt = prompt
         self.model = model
@@ -27,6 +29,7 @@ class AIRequest:
         self.stream = stream
         self.logprobs = logprobs
         self.api = api  # "chat" (chat completions endpoint) or "completions" (legacy text)
+        self.sanitize = sanitize  # None: as configured
 
     def text(self) -> str:
         """Everything that would be sent, for token estimates and cache keys."""

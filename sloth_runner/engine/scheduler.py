@@ -99,15 +99,13 @@ class Scheduler:
                 if not running:
                     break
                 now = time.monotonic()
-                if now - last_flush > _FLUSH_EVERY_S:
+                # flush (history, output) before waiting, or at least every _FLUSH_EVERY_S
+                if self._done.empty() or now - last_flush > _FLUSH_EVERY_S:
                     self.listener.idle()
                     last_flush = now
                 timeout = None
                 if self._timers:
                     timeout = max(0.0, self._timers[0][0] - now)
-                if self._done.empty():
-                    self.listener.idle()
-                    last_flush = time.monotonic()
                 try:
                     item = self._done.get(timeout=timeout)
                 except queue.Empty:

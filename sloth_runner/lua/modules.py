@@ -27,12 +27,11 @@ class Services:
     """What the Lua modules of one run talk to."""
 
     def __init__(self, listener: Listener, state: Callable[[], StateStore], spool: str,
-                 ai: Callable[[], Any] | None = None, scrub_logs: bool = True) -> None:
+                 ai: Callable[[], Any] | None = None) -> None:
         self.listener = listener
         self.state = state  # opened on first use: most workflows never touch state
         self.spool = spool
         self.ai = ai  # an AIService factory; the AI stack loads only if a workflow requires "ai"
-        self.scrub_logs = scrub_logs
         self._scrubber: Any = None
 
     @property
@@ -125,8 +124,7 @@ def _install_log(rt: LuaRuntime, services: Services) -> None:
         def emit(*parts: Any) -> None:
             ctx = rt.current
             message = " ".join(_text(p) for p in parts)
-            if services.scrub_logs:  # as CI systems mask secrets in their logs
-                message = services.scrubber.scrub(message)[0]
+            message = services.scrubber.scrub(message)[0]  # as CI systems mask log secrets
             listener.log(level, message, ctx.workflow if ctx else None, ctx.task if ctx else None)
 
         return emit

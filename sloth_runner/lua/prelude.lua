@@ -243,7 +243,6 @@ end
 local TASKCO = setmetatable({}, {__mode = "k"})
 local BLOCK = {}
 local TIMEOUT = setmetatable({}, {__tostring = function() return "task timed out" end})
-S.TIMEOUT = TIMEOUT
 local call_sync = host.call_sync
 
 -- Raise a module error at the user's line. Lua's error(msg, 2) is not enough: after
@@ -341,10 +340,6 @@ end
 -- Outputs of finished tasks, by workflow then task, so dependents get the very same tables.
 local OUT = {}
 local EMPTY_MT = {__newindex = function() error("outputs of a dependency are read-only", 2) end}
-
-function S.forget_outputs(wf)
-    OUT[wf] = nil
-end
 
 function S.keep_outputs(wf, task, outputs)
     local w = OUT[wf]

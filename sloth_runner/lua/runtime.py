@@ -116,17 +116,7 @@ class LuaRuntime:
         self._pcall = self.lua.eval(
             "function(f, ...) local r = table.pack(pcall(f, ...)) "
             "if not r[1] then r[2] = tostring(r[2]) end return table.unpack(r, 1, r.n) end")
-        self._lazy: dict[str, Callable[[LuaRuntime], Any]] = {}
         self._chunks: list[str] = []
-        self.lua.execute(
-            """local find = ...
-            table.insert(package.searchers, 2, function(name)
-                local mod = find(name)
-                if mod == nil then return "\\n\\tno built-in module '" .. name .. "'" end
-                return function() return mod end
-            end)""",
-            self._find_lazy,
-        )
 
     # -- attribute filters: no route from Lua into Python internals --------------------------
     @staticmethod
@@ -166,14 +156,6 @@ class LuaRuntime:
         if as_global:
             self.lua.globals()[name] = table
         return table
-
-    def install_lazy(self, name: str, factory: Callable[[LuaRuntime], Any]) -> None:
-        """A module built only when a workflow first requires it (keeps the AI stack unloaded)."""
-        self._lazy[name] = factory
-
-    def _find_lazy(self, name: Any) -> Any:
-        factory = self._lazy.get(name)
-        return factory(self) if factory is not None else None
 
     def _call_sync(self, name: str, *args: Any) -> tuple:
         """A blocking op called where a yield is impossible: run it here and now."""

@@ -3,8 +3,9 @@
 Each detector has a name, a compiled Python `re` pattern, and optionally:
   - `group`: the capture group holding the secret itself (the rest is context kept visible,
     e.g. the `password=` in front of a password);
-  - `needle`: a plain substring the text must contain for the pattern to be worth running
-    (a substring test is far faster than any regex pass, which is how scrubbing stays fast);
+  - `anchors` or `prefilters`: cheap-to-find text that tells where the pattern is worth
+    running (a substring search is far faster than any regex pass: that is how scrubbing
+    stays fast);
   - `check`: a function the matched value must pass (Luhn for card numbers, a real parse for
     IPv6, an entropy threshold for unlabelled high-entropy strings).
 
@@ -102,34 +103,34 @@ def assignment_ok(value: str) -> bool:
 
 
 class Detector:
-    """See the module docstring. `anchors` (lower-case substrings, found with str.find in the
-    lower-cased text) restrict the pattern to windows around them: `window` chars before and
-    after. A whole-text regex pass costs ~20 ns a character here; str.find ~1 ns."""
+    """A named pattern and how to find the few places worth running it (see module docstring).
 
-    __slots__ = ("name", "pattern", "group", "needle", "check", "ignore_case_needle",
-                 "anchors", "window", "prefilters", "anchor_on", "start_at")
+    A detector with neither anchors nor prefilters would be run over the whole text; a whole-
+    text regex pass costs ~20 ns a character here, `str.find` ~1 ns, so every built-in one has
+    one or the other.
+    """
 
-    def __init__(self, name: str, pattern: str, *, group: int = 0, needle: str | None = None,
+    __slots__ = ("name", "pattern", "group", "check", "anchors", "window", "prefilters",
+                 "anchor_on", "start_at")
+
+    def __init__(self, name: str, pattern: str, *, group: int = 0,
                  check: Callable[[str], bool] | None = None, flags: int = 0,
-                 ignore_case_needle: bool = False, anchors: tuple[str, ...] = (),
-                 window: tuple[int, int] = (64, 640), prefilter: str | tuple[str, ...] = (),
-                 anchor_on: str = "lower", start_at: str | None = None) -> None:
+                 anchors: tuple[str, ...] = (), window: tuple[int, int] = (64, 640),
+                 prefilter: str | tuple[str, ...] = (), anchor_on: str = "lower",
+                 start_at: str | None = None) -> None:
         self.name = name
         self.pattern = re.compile(pattern, flags)
         self.group = group
-        self.needle = needle
         self.check = check
-        self.ignore_case_needle = ignore_case_needle
+        # Lower-case substrings; the pattern runs at or around their occurrences only.
         self.anchors = anchors
-        self.window = window
-        # A cheap pattern led by a literal character (fast to search for) whose hits, widened
-        # by `window`, are the only places the real pattern runs.
+        self.window = window  # characters searched before and after an anchor or prefilter hit
         # Cheap patterns, each led by a literal (fast to search for), whose hits widened by
         # `window` are the only places the real pattern runs.
         self.prefilters = tuple(re.compile(p) for p in
                                 ((prefilter,) if isinstance(prefilter, str) else prefilter))
         # "lower": anchors and prefilters see the ASCII-lower-cased text; "digits": the text
-        # with every digit mapped to "0" (so "0" * 13 finds a run of 13 digits); "text": as is.
+        # with every digit mapped to "0" (so "0" * 13 finds a run of 13 digits).
         self.anchor_on = anchor_on
         # With anchors: "identifier" runs `pattern.match` at the start of the identifier around
         # each anchor, "anchor" at the anchor itself; None searches windows around anchors.

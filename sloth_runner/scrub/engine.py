@@ -169,15 +169,6 @@ class Scrubber:
                 matches = [m for ws, we in windows for m in det.pattern.finditer(text, ws, we)]
                 self._collect(det, rank, matches, text, candidates)
                 continue
-            lower = views.get("lower")
-            if det.needle is not None:
-                if det.ignore_case_needle:
-                    if lower is None:
-                        lower = views["lower"] = text.translate(_ASCII_LOWER)
-                    if det.needle not in lower:
-                        continue
-                elif det.needle not in text:
-                    continue
             self._collect(det, rank, det.pattern.finditer(text), text, candidates)
         return _resolve(candidates)
 

@@ -11,11 +11,16 @@ if TYPE_CHECKING:
 
 def recent_runs(store: Store, limit: int = 20) -> list[dict[str, Any]]:
     runs = store.query("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", (limit,))
+    ids = [run["id"] for run in runs]
+    counts_by_run: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
+    if ids:
+        marks = ",".join("?" * len(ids))
+        for r in store.query(f"SELECT run_id, status, count(*) AS n FROM attempts WHERE final = 1"
+                             f" AND run_id IN ({marks}) GROUP BY run_id, status", tuple(ids)):
+            counts_by_run[r["run_id"]][r["status"]] = r["n"]
     out = []
     for run in runs:
-        counts = {r["status"]: r["n"] for r in store.query(
-            "SELECT status, count(*) AS n FROM attempts WHERE run_id = ? AND final = 1"
-            " GROUP BY status", (run["id"],))}
+        counts = counts_by_run[run["id"]]
         ended = run["ended_at"]
         out.append({
             "run_id": run["id"], "file": run["file"], "workflows": run["workflows"],
