@@ -18,6 +18,31 @@ from sloth_runner import paths
 from sloth_runner.errors import StoreError
 from sloth_runner.store.migrations import MIGRATIONS
 
+_BUSY_TIMEOUT = 10.0
+
+
+def _retry_when_busy(step):
+    """Run one start-up step, retrying while another process holds the database.
+
+    SQLite's busy timeout does not cover every case: when several processes open a brand-new
+    database at once, switching it to WAL needs an exclusive lock, and a connection that already
+    holds a shared lock gets SQLITE_BUSY at once (waiting could deadlock). Trying again after a
+    short pause is the documented remedy; the loop gives up after the same 10 s as the timeout.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT
+    pause = 0.005
+    while True:
+        try:
+            return step()
+        except (sqlite3.OperationalError, StoreError) as exc:
+            cause = exc.__cause__ if isinstance(exc, StoreError) else exc
+            busy = isinstance(cause, sqlite3.OperationalError) and (
+                "locked" in str(cause) or "busy" in str(cause))
+            if not busy or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
 
 class Store:
     def __init__(self, path: str | os.PathLike | None = None) -> None:
@@ -27,16 +52,17 @@ class Store:
         self._lock = threading.RLock()
         try:
             self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                        timeout=10.0)
-            self.conn.execute("PRAGMA journal_mode=WAL")
+                                        timeout=_BUSY_TIMEOUT)
+            _retry_when_busy(lambda: self.conn.execute("PRAGMA journal_mode=WAL"))
             self.conn.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            _retry_when_busy(self._migrate)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open history database {self.path}: {exc}") from exc
 
     def _migrate(self) -> None:
         c = self.conn
-        c.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+        with self.transaction():
+            c.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL)")
         done = {row[0] for row in c.execute("SELECT name FROM migrations")}
         for name, sql in MIGRATIONS:
             if name in done:

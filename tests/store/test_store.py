@@ -3,7 +3,10 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+
+import pytest
 
 from sloth_runner import paths
 from sloth_runner.engine.model import AttemptRecord
@@ -116,3 +119,25 @@ def test_concurrent_first_opens_migrate_once(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(6)]
     assert all(p.wait(60) == 0 for p in procs)
     assert Store(db).applied_migrations() == [name for name, _ in MIGRATIONS]
+
+
+def test_open_waits_for_a_writer_instead_of_failing_at_once(tmp_path):
+    # Switching a database to WAL while another connection holds a write lock returns
+    # SQLITE_BUSY at once, without SQLite's busy timeout: the race CI hit when several
+    # processes opened one new database together. The store must wait its turn.
+    db = tmp_path / "rollback.db"
+    writer = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE unrelated (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO unrelated VALUES (1)")
+    raw = sqlite3.connect(db, isolation_level=None, timeout=5)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        raw.execute("PRAGMA journal_mode=WAL")  # the failure being guarded against
+    raw.close()
+    releaser = threading.Timer(0.3, lambda: writer.execute("COMMIT"))
+    releaser.start()
+    store = Store(db)
+    releaser.join()
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.applied_migrations() == [name for name, _ in MIGRATIONS]
+    writer.close()
