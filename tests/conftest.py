@@ -18,6 +18,10 @@ from sloth_runner.store import Store
 from sloth_runner.store.state import StateStore
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every subprocess a test starts (python -m sloth_runner, python -c ...) imports the code of
+# this checkout, even when the installed package is another one (an editable install of
+# another clone, say).
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 
 @pytest.fixture(autouse=True)
