@@ -1,10 +1,18 @@
-"""`ai.decide`: ask the model to choose one of the given options, and say how sure it was.
+"""`ai.decide`: structured decisions from a model, constrained to what the workflow allows.
 
-The answer is constrained after the fact: the choice is always one of the options (matched from
-the model's first line, else its first mention of an option). `confidence` is exp(mean token
-log-prob) of the model's answer when the provider returns log-probs, else nil. If the model
-named no option at all, the first option is returned with `fallback = true` and confidence 0,
-so a workflow can refuse to act on it (`threshold`).
+A decision is one chat call with log-probs, in one of three forms chosen by the request's keys:
+
+- **choose one** (`options`, `strategies`, `choices` or `environments`): `choice` is always one of
+  the options, matched from the model's first line, else from its first mention of an option.
+- **choose several** (`available_tests`, `candidates`): `selected` (and `selected_tests` for
+  `available_tests`) lists the named options in the order given. A model that names none gets
+  every option back (running all the tests is the safe mistake) with `fallback = true`.
+- **triage** (only `analysis`, `situation` or `question`): `severity` is one of low, medium,
+  high, critical, with `issue` (one line) and `actions` (a list).
+
+Answers are constrained after the fact, never invented: when the model names no allowed value the
+result says `fallback = true` with confidence 0, so a workflow can refuse to act (`threshold`).
+`confidence` is exp(mean token log-prob) when the provider returns log-probs, else nil.
 """
 
 from __future__ import annotations
@@ -20,59 +28,170 @@ if TYPE_CHECKING:
 
     from sloth_runner.ai.client import AIService, CallContext
 
-OPTION_KEYS = ("options", "strategies", "choices", "environments", "available_tests")
+ONE_OF_KEYS = ("options", "strategies", "choices", "environments")
+MANY_OF_KEYS = ("available_tests", "candidates")
 SITUATION_KEYS = ("situation", "analysis", "question")
-PASS_THROUGH = ("model", "max_tokens", "temperature")
+PASS_THROUGH = ("model", "max_tokens", "temperature", "threshold")
+# A one-of answer is also published under a name that reads naturally at the call site.
+ALIASES = {"strategies": "strategy", "environments": "environment"}
+ENVIRONMENT_NAMES = {"dev", "development", "test", "testing", "qa", "uat", "stage", "staging",
+                     "preprod", "pre-production", "production", "prod", "canary", "preview",
+                     "sandbox", "demo", "local"}
+SEVERITIES = ["low", "medium", "high", "critical"]
 CONTEXT_LIMIT = 4000
+SYSTEM = ("You are a careful DevOps decision engine. You answer only with the names you are "
+          "given, in the format you are asked for.")
 
 
 def decide(service: AIService, spec: dict[str, Any], ctx: CallContext | None,
            provider: str | None) -> dict[str, Any]:
-    key = next((k for k in OPTION_KEYS if k in spec), None)
-    options = spec.get(key) if key else None
-    if not isinstance(options, list) or not options or \
-            not all(isinstance(o, str) and o for o in options):
-        raise ConfigError("decide.options", "needs a list of option names, e.g. options = "
-                          "{\"scale_up\", \"add_replica\"} (or strategies/choices/environments)")
     threshold = spec.get("threshold")
     if threshold is not None and not (isinstance(threshold, int | float) and 0 <= threshold <= 1):
         raise ConfigError("decide.threshold", "must be a number between 0 and 1")
+    one_key = next((k for k in ONE_OF_KEYS if k in spec), None)
+    many_key = next((k for k in MANY_OF_KEYS if k in spec), None)
     situation = next((str(spec[k]) for k in SITUATION_KEYS if spec.get(k)), "")
+    if one_key:
+        options = _names(spec[one_key], one_key)
+        form = "one"
+    elif many_key:
+        options = _names(spec[many_key], many_key)
+        form = "many"
+    elif situation:
+        options, form = SEVERITIES, "triage"
+    else:
+        raise ConfigError("decide.options", "needs a list of option names, e.g. options = "
+                          "{\"scale_up\", \"add_replica\"} (or strategies, choices, environments, "
+                          "available_tests), or an analysis/situation to triage")
     context = {k: v for k, v in spec.items()
-               if k not in (key, "threshold", *SITUATION_KEYS, *PASS_THROUGH)}
+               if k not in (one_key, many_key, *SITUATION_KEYS, *PASS_THROUGH)}
+    result = service.chat(_request(spec, form, situation, context, options), ctx,
+                          provider=provider)
+    text = result["text"].strip()
+    if form == "one":
+        answer = _one_of(text, options, one_key or "options")
+    elif form == "many":
+        answer = _many_of(text, options, many_key or "candidates")
+    else:
+        answer = _triage(text, situation)
+    confidence = 0.0 if answer["fallback"] else result["confidence"]
+    answer.update({
+        "confidence": confidence,
+        "confident": None if confidence is None or threshold is None else confidence >= threshold,
+        "options": options, "text": text, "model": result["model"],
+        "provider": result["provider"],
+    })
+    return answer
+
+
+def _names(value: Any, key: str) -> list[str]:
+    if not isinstance(value, list) or not value or \
+            not all(isinstance(o, str) and o for o in value):
+        raise ConfigError(f"decide.{key}", "needs a non-empty list of names, e.g. "
+                          f"{key} = {{\"unit\", \"integration\"}}")
+    return value
+
+
+def _request(spec: dict[str, Any], form: str, situation: str, context: dict[str, Any],
+             options: list[str]) -> dict[str, Any]:
     context_text = json.dumps(context, sort_keys=True, default=str)
     if len(context_text) > CONTEXT_LIMIT:
         context_text = context_text[:CONTEXT_LIMIT] + "…"
-    numbered = "\n".join(f"- {o}" for o in options)
-    messages = [
-        {"role": "system", "content": "You are a careful DevOps decision engine. You choose "
-                                      "exactly one of the options you are given."},
-        {"role": "user", "content": (f"Situation: {situation or 'see context'}\n"
-                                     f"Context: {context_text}\n"
-                                     f"Options:\n{numbered}\n"
-                                     "Reply with the chosen option's name alone on the first "
-                                     "line, then one sentence explaining why.")},
-    ]
-    request = {"messages": messages, "temperature": spec.get("temperature", 0),
-               "max_tokens": spec.get("max_tokens", 96), "logprobs": True}
+    listed = "\n".join(f"- {o}" for o in options)
+    if form == "one":
+        ask = (f"Options:\n{listed}\nReply with the chosen option's name alone on the first "
+               "line, then one sentence explaining why.")
+    elif form == "many":
+        ask = (f"Options:\n{listed}\nChoose the options worth running (one or more). Reply "
+               "with their names on the first line, separated by commas, then one sentence "
+               "explaining why.")
+    else:
+        ask = ("Rate the severity as one of: low, medium, high, critical. Reply in this form:\n"
+               "<severity>\nIssue: <the main problem, one sentence>\nActions:\n- <action>\n"
+               "- <action>")
+    prompt = f"Situation: {situation or 'see context'}\n"
+    if context:
+        prompt += f"Context: {context_text}\n"
+    request = {"messages": [{"role": "system", "content": SYSTEM},
+                            {"role": "user", "content": prompt + ask}],
+               "temperature": spec.get("temperature", 0),
+               "max_tokens": spec.get("max_tokens", 160 if form == "triage" else 96),
+               "logprobs": True}
     if spec.get("model"):
         request["model"] = spec["model"]
-    result = service.chat(request, ctx, provider=provider)
-    text = result["text"].strip()
+    return request
+
+
+def _one_of(text: str, options: list[str], key: str) -> dict[str, Any]:
     choice, how = match_option(text, options)
     fallback = choice is None
-    if fallback:
+    if choice is None:
         choice = options[0]
-    confidence = 0.0 if fallback else result["confidence"]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    reasoning = " ".join(lines[1:]) if how == "first line" and len(lines) > 1 else text
-    if fallback:
         reasoning = (f"the model's answer named none of the options; fell back to the first "
                      f"({choice}). It said: {text[:200]}")
-    confident = None if confidence is None or threshold is None else confidence >= threshold
-    return {"choice": choice, "confidence": confidence, "reasoning": reasoning,
-            "options": options, "fallback": fallback, "confident": confident, "text": text,
-            "model": result["model"], "provider": result["provider"]}
+    else:
+        reasoning = _after_first_line(text) if how == "first line" else text
+    answer: dict[str, Any] = {"choice": choice, "reasoning": reasoning, "fallback": fallback}
+    if key in ALIASES:
+        answer[ALIASES[key]] = choice
+    if all(o.lower() in ENVIRONMENT_NAMES for o in options):
+        answer["environment"] = choice
+    return answer
+
+
+def _many_of(text: str, options: list[str], key: str) -> dict[str, Any]:
+    lines = [line for line in text.splitlines() if line.strip()]
+    head = _norm(lines[0]) if lines else ""
+    named = [o for o in options if re.search(rf"\b{re.escape(_norm(o))}\b", head)]
+    if not named:  # a model that lists one name per line
+        body = _norm(text)
+        named = [o for o in options if re.search(rf"\b{re.escape(_norm(o))}\b", body)]
+    fallback = not named
+    reasoning = _after_first_line(text) or text
+    if fallback:
+        named = list(options)
+        reasoning = (f"the model's answer named none of the options; selected all of them. "
+                     f"It said: {text[:200]}")
+    answer: dict[str, Any] = {"selected": named, "choice": named[0], "reasoning": reasoning,
+                              "fallback": fallback}
+    if key == "available_tests":
+        answer["selected_tests"] = named
+    return answer
+
+
+def _triage(text: str, situation: str) -> dict[str, Any]:
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    severity = match_option(first, SEVERITIES)[0] or match_option(text, SEVERITIES)[0]
+    fallback = severity is None
+    issue = ""
+    actions: list[str] = []
+    in_actions = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        label = re.match(r"^\W*(issue|problem|actions?|recommendations?)\W*:\s*(.*)$", line, re.I)
+        if label and label.group(1).lower() in ("issue", "problem"):
+            issue = label.group(2).strip()
+            in_actions = False
+        elif label:
+            in_actions = True
+            if label.group(2).strip():
+                actions.append(label.group(2).strip())
+        elif in_actions and re.match(r"^([-*•]|\d+[.)])\s+", line):
+            actions.append(re.sub(r"^([-*•]|\d+[.)])\s+", "", line))
+    if not issue:
+        rest = [line.strip() for line in text.splitlines()[1:] if line.strip()]
+        issue = rest[0] if rest else (situation.strip().splitlines() or [""])[0][:200]
+    reasoning = text
+    if fallback:
+        severity = "unknown"
+        reasoning = f"the model's answer named no severity. It said: {text[:200]}"
+    return {"severity": severity, "choice": severity, "issue": issue, "actions": actions,
+            "reasoning": reasoning, "fallback": fallback}
+
+
+def _after_first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(lines[1:])
 
 
 def _norm(text: str) -> str:

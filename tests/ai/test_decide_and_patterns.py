@@ -33,9 +33,49 @@ def test_decide_falls_back_honestly_when_no_option_is_named(service, server):
     assert "named none of the options" in d["reasoning"]
 
 
-def test_decide_needs_options(service):
+def test_decide_needs_options_or_a_situation(service):
     with pytest.raises(ConfigError, match="decide.options"):
-        service.decide({"situation": "x"})
+        service.decide({"constraints": {"budget": "limited"}})
+    with pytest.raises(ConfigError, match="decide.available_tests"):
+        service.decide({"available_tests": "unit"})
+
+
+def test_decide_names_the_choice_for_the_call_site(service, server):
+    server.play("text:canary\nLow traffic now.", "text:rolling")
+    d = service.decide({"context": {"load": 0.2}, "options": ["staging", "production", "canary"],
+                        "criteria": ["minimize_risk"]})
+    assert d["choice"] == d["environment"] == "canary" and d["reasoning"] == "Low traffic now."
+    assert '"criteria": ["minimize_risk"]' in server.requests[0]["body"]["messages"][-1]["content"]
+    d = service.decide({"strategies": ["blue_green", "canary", "rolling"], "risk_tolerance": "medium"})
+    assert d["choice"] == d["strategy"] == "rolling" and "environment" not in d
+
+
+def test_decide_selects_several(service, server):
+    server.play("text:unit, integration\nOnly the API changed.", "text:no idea")
+    d = service.decide({"changed_files": ["api/server.py"], "time_budget": "10m",
+                        "available_tests": ["unit", "integration", "e2e", "performance"]})
+    assert d["selected_tests"] == d["selected"] == ["unit", "integration"]
+    assert d["fallback"] is False and d["reasoning"] == "Only the API changed."
+    prompt = server.requests[0]["body"]["messages"][-1]["content"]
+    assert "- performance" in prompt and '"time_budget": "10m"' in prompt
+    d = service.decide({"available_tests": ["unit", "e2e"], "threshold": 0.5})
+    assert d["selected_tests"] == ["unit", "e2e"] and d["fallback"] is True
+    assert d["confidence"] == 0.0 and d["confident"] is False
+
+
+def test_decide_triages_an_analysis(service, server):
+    server.play("text:High\nIssue: the database refuses connections.\nActions:\n"
+                "- restart the connection pool\n2. check max_connections",
+                "text:It is fine I think")
+    d = service.decide({"analysis": "ERROR db: connection refused (x40)", "threshold": 0.8})
+    assert d["severity"] == d["choice"] == "high" and d["fallback"] is False
+    assert d["issue"] == "the database refuses connections."
+    assert d["actions"] == ["restart the connection pool", "check max_connections"]
+    assert d["confident"] is True
+    assert "ERROR db: connection refused" in server.requests[0]["body"]["messages"][-1]["content"]
+    d = service.decide({"analysis": "all quiet"})
+    assert d["severity"] == "unknown" and d["fallback"] is True and d["actions"] == []
+    assert d["issue"] == "all quiet"
 
 
 @pytest.mark.parametrize("text, expected", [
