@@ -1,4 +1,5 @@
-"""Thin adapters publishing Python services as Lua modules: exec, log, state, json, yaml, fs.
+"""Thin adapters publishing Python services as Lua modules: exec, log, state, json, yaml, fs
+(and, from lua/integrations.py, git, monitoring and notifications).
 
 Each function converts Lua values, calls a service, and converts the answer back; the services
 know nothing of Lua. `exec.run` is a blocking op: inside a task it yields to the scheduler.
@@ -12,6 +13,7 @@ from sloth_runner.durations import parse_duration
 from sloth_runner.engine.events import Listener
 from sloth_runner.engine.model import TaskContext
 from sloth_runner.lua.convert import lua_type, to_python
+from sloth_runner.lua.integrations import install_integrations
 from sloth_runner.lua.runtime import BlockingOp, LuaRuntime
 from sloth_runner.services import codec, files, process
 from sloth_runner.store.state import StateStore
@@ -50,6 +52,7 @@ def install_core_modules(rt: LuaRuntime, services: Services) -> None:
     _install_log(rt, services)
     _install_state(rt, services.state)
     _install_ai(rt, services)
+    install_integrations(rt, services)
     rt.install("json", {
         "encode": rt.wrap(lambda v, pretty=False: codec.json_encode(to_python(v), bool(pretty))),
         "decode": rt.wrap(lambda text: rt.table(codec.json_decode(text))),
