@@ -143,7 +143,9 @@ class AIService:
 
     def chat(self, spec: dict[str, Any], ctx: CallContext | None = None,
              on_token: Callable[[str], None] | None = None,
-             provider: str | None = None) -> dict[str, Any]:
+             provider: str | None = None, grammar: str | None = None) -> dict[str, Any]:
+        """`grammar` (GBNF, for internal callers such as ai.decide; not a Lua option, as
+        llama.cpp aborts the process on a malformed grammar) constrains local decoding."""
         spec = dict(spec)
         messages = spec.pop("messages", None)
         if not isinstance(messages, list) or not messages:
@@ -155,6 +157,7 @@ class AIService:
                                   "assistant) and content (a string)")
         request = self._request(spec, [{"role": m["role"], "content": m["content"]}
                                        for m in messages])
+        request.grammar = grammar
         return self.call(request, ctx, "chat", on_token, provider).as_dict(chat=True)
 
     def generate_code(self, spec: dict[str, Any], ctx: CallContext | None = None,
@@ -370,7 +373,7 @@ def _limiter(s: AISettings) -> RateLimiter | None:
 
 def _cache_key(provider: str, model: str, request: AIRequest) -> str:
     payload = json.dumps([provider, model, request.api, request.messages, request.prompt,
-                          sorted(request.options.items()), request.logprobs],
+                          sorted(request.options.items()), request.logprobs, request.grammar],
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 

@@ -66,7 +66,7 @@ def decide(service: AIService, spec: dict[str, Any], ctx: CallContext | None,
     context = {k: v for k, v in spec.items()
                if k not in (one_key, many_key, *SITUATION_KEYS, *PASS_THROUGH)}
     result = service.chat(_request(spec, form, situation, context, options), ctx,
-                          provider=provider)
+                          provider=provider, grammar=grammar(form, options))
     text = result["text"].strip()
     if form == "one":
         answer = _one_of(text, options, one_key or "options")
@@ -89,7 +89,29 @@ def _names(value: Any, key: str) -> list[str]:
             not all(isinstance(o, str) and o for o in value):
         raise ConfigError(f"decide.{key}", "needs a non-empty list of names, e.g. "
                           f"{key} = {{\"unit\", \"integration\"}}")
+    if any(not o.isprintable() for o in value):
+        raise ConfigError(f"decide.{key}", "names must be printable, on one line")
     return value
+
+
+def grammar(form: str, options: list[str]) -> str:
+    """GBNF for the answer's shape, so a local model can only name allowed values (providers
+    that cannot constrain decoding are checked afterwards by the same parsers)."""
+    names = " | ".join(_gbnf_string(o) for o in options)
+    # Bounded lines: a small model that rambles stops at a sentence, not at max_tokens.
+    rules = [f"name ::= {names}", "line ::= [^\\n]{1,240}", 'reason ::= [^\\n.]{1,240} "."']
+    if form == "one":
+        rules.insert(0, 'root ::= name "\\n" reason')
+    elif form == "many":
+        rules.insert(0, 'root ::= name (", " name)* "\\n" reason')
+    else:
+        rules.insert(0, 'root ::= name "\\nIssue: " line "\\nActions:\\n" act (act act?)?')
+        rules.append('act ::= "- " line "\\n"')
+    return "\n".join(rules) + "\n"
+
+
+def _gbnf_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _request(spec: dict[str, Any], form: str, situation: str, context: dict[str, Any],
@@ -109,13 +131,13 @@ def _request(spec: dict[str, Any], form: str, situation: str, context: dict[str,
         ask = ("Rate the severity as one of: low, medium, high, critical. Reply in this form:\n"
                "<severity>\nIssue: <the main problem, one sentence>\nActions:\n- <action>\n"
                "- <action>")
-    prompt = f"Situation: {situation or 'see context'}\n"
+    prompt = f"Situation: {situation}\n" if situation else ""
     if context:
         prompt += f"Context: {context_text}\n"
     request = {"messages": [{"role": "system", "content": SYSTEM},
                             {"role": "user", "content": prompt + ask}],
                "temperature": spec.get("temperature", 0),
-               "max_tokens": spec.get("max_tokens", 160 if form == "triage" else 96),
+               "max_tokens": spec.get("max_tokens", 160 if form == "triage" else 80),
                "logprobs": True}
     if spec.get("model"):
         request["model"] = spec["model"]

@@ -16,12 +16,12 @@ class AIRequest:
     """One call. `messages` is always set; `prompt` too for plain completions."""
 
     __slots__ = ("messages", "prompt", "model", "options", "stream", "logprobs", "api",
-                 "sanitize")
+                 "sanitize", "grammar")
 
     def __init__(self, messages: list[dict[str, str]], model: str | None = None,
                  options: dict[str, Any] | None = None, prompt: str | None = None,
                  stream: bool = False, logprobs: bool = False, api: str = "chat",
-                 sanitize: bool | None = None) -> None:
+                 sanitize: bool | None = None, grammar: str | None = None) -> None:
         self.messages = messages
         self.prompt = prompt
         self.model = model
@@ -30,6 +30,9 @@ class AIRequest:
         self.logprobs = logprobs
         self.api = api  # "chat" (chat completions endpoint) or "completions" (legacy text)
         self.sanitize = sanitize  # None: as configured
+        # GBNF constraining the answer; the local provider decodes with it, OpenAI-compatible
+        # servers are not sent it (callers such as ai.decide check the answer afterwards).
+        self.grammar = grammar
 
     def text(self) -> str:
         """Everything that would be sent, for token estimates and cache keys."""

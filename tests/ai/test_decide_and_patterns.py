@@ -122,3 +122,29 @@ def test_performance_trend_detected_only_when_real():
 def test_unknown_pattern_type():
     with pytest.raises(ValueError, match="unknown pattern type 'vibes'"):
         patterns.analyze([], ["vibes"])
+
+
+def test_decide_on_the_local_model_can_only_answer_with_allowed_names():
+    # The bundled model is tiny and rambles; decoding under the decision's grammar still
+    # keeps every answer inside what the workflow allows (no fallbacks).
+    from tests.ai.conftest import make_service
+
+    local = make_service({"provider": "local", "retry_attempts": 0})
+    one = local.decide({"situation": "Database CPU usage is 85%, no downtime allowed",
+                        "options": ["scale_up", "optimize_queries", "add_replica"]})
+    assert one["choice"] in one["options"] and one["fallback"] is False
+    assert 0 < one["confidence"] <= 1 and one["reasoning"].endswith(".")
+    many = local.decide({"changed_files": ["api/server.py"],
+                         "available_tests": ["unit", "integration", "e2e"]})
+    assert many["selected_tests"] and set(many["selected_tests"]) <= {"unit", "integration", "e2e"}
+    assert many["fallback"] is False
+    triage = local.decide({"analysis": "ERROR db: connection refused (40 times in 1 min)"})
+    assert triage["severity"] in ("low", "medium", "high", "critical")
+    assert triage["fallback"] is False and triage["issue"]
+    assert [c["provider"] for c in local.usage().logs(10)] == ["local"] * 3
+
+
+def test_openai_compatible_servers_are_not_sent_the_grammar(service, server):
+    server.play("text:canary\nok.")
+    service.decide({"options": ["canary", "rolling"], "situation": "x"})
+    assert "grammar" not in server.requests[0]["body"]

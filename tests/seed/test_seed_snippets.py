@@ -33,11 +33,11 @@ def bundled_model():
     return path
 
 
-def run_snippet(name: str, tmp_path: Path, env: dict | None = None):
+def run_snippet(name: str, tmp_path: Path, env: dict | None = None, *args: str, cwd=None):
     wrapper = tmp_path / "wrapper.lua"
     wrapper.write_text(f"raw_logs = {json.dumps(RAW_LOGS)}\n"
                        f"dofile({json.dumps(str(HERE / (name + '.lua')))})\n")
-    proc = cli("run", "-f", str(wrapper), cwd=tmp_path, env=env, timeout=300)
+    proc = cli("run", "-f", str(wrapper), *args, cwd=cwd or tmp_path, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     return proc

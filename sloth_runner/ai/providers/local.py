@@ -99,6 +99,11 @@ class LocalProvider(Provider):
         model = self.default_model()
         options = {k: v for k, v in request.options.items() if v is not None}
         options.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+        if request.grammar:
+            import llama_cpp
+
+            options["grammar"] = llama_cpp.LlamaGrammar.from_string(request.grammar,
+                                                                    verbose=False)
         stream = bool(request.stream and on_token is not None)
         with lock:
             try:
@@ -153,3 +158,4 @@ def _logprobs(choice: dict) -> list[float] | None:
     if isinstance(lp, dict) and lp.get("token_logprobs"):
         return [p for p in lp["token_logprobs"] if p is not None]
     return None
+
