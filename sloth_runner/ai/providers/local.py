@@ -69,8 +69,21 @@ def load_model(path: str, *, logits_all: bool, device: str, threads: int, contex
         except (ValueError, RuntimeError, OSError) as exc:
             raise ConfigError("ai.model_path", f"cannot load {path}: {exc}") from None
         found = (llama, threading.Lock())
+        if not _models:
+            import atexit
+
+            atexit.register(_close_models)
         _models[key] = found
         return found
+
+
+def _close_models() -> None:
+    """Free models while the interpreter still works: llama-cpp-python's own finaliser, run
+    during shutdown, fails noisily ("Exception ignored in Llama.__del__")."""
+    with _models_lock:
+        for llama, _ in _models.values():
+            llama.close()
+        _models.clear()
 
 
 class LocalProvider(Provider):
