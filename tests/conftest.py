@@ -85,3 +85,49 @@ def cli_json(*args: str, **kwargs) -> tuple[int, dict]:
 
 def tasks_by_name(document: dict, workflow: int = 0) -> dict[str, dict]:
     return {t["name"]: t for t in document["workflows"][workflow]["tasks"]}
+
+
+@pytest.fixture(scope="session")
+def aws_server_session():
+    from tests.aws_server import AWSServer
+
+    server = AWSServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws_server(aws_server_session, monkeypatch):
+    """moto on 127.0.0.1, emptied, with boto3 in this process and in subprocesses pointed at it."""
+    aws_server_session.reset()
+    for key, value in aws_server_session.env.items():
+        monkeypatch.setenv(key, value)
+    return aws_server_session
+
+
+@pytest.fixture(scope="session")
+def fault_server():
+    from tests.ai.fault_server import FaultServer
+
+    server = FaultServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(fault_server):
+    """The fault-injecting OpenAI-compatible server, its script and reply reset."""
+    fault_server.play()
+    fault_server.reply = "reply text"
+    return fault_server
+
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # llama_cpp opens /dev/null twice at import and never closes it; tests that load the model
+    # in-process would otherwise end with ResourceWarnings printed at interpreter shutdown.
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(utils, name, None)
+        if handle is not None:
+            handle.close()

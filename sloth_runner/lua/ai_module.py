@@ -124,6 +124,17 @@ def build_ai_module(rt: LuaRuntime, get_service: Callable[[], AIService],
             raise TypeError("ai.analyze_patterns expects a table of options")
         return rt.table(get_service().analyze_patterns(value))
 
+    def parse_recommendations(text: Any, options: Any = None) -> Any:
+        from sloth_runner.ai.recommendations import parse_recommendations as parse
+
+        if not isinstance(text, str):
+            raise TypeError("ai.parse_recommendations expects the model's text (a string)")
+        opts = to_python(options) if options is not None else {}
+        resources = opts.get("resources", []) if isinstance(opts, dict) else None
+        if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+            raise TypeError("ai.parse_recommendations options: {resources = {\"orders-db\", ...}}")
+        return rt.table(parse(text, resources))
+
     def calls(provider: str | None, names: tuple[str, ...]) -> dict[str, Any]:
         suffix = provider or "default"
         return {name: rt.blocking(f"ai.{name}.{suffix}", op(name, provider)) for name in names}
@@ -137,4 +148,5 @@ def build_ai_module(rt: LuaRuntime, get_service: Callable[[], AIService],
     members["restore"] = rt.wrap(restore)
     members["get_usage_stats"] = rt.wrap(usage_stats)
     members["analyze_patterns"] = rt.wrap(analyze_patterns)
+    members["parse_recommendations"] = rt.wrap(parse_recommendations)
     return rt.install("ai", members)

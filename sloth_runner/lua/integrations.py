@@ -1,6 +1,7 @@
-"""Lua modules for the systems around a deployment: `git`, `monitoring`, `notifications`.
+"""Lua modules for the systems around a deployment: `git`, `monitoring`, `notifications`, `aws`.
 
-Adapters only: the work is in services/git.py, services/hostmetrics.py and services/notify.py.
+Adapters only: the work is in services/git.py, services/hostmetrics.py, services/notify.py and
+services/aws.py.
 Calls that wait on a process or the network are blocking ops (they yield to the scheduler inside
 a task); reading local load metrics is immediate. Each module is a global and `require`-able,
 like exec and log.
@@ -13,7 +14,7 @@ import os
 from sloth_runner.errors import IntegrationError
 from sloth_runner.lua.convert import lua_type, to_python
 from sloth_runner.lua.runtime import BlockingOp, LuaRuntime
-from sloth_runner.services import git, hostmetrics, notify
+from sloth_runner.services import aws, git, hostmetrics, notify
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ def install_integrations(rt: LuaRuntime, services: Services) -> None:
         "get_health": rt.blocking("monitoring.get_health", BlockingOp(_health_job, _as_table(rt))),
     })
     _install_notifications(rt, services)
+    _install_aws(rt)
 
 
 def _as_table(rt: LuaRuntime) -> Callable[[TaskContext | None, Any], Any]:
@@ -108,4 +110,52 @@ def _install_notifications(rt: LuaRuntime, services: Services) -> None:
 
     rt.install("notifications", {
         "send_alert": rt.blocking("notifications.send_alert", BlockingOp(prepare, _as_table(rt))),
+    })
+
+
+def _install_aws(rt: LuaRuntime) -> None:
+    client = aws.AWSClient()
+
+    def windowed(name: str, fn: Callable[[float], Any]) -> Any:
+        def prepare(ctx: TaskContext | None, window: Any = None) -> Callable[[], Any]:
+            seconds = aws.window_seconds(window)
+            return lambda: fn(seconds)
+
+        return rt.blocking(f"aws.{name}", BlockingOp(prepare, _as_table(rt)))
+
+    def modify(ctx: TaskContext | None, instance_id: Any = None,
+               options: Any = None) -> Callable[[], Any]:
+        opts = to_python(options) if options is not None else {}
+        if not isinstance(instance_id, str) or not isinstance(opts, dict) or \
+                not isinstance(opts.get("instance_type"), str):
+            raise TypeError("aws.ec2.modify_instance(instance_id, {instance_type = \"t3.small\", "
+                            "restart = true, dry_run = false, wait = \"10m\"})")
+        unknown = set(opts) - {"instance_type", "restart", "dry_run", "wait"}
+        if unknown:
+            raise ValueError(f"aws.ec2.modify_instance: unknown option '{sorted(unknown)[0]}'")
+        wait = aws.window_seconds(opts.get("wait"), "10m")
+        return lambda: client.modify_instance(instance_id, opts["instance_type"],
+                                              bool(opts.get("restart", True)),
+                                              bool(opts.get("dry_run", False)), wait)
+
+    def configure(settings: Any) -> bool:
+        value = to_python(settings)
+        if not isinstance(value, dict):
+            raise TypeError("aws.configure expects a table {region, profile, endpoint_url}")
+        client.configure(value)
+        return True
+
+    rt.install("aws", {
+        "configure": rt.wrap(configure),
+        "ec2": rt.lua.table_from({
+            "get_utilization_metrics": windowed("ec2.get_utilization_metrics",
+                                                client.ec2_utilization),
+            "modify_instance": rt.blocking("aws.ec2.modify_instance", BlockingOp(modify,
+                                                                                 _as_table(rt))),
+        }),
+        "rds": rt.lua.table_from({
+            "get_performance_metrics": windowed("rds.get_performance_metrics",
+                                                client.rds_performance),
+        }),
+        "billing": rt.lua.table_from({"get_costs": windowed("billing.get_costs", client.costs)}),
     })

@@ -3,23 +3,8 @@ import pytest
 from sloth_runner.ai.client import AIService
 from sloth_runner.store import Store
 from sloth_runner.store.ai_usage import AIUsageStore
-from tests.ai.fault_server import FaultServer
 
 API_KEY = "sk-test-SECRET-0123456789abcdefghij"
-
-
-@pytest.fixture(scope="session")
-def fault_server():
-    server = FaultServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def server(fault_server):
-    fault_server.play()
-    fault_server.reply = "reply text"
-    return fault_server
 
 
 class Sleeps(list):

@@ -102,3 +102,59 @@ def test_ai_cicd_pipeline_reviews_the_diff_selects_tests_and_deploys(tmp_path):
     strategy = deploys[0].split("--strategy=")[1]
     assert strategy in ("blue_green", "canary", "rolling", "immediate")
     assert tasks["ai_deployment"]["outputs"]["stdout"] == ""  # the stub writes to calls.log
+
+
+def seed_aws_account(aws_server) -> str:
+    """One busy-looking m5.xlarge with a week of low CPU, a database and a month of costs."""
+    import boto3
+
+    from tests.services.test_aws import launch, put_cpu
+
+    iid = launch("m5.xlarge", "api")
+    put_cpu("AWS/EC2", "InstanceId", iid, [(h, 4.0 + h % 3) for h in range(1, 48)])
+    boto3.client("rds").create_db_instance(
+        DBInstanceIdentifier="orders-db", DBInstanceClass="db.t3.medium", Engine="postgres",
+        MasterUsername="admin", MasterUserPassword="not-a-secret-1", AllocatedStorage=20)
+    aws_server.queue_costs([{"ResultsByTime": [{
+        "TimePeriod": {"Start": "2026-11-01", "End": "2026-11-02"}, "Total": {},
+        "Estimated": False, "Groups": [{"Keys": ["Amazon EC2"], "Metrics": {
+            "UnblendedCost": {"Amount": "140.0", "Unit": "USD"}}}]}],
+        "DimensionValueAttributes": []}])
+    return iid
+
+
+def instance_type(iid: str) -> str:
+    import boto3
+
+    found = boto3.client("ec2").describe_instances(InstanceIds=[iid])
+    return found["Reservations"][0]["Instances"][0]["InstanceType"]
+
+
+def test_ai_infrastructure_optimization_on_the_bundled_model(tmp_path, aws_server):
+    iid = seed_aws_account(aws_server)
+    doc = json_run("ai_infrastructure_management", tmp_path)
+    task = tasks_by_name(doc)["ai_infrastructure_optimization"]
+    assert task["status"] == "success", task
+    prompt = ai_calls(tmp_path)[0]["prompt"]
+    assert iid in prompt and "orders-db" in prompt and "Amazon EC2" in prompt
+    recs = task["outputs"].get("recommendations") or []
+    acted = [r for r in recs if r["type"] == "scale_down" and r["confidence"] > 0.8]
+    expected = acted[-1]["new_size"] if acted and acted[-1]["resource"] == iid else "m5.xlarge"
+    assert instance_type(iid) == expected  # resized exactly when the advice said so
+
+
+def test_ai_infrastructure_optimization_acts_on_confident_advice(tmp_path, aws_server, server):
+    # The same unchanged workflow against an OpenAI-compatible server that gives firm advice:
+    # the confident scale-down is applied to the instance, the unsure one is not.
+    from tests.ai.test_lua_ai import env_for
+    from tests.services.test_aws import launch
+
+    iid = seed_aws_account(aws_server)
+    other = launch("c5.2xlarge")
+    server.play(f"text:1. Scale down {iid} from m5.xlarge to m5.large (confidence: 0.93), "
+                f"saving $70/month.\n2. Rightsize {other} to c5.xlarge (confidence 40%).")
+    doc = json_run("ai_infrastructure_management", tmp_path, env_for(server))
+    recs = tasks_by_name(doc)["ai_infrastructure_optimization"]["outputs"]["recommendations"]
+    assert [(r["type"], r["resource"], r["new_size"], r["confidence"]) for r in recs] == [
+        ("scale_down", iid, "m5.large", 0.93), ("scale_down", other, "c5.xlarge", 0.4)]
+    assert instance_type(iid) == "m5.large" and instance_type(other) == "c5.2xlarge"
