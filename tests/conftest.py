@@ -87,13 +87,18 @@ def tasks_by_name(document: dict, workflow: int = 0) -> dict[str, dict]:
     return {t["name"]: t for t in document["workflows"][workflow]["tasks"]}
 
 
+def serving(make):
+    """Body of a session fixture for a test server: start it, hand it out, stop it."""
+    server = make()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def aws_server_session():
     from tests.aws_server import AWSServer
 
-    server = AWSServer()
-    yield server
-    server.stop()
+    yield from serving(AWSServer)
 
 
 @pytest.fixture
@@ -109,9 +114,7 @@ def aws_server(aws_server_session, monkeypatch):
 def fault_server():
     from tests.ai.fault_server import FaultServer
 
-    server = FaultServer()
-    yield server
-    server.stop()
+    yield from serving(FaultServer)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ import pytest
 from sloth_runner.ai.client import AIService
 from sloth_runner.store import Store
 from sloth_runner.store.ai_usage import AIUsageStore
+from tests.conftest import serving
 
 API_KEY = "sk-test-SECRET-0123456789abcdefghij"
 
@@ -40,9 +41,7 @@ def service(server, sleeps):
 def llama_server():
     from tests.ai.llama_server import LlamaServer
 
-    server = LlamaServer()
-    yield server
-    server.stop()
+    yield from serving(LlamaServer)
 
 
 @pytest.fixture
