@@ -12,13 +12,11 @@ botocore never puts credentials in those messages.
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
 
 from sloth_runner.errors import IntegrationError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from typing import Any
 
 SETTINGS = ("region", "profile", "endpoint_url")
@@ -221,31 +219,40 @@ def _tag(resource: dict[str, Any], key: str) -> str | None:
     return next((t["Value"] for t in resource.get("Tags", []) if t.get("Key") == key), None)
 
 
-@contextmanager
-def _errors(service: str, operation: str) -> Iterator[None]:
-    """botocore's exceptions as IntegrationErrors that say what to do."""
-    try:
-        yield
-    except IntegrationError:
-        raise
-    except Exception as exc:
-        kind = type(exc).__name__
-        if kind == "ClientError":
-            err = getattr(exc, "response", {}).get("Error", {})
-            raise IntegrationError(f"aws {service} {operation} failed: {err.get('Code')}: "
-                                   f"{err.get('Message')}") from None
-        if kind in ("NoCredentialsError", "PartialCredentialsError", "ProfileNotFound"):
-            raise IntegrationError(f"aws {service}: {exc} (set AWS_PROFILE or "
-                                   "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)") from None
-        if kind == "NoRegionError":
-            raise IntegrationError(f"aws {service}: no region (set AWS_REGION or "
-                                   "aws.configure{region = ...})") from None
-        if kind in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
-                    "WaiterError"):
-            raise IntegrationError(f"aws {service} {operation}: {exc}") from None
-        if type(exc).__module__.startswith(("botocore", "boto3")):
-            raise IntegrationError(f"aws {service} {operation}: {exc}") from None
-        raise
+class _errors:  # noqa: N801 (used like a function: `with _errors("ec2", "DescribeInstances")`)
+    """botocore's exceptions as IntegrationErrors that say what to do. (A class, not
+    contextlib.contextmanager: contextlib is not otherwise imported when a run starts.)"""
+
+    def __init__(self, service: str, operation: str) -> None:
+        self.service = service
+        self.operation = operation
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        if isinstance(exc, Exception) and not isinstance(exc, IntegrationError):
+            translated = _translate(exc, self.service, self.operation)
+            if translated is not None:
+                raise translated from None
+
+
+def _translate(exc: Exception, service: str, operation: str) -> IntegrationError | None:
+    """The IntegrationError for a boto3/botocore exception; None for anything else."""
+    kind = type(exc).__name__
+    if kind == "ClientError":
+        err = getattr(exc, "response", {}).get("Error", {})
+        return IntegrationError(f"aws {service} {operation} failed: {err.get('Code')}: "
+                                f"{err.get('Message')}")
+    if kind in ("NoCredentialsError", "PartialCredentialsError", "ProfileNotFound"):
+        return IntegrationError(f"aws {service}: {exc} (set AWS_PROFILE or "
+                                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")
+    if kind == "NoRegionError":
+        return IntegrationError(f"aws {service}: no region (set AWS_REGION or "
+                                "aws.configure{region = ...})")
+    if type(exc).__module__.startswith(("botocore", "boto3")):
+        return IntegrationError(f"aws {service} {operation}: {exc}")
+    return None
 
 
 def window_seconds(window: Any, default: str = "7d") -> float:

@@ -7,7 +7,6 @@ host. A failed delivery raises: an alert that silently went nowhere is worse tha
 
 from __future__ import annotations
 
-import json
 import os
 
 from sloth_runner.errors import IntegrationError
@@ -28,11 +27,15 @@ def post_alert(webhook: str, text: str, timeout: float = 10.0) -> dict[str, Any]
     if not webhook.startswith(("http://", "https://")):
         raise IntegrationError(f"notifications: the alert webhook must be an http(s) URL "
                                f"(set {WEBHOOK_ENV} or pass webhook = ...)")
+    import json
     import urllib.error
     import urllib.request
     from urllib.parse import urlsplit
 
-    host = urlsplit(webhook).hostname or "?"
+    try:
+        host = urlsplit(webhook).hostname or "?"
+    except ValueError:
+        host = "?"
     body = json.dumps({"text": text}).encode()
     request = urllib.request.Request(webhook, data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
