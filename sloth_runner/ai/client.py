@@ -174,7 +174,7 @@ class AIService:
 
     def analyze_patterns(self, spec: dict[str, Any]) -> list[dict[str, Any]]:
         """Patterns in `data` (a list of attempt records) or in the recorded history."""
-        from sloth_runner.ai import patterns
+        from sloth_runner.analytics import patterns
         from sloth_runner.durations import parse_duration
 
         window = spec.get("time_window", "30d")

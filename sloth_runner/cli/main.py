@@ -45,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-COMMANDS = ("run", "list", "history", "state", "ai")
+COMMANDS = ("run", "list", "history", "analyze", "state", "ai")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

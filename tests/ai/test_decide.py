@@ -1,9 +1,7 @@
 import math
-import time
 
 import pytest
 
-from sloth_runner.ai import patterns
 from sloth_runner.ai.decide import match_option
 from sloth_runner.errors import ConfigError
 
@@ -86,42 +84,6 @@ def test_decide_triages_an_analysis(service, server):
 ])
 def test_match_option(text, expected):
     assert match_option(text, ["blue_green", "canary", "rolling"]) == expected
-
-
-def record(task, status, run, duration=1.0, attempt=1, rss=10240, cpu=0.1):
-    return {"workflow": "ci", "task": task, "status": status, "run_id": run, "attempt": attempt,
-            "final": 1, "duration_s": duration, "max_rss_kb": rss, "cpu_s": cpu,
-            "started_at": time.time()}
-
-
-def test_failure_patterns_and_co_failures():
-    data = []
-    for run in range(10):
-        bad = run % 2 == 0
-        data.append(record("db", "failed" if bad else "success", f"r{run}"))
-        data.append(record("api", "failed" if bad else "success", f"r{run}"))
-        data.append(record("lint", "success", f"r{run}"))
-    found = patterns.analyze(data, ["failure_correlation"])
-    singles = {p["task"]: p for p in found if "task" in p}
-    assert set(singles) == {"ci/db", "ci/api"}
-    assert singles["ci/db"]["description"] == "ci/db failed 5 of 10 runs (50%), 0 by timeout"
-    assert math.isclose(singles["ci/db"]["confidence"], round(0.5 * 10 / 13, 3))
-    (pair,) = [p for p in found if "tasks" in p]
-    assert pair["tasks"] == ["ci/api", "ci/db"] and "failed together in 5 runs" in pair["description"]
-
-
-def test_performance_trend_detected_only_when_real():
-    slower = [record("build", "success", f"r{i}", duration=1.0 if i < 5 else 2.0) for i in range(10)]
-    (trend,) = patterns.analyze(slower, ["performance_trends"])
-    assert trend["description"] == "ci/build got 100% slower (1.00s -> 2.00s median)"
-    assert trend["confidence"] == round(1.0 * 10 / 13, 3)
-    steady = [record("build", "success", f"r{i}", duration=1.0 + (i % 2) * 0.05) for i in range(10)]
-    assert patterns.analyze(steady, ["performance_trends"]) == []
-
-
-def test_unknown_pattern_type():
-    with pytest.raises(ValueError, match="unknown pattern type 'vibes'"):
-        patterns.analyze([], ["vibes"])
 
 
 def test_decide_on_the_local_model_can_only_answer_with_allowed_names():

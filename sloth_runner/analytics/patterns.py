@@ -1,10 +1,16 @@
-"""`ai.analyze_patterns`: patterns in execution history, measured rather than generated.
+"""Patterns in execution history (`ai.analyze_patterns`, `sloth-runner analyze`), measured
+rather than generated.
 
-Three kinds, each computed from recorded attempts:
+Five kinds, each computed from recorded attempts:
   failure_correlation  tasks that fail often, and tasks that fail in the same runs
   performance_trends   tasks whose duration moved by 20 % or more between the older and the
                        newer half of the window
   resource_usage       tasks whose child processes use the most memory and CPU
+  anomalies            single runs far outside a task's usual duration or memory (robust
+                       z-score over the median absolute deviation, so one outlier cannot hide
+                       itself by inflating the spread, as it would a standard deviation)
+  retry_advice         whether retries pay off: first-attempt failures that a retry recovered,
+                       and the time spent on retries that never did
 
 `confidence` grows with the evidence: the strength of the effect, shrunk by n / (n + 3) for n
 observations, so two runs never look as sure as fifty.
@@ -19,8 +25,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-KINDS = ("failure_correlation", "performance_trends", "resource_usage")
+KINDS = ("failure_correlation", "performance_trends", "resource_usage", "anomalies",
+         "retry_advice")
 MIN_TREND_SAMPLES = 6
+MIN_ANOMALY_SAMPLES = 8
+ANOMALY_Z = 3.5        # Iglewicz and Hoaglin's cut-off for the modified z-score
+ANOMALY_RATIO = 1.5    # and at least this far above the median, to matter in practice
+MAX_ANOMALIES_PER_TASK = 3
+FAILED = ("failed", "timeout")
 
 
 def analyze(records: list[dict[str, Any]], kinds: list[str] | None = None) -> list[dict[str, Any]]:
@@ -35,6 +47,10 @@ def analyze(records: list[dict[str, Any]], kinds: list[str] | None = None) -> li
         found += _trends(records)
     if "resource_usage" in wanted:
         found += _resources(records)
+    if "anomalies" in wanted:
+        found += _anomalies(records)
+    if "retry_advice" in wanted:
+        found += _retry_advice(records)
     return sorted(found, key=lambda p: -p["confidence"])
 
 
@@ -146,4 +162,86 @@ def _resources(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                        "no action needed"),
                     "evidence": {"runs": len(rows), "peak_rss_mib": round(peak, 1),
                                  "mean_cpu_s": round(cpu, 3)}})
+    return out
+
+
+def _anomalies(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_task: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        if r["status"] == "success":
+            by_task[_name(r)].append(r)
+    out = []
+    for task, rows in by_task.items():
+        if len(rows) < MIN_ANOMALY_SAMPLES:
+            continue
+        for metric, floor, verb, show in (
+                ("duration_s", 0.005, "took", lambda v: f"{v:.2f}s"),
+                ("max_rss_kb", 1024.0, "peaked at", lambda v: f"{v / 1024:.0f} MiB")):
+            values = [float(r.get(metric) or 0.0) for r in rows]
+            median = statistics.median(values)
+            if median <= 0:
+                continue
+            # MAD, floored so a task with near-constant values doesn't flag timing noise
+            mad = max(statistics.median(abs(v - median) for v in values), 0.01 * median, floor)
+            flagged = []
+            for r, v in zip(rows, values, strict=True):
+                z = 0.6745 * (v - median) / mad
+                if z > ANOMALY_Z and v >= ANOMALY_RATIO * median:
+                    flagged.append((r, v, z))
+            for r, v, z in flagged[-MAX_ANOMALIES_PER_TASK:]:
+                out.append({"type": "anomalies", "task": task, "run_id": r.get("run_id"),
+                            "metric": metric,
+                            "description": f"{task} {verb} {show(v)} in run "
+                                           f"{str(r.get('run_id'))[:12]}, {v / median:.1f}x "
+                                           f"its usual {show(median)}",
+                            "confidence": round(min(1.0, z / (2 * ANOMALY_Z))
+                                                * _shrink(len(values)), 3),
+                            "recommendation": "look at what was different in that run (inputs, "
+                                              "host, load); if it repeats, it is a trend",
+                            "evidence": {"samples": len(values), "median": median, "value": v,
+                                         "robust_z": round(z, 1)}})
+    return out
+
+
+def _retry_advice(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    attempts: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in records:
+        attempts[(_name(r), r["run_id"])].append(r)
+    stats: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"first_failed": 0, "retried": 0, "recovered": 0, "needed": 0, "wasted_s": 0.0})
+    for (task, _), rows in attempts.items():
+        rows.sort(key=lambda r: r["attempt"])
+        if rows[0]["status"] not in FAILED or rows[0]["attempt"] != 1:
+            continue
+        s = stats[task]
+        s["first_failed"] += 1
+        if len(rows) < 2:
+            continue
+        s["retried"] += 1
+        if rows[-1]["status"] == "success":
+            s["recovered"] += 1
+            s["needed"] = max(s["needed"], rows[-1]["attempt"] - 1)
+        else:
+            s["wasted_s"] += sum(float(r["duration_s"] or 0.0) for r in rows[1:])
+    out = []
+    for task, s in stats.items():
+        if s["retried"] < 2:
+            continue
+        rate = s["recovered"] / s["retried"]
+        evidence = {k: round(v, 3) if isinstance(v, float) else v for k, v in s.items()}
+        if s["recovered"]:
+            description = (f"{task}: retries recovered {s['recovered']} of {s['retried']} "
+                           f"retried failures (needing up to {s['needed']} "
+                           f"{'retry' if s['needed'] == 1 else 'retries'})")
+            advice = (f"keep :retries({s['needed']}) with a :retry_delay; the first attempt "
+                      "fails for a passing reason (a flaky dependency?)")
+            confidence = rate * _shrink(s["retried"])
+        else:
+            description = (f"{task}: retries never recovered it ({s['retried']} retried "
+                           f"failures, {s['wasted_s']:.1f}s spent retrying)")
+            advice = "drop its :retries(); the failure is not transient, fix the cause"
+            confidence = _shrink(s["retried"])
+        out.append({"type": "retry_advice", "task": task, "description": description,
+                    "confidence": round(confidence, 3), "recommendation": advice,
+                    "evidence": evidence})
     return out
