@@ -3,7 +3,9 @@
 --
 -- lint and unit_tests run in parallel; package waits for both; a flaky smoke test is retried;
 -- the release notes are written by the AI module, offline, on the bundled local model (or on
--- whatever OPENAI_API_KEY / OPENAI_BASE_URL point at), streamed to the terminal as they come.
+-- whatever OPENAI_API_KEY / OPENAI_BASE_URL point at), streamed to the terminal as they come,
+-- while the AI decision engine picks a rollout strategy (always one of those offered).
+-- Afterwards, `sloth-runner history` and `sloth-runner analyze` look back over the runs.
 
 workflow.define("release", {
     description = "lint, test, package and smoke-test a toy service",
@@ -66,6 +68,23 @@ workflow.define("release", {
                 return true, string.format("demo run #%d, %d tokens in %.0f ms",
                                            runs, answer.usage.total_tokens, answer.latency_ms),
                        {notes = answer.text, model = answer.model}
+            end)
+            :build(),
+
+        task("rollout_plan")
+            :depends_on("smoke_test")
+            :timeout("2m")
+            :command(function(params, deps)
+                local ai = require("ai")
+                local plan = ai.decide({
+                    situation = "toy-service passed its unit and smoke tests; it serves "
+                                .. "internal users only",
+                    strategies = {"canary", "blue_green", "rolling"},
+                    risk_tolerance = "low",
+                })
+                log.info(string.format("rollout: %s (confidence %.2f)", plan.strategy,
+                                       plan.confidence or 0))
+                return true, "rollout strategy: " .. plan.strategy, {strategy = plan.strategy}
             end)
             :build(),
     },
