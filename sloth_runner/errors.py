@@ -9,7 +9,7 @@
     │   └── DependencyError         unknown dependency or cycle; names the tasks
     ├── StoreError                  the SQLite store cannot be opened or written
     ├── ExecError                   a process could not be started (not: it exited non-zero)
-    ├── IntegrationError            git, a health check or an alert webhook failed; says which
+    ├── IntegrationError            git, a health check, an alert webhook or AWS failed; says which
     └── AIError                     an AI call failed; names provider and model
         ├── AIProviderError         the provider answered with an error status (has .status)
         ├── AIConnectionError       no usable answer: refused, dropped, timed out, malformed

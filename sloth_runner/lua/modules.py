@@ -1,5 +1,5 @@
 """Thin adapters publishing Python services as Lua modules: exec, log, state, json, yaml, fs
-(and, from lua/integrations.py, git, monitoring and notifications).
+(and, from lua/integrations.py, git, monitoring, notifications and aws).
 
 Each function converts Lua values, calls a service, and converts the answer back; the services
 know nothing of Lua. `exec.run` is a blocking op: inside a task it yields to the scheduler.

@@ -11,7 +11,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sloth_runner import paths
@@ -21,7 +21,7 @@ from sloth_runner.store.migrations import MIGRATIONS
 _BUSY_TIMEOUT = 10.0
 
 
-def _retry_when_busy(step):
+def _retry_when_busy(step: Callable[[], object]) -> object:
     """Run one start-up step, retrying while another process holds the database.
 
     SQLite's busy timeout does not cover every case: when several processes open a brand-new

@@ -171,4 +171,3 @@ def _logprobs(choice: dict) -> list[float] | None:
     if isinstance(lp, dict) and lp.get("token_logprobs"):
         return [p for p in lp["token_logprobs"] if p is not None]
     return None
-
