@@ -270,7 +270,8 @@ def test_heavy_modules_are_not_imported(workflow_file):
     code = ("import sys\nfrom sloth_runner.cli.main import main\n"
             f"rc = main(['run', '-f', {path!r}, '--param', 'version=1', '-o', 'json'])\n"
             "heavy = sorted(m for m in ('rich', 'openai', 'llama_cpp', 'httpx', 'yaml',"
-            " 'concurrent.futures', 'dataclasses', 'urllib.request', 'http.client')"
+            " 'concurrent.futures', 'dataclasses', 'urllib.request', 'http.client', 'boto3',"
+            " 'botocore')"
             " if m in sys.modules)\n"
             "print('HEAVY', heavy, file=sys.stderr)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
