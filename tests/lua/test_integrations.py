@@ -77,7 +77,8 @@ def test_integration_failures_fail_the_task_with_file_line(tmp_path, workflow_fi
             return true
         end):build()
     ''')
-    code, doc = cli_json("run", "-f", path, env={"SLOTH_ALERT_WEBHOOK": sink.url("/hook")})
+    code, doc = cli_json("run", "-f", path, env={"SLOTH_ALERT_WEBHOOK": sink.url("/hook"),
+                                                 "GIT_CEILING_DIRECTORIES": str(tmp_path.parent)})
     tasks = tasks_by_name(doc)
     assert code == 1
     assert tasks["g"]["error"].startswith(f"{path}:3: git diff HEAD~1 HEAD failed: ")
