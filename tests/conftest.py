@@ -105,6 +105,8 @@ def aws_server_session():
 def aws_server(aws_server_session, monkeypatch):
     """moto on 127.0.0.1, emptied, with boto3 in this process and in subprocesses pointed at it."""
     aws_server_session.reset()
+    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(key, raising=False)
     for key, value in aws_server_session.env.items():
         monkeypatch.setenv(key, value)
     return aws_server_session
