@@ -20,8 +20,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("analyze", help="find failure patterns, trends, anomalies and retry "
                                        "advice in the run history")
     p.add_argument("--since", default="30d", help="how far back to look (default 30d)")
-    p.add_argument("--type", action="append", choices=KINDS, dest="types",
-                   help="only this kind of pattern (repeatable; default: all)")
+    p.add_argument("--type", action="append", choices=KINDS, dest="types", metavar="KIND",
+                   help=f"only this kind of pattern: {', '.join(KINDS)} (repeatable; "
+                        "default: all)")
     p.add_argument("--min-confidence", type=float, default=0.0,
                    help="hide patterns less sure than this (0 to 1)")
     add_output(p)
