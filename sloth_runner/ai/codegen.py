@@ -2,7 +2,8 @@
 
 Checkers: bash/sh (`bash -n`), Python (`ast`), Lua (`load` in a throw-away Lua 5.4 state), JSON,
 YAML and Dockerfile instructions. A language without a checker gets `valid = nil`: unknown, not
-invented.
+invented. JSON is also generated under a grammar on the local model, so a small model cannot
+produce invalid JSON in the first place (providers without grammars are checked and re-asked).
 """
 
 from __future__ import annotations
@@ -22,6 +23,31 @@ if TYPE_CHECKING:
 ALIASES = {"sh": "bash", "shell": "bash", "zsh": "bash", "py": "python", "python3": "python",
            "yml": "yaml", "docker": "dockerfile", "containerfile": "dockerfile"}
 FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
+def json_grammar(depth: int = 5, members: int = 10, string_chars: int = 160) -> str:
+    """JSON (RFC 8259 values) in GBNF, with nesting, container sizes and strings bounded, so a
+    small model that keeps nesting has to close its brackets. An answer can still be cut off at
+    max_tokens; the checker then catches it and the model is asked again."""
+    rules = ["root ::= ws (obj1 | arr1) ws"]
+    more = f"{{0,{members - 1}}}"
+    for level in range(1, depth + 1):
+        child = "scalar" if level == depth else f"(obj{level + 1} | arr{level + 1} | scalar)"
+        rules += [
+            f'obj{level} ::= "{{" ws (string ws ":" ws {child} ws '
+            f'("," ws string ws ":" ws {child} ws){more})? "}}"',
+            f'arr{level} ::= "[" ws ({child} ws ("," ws {child} ws){more})? "]"',
+        ]
+    rules += [
+        'scalar ::= string | number | "true" | "false" | "null"',
+        'string ::= "\\"" ([^"\\\\\\x7F\\x00-\\x1F] | "\\\\" (["\\\\/bfnrt] | "u" '
+        f'[0-9a-fA-F]{{4}})){{0,{string_chars}}} "\\""',
+        'number ::= "-"? ("0" | [1-9] [0-9]{0,15}) ("." [0-9]{1,15})? ([eE] [-+]? [0-9]{1,3})?',
+        "ws ::= [ \\t\\n]{0,20}",
+    ]
+    return "\n".join(rules) + "\n"
+
+
+JSON_GRAMMAR = json_grammar()
+GRAMMARS = {"json": JSON_GRAMMAR}
 DOCKER_INSTRUCTIONS = {
     "FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT",
     "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
@@ -59,7 +85,8 @@ def generate(service: AIService, spec: dict[str, Any], ctx: CallContext | None,
     code, text, errors, valid = "", "", [], None
     attempts = 0
     for attempts in range(1, max_attempts + 1):  # noqa: B007 (the count is returned)
-        result = service.chat({**spec, "messages": messages}, ctx, provider=provider)
+        result = service.chat({**spec, "messages": messages}, ctx, provider=provider,
+                              grammar=GRAMMARS.get(lang))
         text = result["text"]
         code = extract_code(text)
         if checker is None:
