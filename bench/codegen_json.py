@@ -9,11 +9,10 @@ first attempt, the mean number of attempts and the mean time per request.
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
-import tempfile
 import time
+
+import local_model
 
 DESCRIPTIONS = [
     "a config for a web service with a port and a list of hosts",
@@ -46,15 +45,7 @@ def run(service, constrained: bool) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
-    os.environ["SLOTH_RUNNER_HOME"] = tempfile.mkdtemp()
-    from sloth_runner.ai.client import AIService
-
-    service = AIService(environ={})
-    service.configure({"provider": "local", "retry_attempts": 0})
-    service.complete("hello")  # load the model outside the measurement
+    args, service = local_model.setup(__doc__, default_rounds=2)
     results: dict[str, list[dict]] = {"grammar": [], "free": []}
     for _ in range(args.rounds):
         for name in ("grammar", "free"):

@@ -11,11 +11,10 @@ latency and completion tokens per decision.
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
-import tempfile
 import time
+
+import local_model
 
 DECISIONS = [
     {"situation": "Database CPU usage is 85%", "options": ["scale_up", "optimize_queries",
@@ -58,15 +57,8 @@ def run(service, constrained: bool) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=1)
-    args = parser.parse_args()
-    os.environ["SLOTH_RUNNER_HOME"] = tempfile.mkdtemp()
-    from sloth_runner.ai.client import AIService
-
-    service = AIService(environ={})
-    service.configure({"provider": "local", "retry_attempts": 0})
-    service.decide(dict(DECISIONS[0]))  # load the model outside the measurement
+    args, service = local_model.setup(__doc__, default_rounds=1)
+    service.decide(dict(DECISIONS[0]))  # decisions use log-probs: load that instance too
     results: dict[str, list[dict]] = {"grammar": [], "free": []}
     for _ in range(args.rounds):
         for name in ("grammar", "free"):
