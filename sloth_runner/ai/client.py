@@ -143,9 +143,11 @@ class AIService:
 
     def chat(self, spec: dict[str, Any], ctx: CallContext | None = None,
              on_token: Callable[[str], None] | None = None,
-             provider: str | None = None, grammar: str | None = None) -> dict[str, Any]:
+             provider: str | None = None, grammar: str | None = None,
+             operation: str = "chat") -> dict[str, Any]:
         """`grammar` (GBNF, for internal callers such as ai.decide; not a Lua option, as
-        llama.cpp aborts the process on a malformed grammar) constrains local decoding."""
+        llama.cpp aborts the process on a malformed grammar) constrains local decoding;
+        `operation` is what the call log says the call was for (decide, generate_code)."""
         spec = dict(spec)
         messages = spec.pop("messages", None)
         if not isinstance(messages, list) or not messages:
@@ -158,7 +160,7 @@ class AIService:
         request = self._request(spec, [{"role": m["role"], "content": m["content"]}
                                        for m in messages])
         request.grammar = grammar
-        return self.call(request, ctx, "chat", on_token, provider).as_dict(chat=True)
+        return self.call(request, ctx, operation, on_token, provider).as_dict(chat=True)
 
     def generate_code(self, spec: dict[str, Any], ctx: CallContext | None = None,
                       provider: str | None = None) -> dict[str, Any]:

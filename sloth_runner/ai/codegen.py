@@ -86,7 +86,7 @@ def generate(service: AIService, spec: dict[str, Any], ctx: CallContext | None,
     attempts = 0
     for attempts in range(1, max_attempts + 1):  # noqa: B007 (the count is returned)
         result = service.chat({**spec, "messages": messages}, ctx, provider=provider,
-                              grammar=GRAMMARS.get(lang))
+                              grammar=GRAMMARS.get(lang), operation="generate_code")
         text = result["text"]
         code = extract_code(text)
         if checker is None:

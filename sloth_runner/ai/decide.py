@@ -66,7 +66,7 @@ def decide(service: AIService, spec: dict[str, Any], ctx: CallContext | None,
     context = {k: v for k, v in spec.items()
                if k not in (one_key, many_key, *SITUATION_KEYS, *PASS_THROUGH)}
     result = service.chat(_request(spec, form, situation, context, options), ctx,
-                          provider=provider, grammar=grammar(form, options))
+                          provider=provider, grammar=grammar(form, options), operation="decide")
     text = result["text"].strip()
     if form == "one":
         answer = _one_of(text, options, one_key or "options")

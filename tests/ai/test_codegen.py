@@ -43,6 +43,7 @@ def test_generate_code_reasks_with_the_checker_error(service, server):
     assert "database_name: myapp_db" in prompt and "backup_location: /backups/" in prompt
     fix = second["body"]["messages"][-1]["content"]
     assert "not valid bash" in fix and "syntax error" in fix
+    assert [c["operation"] for c in service.usage().logs(5)] == ["generate_code"] * 2
 
 
 def test_generate_code_reports_invalid_after_max_attempts(service, server):

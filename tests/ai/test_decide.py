@@ -46,6 +46,7 @@ def test_decide_names_the_choice_for_the_call_site(service, server):
     assert '"criteria": ["minimize_risk"]' in server.requests[0]["body"]["messages"][-1]["content"]
     d = service.decide({"strategies": ["blue_green", "canary", "rolling"], "risk_tolerance": "medium"})
     assert d["choice"] == d["strategy"] == "rolling" and "environment" not in d
+    assert [c["operation"] for c in service.usage().logs(5)] == ["decide"] * 2  # in the call log
 
 
 def test_decide_selects_several(service, server):

@@ -67,7 +67,7 @@ def test_smart_log_analysis_alerts_exactly_when_severity_is_high(tmp_path):
     assert ("ALERT (critical): Critical issue detected: " in proc.stderr) == \
         (outputs["severity"] == "high")
     calls = {c["operation"]: c for c in ai_calls(tmp_path)}
-    assert sorted(calls) == ["chat", "complete"]  # the analysis, then the decision
+    assert sorted(calls) == ["complete", "decide"]  # the analysis, then the decision
     assert "FATAL api: out of memory" in calls["complete"]["prompt"]
     assert "hunter2" not in calls["complete"]["prompt"]  # prompts are scrubbed by default
 
@@ -77,7 +77,7 @@ def test_smart_deploy_runs_the_environment_the_model_chose(tmp_path):
     chosen = re.search(r"AI recommends deployment to: (\w+)", proc.stdout).group(1)
     assert chosen in ("staging", "production", "canary")
     assert calls_log(tmp_path) == [f"deploy.sh {chosen}"]
-    decision = [c for c in ai_calls(tmp_path) if c["operation"] == "chat"][0]
+    (decision,) = [c for c in ai_calls(tmp_path) if c["operation"] == "decide"]
     assert "current_load" in decision["prompt"] and "minimize_risk" in decision["prompt"]
 
 
