@@ -1,6 +1,7 @@
 """One error tree for the whole package; the CLI maps it to exit codes in one place.
 
     SlothError                      anything sloth-runner reports without a traceback
+    ├── ScriptExit                  the file called os.exit(n) while loading (exit n)
     ├── UsageError                  bad command line (exit 3)
     ├── ConfigError                 a bad setting; names the field (exit 3)
     ├── LoadError                   the workflow file cannot be turned into workflows (exit 2)
@@ -8,6 +9,7 @@
     │   ├── DefinitionError         a DSL misuse found after loading (duplicate task, bad field)
     │   └── DependencyError         unknown dependency or cycle; names the tasks
     ├── StoreError                  the SQLite store cannot be opened or written
+    ├── WorkerLost                  a worker process died before answering (a task *error*)
     ├── ExecError                   a process could not be started (not: it exited non-zero)
     ├── IntegrationError            git, a health check, an alert webhook or AWS failed; says which
     └── AIError                     an AI call failed; names provider and model
@@ -26,6 +28,14 @@ class SlothError(Exception):
     """Root of every error sloth-runner reports to a user."""
 
     exit_code = 1
+
+
+class ScriptExit(SlothError):
+    """The workflow file called os.exit(code) at top level: the run ends with that code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"the workflow file called os.exit({code})")
+        self.exit_code = code
 
 
 class UsageError(SlothError):
@@ -58,6 +68,10 @@ class DependencyError(LoadError):
 
 class StoreError(SlothError):
     pass
+
+
+class WorkerLost(SlothError):
+    """A worker process died before answering: killed, crashed, or out of memory."""
 
 
 class ExecError(SlothError):
@@ -100,3 +114,13 @@ class AIConnectionError(AIError):
 
 class AIBudgetExceeded(AIError):
     pass
+
+
+def user_message(exc: BaseException) -> str:
+    """How an exception reads in a task error: our own and the usual OS/value errors speak for
+    themselves; anything else is named, because it is probably a bug."""
+    if isinstance(exc, KeyError):
+        return f"no such key {exc}"
+    if isinstance(exc, SlothError | ValueError | TypeError | OSError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -12,10 +12,7 @@ from pathlib import Path
 import pytest
 
 from sloth_runner.engine.events import Listener
-from sloth_runner.lua.loader import load_file
-from sloth_runner.lua.modules import Services
-from sloth_runner.store import Store
-from sloth_runner.store.state import StateStore
+from sloth_runner.running import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every subprocess a test starts (python -m sloth_runner, python -c ...) imports the code of
@@ -58,15 +55,21 @@ class Recorder(Listener):
 
 
 @pytest.fixture
-def load(tmp_path):
-    """Load a workflow file in-process; returns (LoadedFile, Recorder)."""
+def load():
+    """Load a workflow file the way the CLI does (a Run); returns (Run, Recorder). The Run's
+    `workflows` are the engine objects; its `execute()` runs them."""
+    runs: list[Run] = []
 
-    def _load(path: str, sandbox: bool = False):
+    def _load(path: str, sandbox: bool = False, **options):
         recorder = Recorder()
-        services = Services(recorder, lambda: StateStore(Store()), str(tmp_path / "spool"))
-        return load_file(path, services, sandbox=sandbox), recorder
+        run = Run(path, listener=recorder, sandbox=sandbox, **options)
+        runs.append(run)
+        run.load()
+        return run, recorder
 
-    return _load
+    yield _load
+    for run in runs:
+        run.close()
 
 
 def cli(*args: str, cwd: str | Path | None = None, env: dict | None = None,

@@ -21,25 +21,17 @@ def register(sub: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from sloth_runner.engine.events import Listener
-    from sloth_runner.lua.loader import load_file
-    from sloth_runner.lua.modules import Services
+    from sloth_runner.reporting import make_reporter
+    from sloth_runner.running import Run
 
-    def no_state() -> Any:
-        from sloth_runner.store import Store
-        from sloth_runner.store.state import StateStore
-
-        return StateStore(Store())
-
-    import tempfile
-
-    services = Services(Listener(), no_state, tempfile.gettempdir())
-    loaded = load_file(args.file, services, sandbox=args.sandbox, debug=args.debug)
+    reporter = make_reporter("json", debug=args.debug)  # load-time logs go to stderr
+    with Run(args.file, listener=reporter, sandbox=args.sandbox, debug=args.debug) as run:
+        workflows = run.load()
     doc: list[dict[str, Any]] = [
         {"name": wf.name, "description": wf.description, "location": wf.location,
          "tasks": [{"name": t.name, "description": t.description, "depends_on": list(t.depends_on),
                     "location": t.location} for t in wf.tasks]}
-        for wf in loaded.workflows
+        for wf in workflows
     ]
     if args.output == "json":
         print_json({"file": args.file, "workflows": doc})

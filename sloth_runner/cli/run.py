@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 def register(sub: Any) -> None:
     p = sub.add_parser("run", help="run workflows from a Lua file",
                        description="Run workflows from a Lua file. Exit code 0: all tasks "
-                       "succeeded; 1: a task failed; 2: the file could not be loaded; 3: usage.")
+                       "succeeded; 1: a task failed; 2: the file could not be loaded; 3: usage; "
+                       "4: a task could not run (an error, not a failure); 130: interrupted.")
     p.add_argument("-f", "--file", required=True, help="workflow file (.lua)")
     p.add_argument("workflows", nargs="*", metavar="WORKFLOW",
                    help="workflows to run (default: all, in file order)")
@@ -26,8 +27,13 @@ def register(sub: Any) -> None:
     p.add_argument("--max-parallel", type=int, metavar="N",
                    help="tasks to run at once (default: workflow config, else 8)")
     p.add_argument("--dry-run", action="store_true", help="show the plan without running it")
+    p.add_argument("--force", action="store_true",
+                   help="run tasks even when their inputs and outputs are up to date")
     p.add_argument("--sandbox", action="store_true",
-                   help="no io, os.execute, C modules, bytecode or Python access for Lua code")
+                   help="no processes, no file writes outside the workdir, no network, only "
+                   "harmless environment variables, unless granted with --allow")
+    p.add_argument("--allow", action="append", metavar="GRANTS",
+                   help="with --sandbox: grant exec, fs, net and/or env (comma-separated)")
     add_output(p)
     add_debug(p)
     p.set_defaults(handler=handle)
@@ -36,9 +42,12 @@ def register(sub: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     if args.max_parallel is not None and args.max_parallel < 1:
         raise UsageError("--max-parallel must be at least 1")
+    grants = tuple(g.strip() for item in args.allow or () for g in item.split(",") if g.strip())
+    if grants and not args.sandbox:
+        raise UsageError("--allow only means something with --sandbox")
     params = parse_params(args.param, args.values)
     try:
-        return _run(args, params)
+        return _run(args, params, grants)
     except LoadError as exc:
         if args.output == "json":
             print_json({"status": "error", "error": str(exc)})
@@ -46,80 +55,52 @@ def handle(args: argparse.Namespace) -> int:
         raise
 
 
-def _run(args: argparse.Namespace, params: dict[str, Any]) -> int:
-    from sloth_runner import paths
-    from sloth_runner.engine import dag
-    from sloth_runner.engine.events import Broadcast
-    from sloth_runner.engine.runner import run_workflows
-    from sloth_runner.lua.loader import load_file
-    from sloth_runner.lua.modules import Services
+def _run(args: argparse.Namespace, params: dict[str, Any], grants: tuple[str, ...]) -> int:
     from sloth_runner.reporting import make_reporter
-    from sloth_runner.store import Store
-    from sloth_runner.store.runs import RunRecorder, recover_interrupted
-    from sloth_runner.store.state import StateStore
+    from sloth_runner.running import Run
 
     reporter = make_reporter(args.output, debug=args.debug)
-    store: Store | None = None
-
-    def state() -> StateStore:
-        nonlocal store
-        if store is None:
-            store = Store()
-        return StateStore(store)
-
-    ai_services: list[Any] = []
-
-    def ai_service() -> Any:
-        from sloth_runner.ai.client import AIService
-        from sloth_runner.store.ai_usage import AIUsageStore
-
-        service = AIService(usage=lambda: AIUsageStore(state().store),
-                            notice=lambda text: reporter.log("warn", text, None, None),
-                            scrubber=services.scrubber)
-        service.run_id = run_id
-        ai_services.append(service)
-        return service
-
-    run_id: str | None = None
-    services = Services(listener=reporter, state=state, spool=paths.spool_dir("pending"),
-                        ai=ai_service)
-    loaded = load_file(args.file, services, sandbox=args.sandbox, debug=args.debug)
-    workflows = [loaded.workflow(name) for name in args.workflows] or loaded.workflows
-    if args.task:
-        workflows = _select_tasks(workflows, args.task)
-    if not workflows:  # a script: its top-level code has run, and that is all it asked for
+    with Run(args.file, params=params, listener=reporter, sandbox=args.sandbox, grants=grants,
+             debug=args.debug, force=args.force) as run:
+        run.load()
+        workflows = [_workflow(run, name) for name in args.workflows] or run.workflows
+        if args.task:
+            workflows = _select_tasks(workflows, args.task)
+        if not workflows:  # a script: its top-level code has run, and that is all it asked for
+            if args.output == "json":
+                print_json({"run_id": None, "status": "success", "workflows": []})
+            else:
+                print(f"{args.file} defines no tasks; its top-level code ran")
+            return 0
+        if args.dry_run:
+            return _dry_run(args, workflows)
+        result = run.execute(workflows, max_parallel=args.max_parallel)
         if args.output == "json":
-            print_json({"run_id": None, "status": "success", "workflows": []})
+            print_json(run.redact(_as_json(result)))
         else:
-            print(f"{args.file} defines no tasks; its top-level code ran")
-        return 0
-    if args.dry_run:
-        return _dry_run(args, workflows, dag)
+            print(f"run {result.run_id}: {result.status} in {result.duration_s:.2f}s"
+                  f" (details: sloth-runner history {result.run_id})")
+    return exit_code(result)
 
-    if store is None:
-        store = Store()
-    recover_interrupted(store)
-    recorder = RunRecorder(store, args.file, params)
-    run_id = recorder.run_id
-    for service in ai_services:  # created while loading (ai.configure at top level)
-        service.run_id = run_id
-    services.spool = paths.spool_dir(recorder.run_id)
-    status = "failed"
-    try:
-        result = run_workflows(workflows, run_id=recorder.run_id, params=params,
-                               max_parallel=args.max_parallel,
-                               listener=Broadcast(reporter, recorder))
-        status = result.status
-    except KeyboardInterrupt:
-        recorder.finish("interrupted", [w.name for w in workflows], "interrupted by signal")
-        raise
-    recorder.finish(status, [w.name for w in workflows])
-    if args.output == "json":
-        print_json(_as_json(result))
-    else:
-        print(f"run {result.run_id}: {result.status} in {result.duration_s:.2f}s"
-              f" (details: sloth-runner history {result.run_id})")
-    return 0 if status == "success" else 1
+
+def exit_code(result: Any) -> int:
+    """0 success, 1 a task failed, 4 a task could not run, 130 interrupted."""
+    from sloth_runner.engine.model import ERROR
+
+    if result.status == "interrupted":
+        return 130
+    if result.status == "success":
+        return 0
+    statuses = {t.status for wf in result.workflows for t in wf.tasks}
+    return 4 if ERROR in statuses and not statuses & {"failed", "timeout"} else 1
+
+
+def _workflow(run: Any, name: str) -> Any:
+    for wf in run.workflows:
+        if wf.name == name:
+            return wf
+    names = ", ".join(w.name for w in run.workflows) or "none"
+    raise LoadError(f"{run.path}: no workflow named '{name}' (workflows: {names})")
 
 
 def _select_tasks(workflows: list, names: list[str]) -> list:
@@ -138,7 +119,9 @@ def _select_tasks(workflows: list, names: list[str]) -> list:
     return chosen
 
 
-def _dry_run(args: argparse.Namespace, workflows: list, dag: Any) -> int:
+def _dry_run(args: argparse.Namespace, workflows: list) -> int:
+    from sloth_runner.engine import dag
+
     plan = [{"name": wf.name, "waves": dag.levels(wf)} for wf in workflows]
     if args.output == "json":
         print_json({"status": "dry-run", "workflows": plan})

@@ -3,7 +3,14 @@ listen to the same stream, so output formats never leak into the scheduler."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+
 from sloth_runner.engine.model import AttemptRecord, TaskResult, Workflow, WorkflowResult
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Listener:
@@ -65,3 +72,66 @@ class Broadcast(Listener):
     def idle(self) -> None:
         for listener in self.listeners:
             listener.idle()
+
+
+class Redacting(Listener):
+    """Pass events on with every text a user could see scrubbed: log lines, messages, errors,
+    outputs. Copies are made, so a dependency's outputs reach its dependents untouched (they
+    are handed over in memory, never shown); what is printed, returned or stored is not.
+    """
+
+    def __init__(self, inner: Listener, scrub: Callable[[str], str]) -> None:
+        self.inner = inner
+        self.scrub = scrub
+
+    def _deep(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.scrub(value) if value else value
+        if isinstance(value, dict):
+            return {k: self._deep(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._deep(v) for v in value]
+        return value
+
+    def workflow_started(self, workflow: Workflow) -> None:
+        self.inner.workflow_started(workflow)
+
+    def task_started(self, workflow: str, task: str, attempt: int) -> None:
+        self.inner.task_started(workflow, task, attempt)
+
+    def attempt_finished(self, record: AttemptRecord) -> None:
+        if record.message or record.error or record.outputs:
+            clean = copy.copy(record)
+            clean.message = self._deep(record.message)
+            clean.error = self._deep(record.error)
+            clean.outputs = self._deep(record.outputs)
+            record = clean
+        self.inner.attempt_finished(record)
+
+    def task_finished(self, workflow: str, result: TaskResult) -> None:
+        self.inner.task_finished(workflow, self.result(result))
+
+    def result(self, result: TaskResult) -> TaskResult:
+        if not (result.message or result.error or result.outputs or result.trace):
+            return result
+        clean = copy.copy(result)
+        clean.message = self._deep(result.message)
+        clean.error = self._deep(result.error)
+        clean.outputs = self._deep(result.outputs)
+        clean.trace = self._deep(result.trace)
+        return clean
+
+    def workflow_finished(self, result: WorkflowResult) -> None:
+        clean = copy.copy(result)
+        clean.tasks = [self.result(t) for t in result.tasks]
+        clean.error = self._deep(result.error)
+        self.inner.workflow_finished(clean)
+
+    def log(self, level: str, message: str, workflow: str | None, task: str | None) -> None:
+        self.inner.log(level, self._deep(message), workflow, task)
+
+    def stream(self, workflow: str | None, task: str | None, text: str | None) -> None:
+        self.inner.stream(workflow, task, text)
+
+    def idle(self) -> None:
+        self.inner.idle()

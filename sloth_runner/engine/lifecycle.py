@@ -1,8 +1,10 @@
-"""One task's life as a generator: run_if, abort_if, attempts with timeout and retries, hooks.
+"""One task's life as a generator: up-to-date check, run_if, abort_if, attempts with timeout and
+retries, hooks.
 
 The scheduler drives it like any action: it yields `Blocking`/`Sleep` requests and returns the
 `TaskResult`. Keeping the whole life in one generator means retries wait on a timer instead of
-holding a worker thread, and a timeout is just `TaskTimeout` thrown in at the current yield.
+holding a worker thread, and a timeout or an interruption is just an exception thrown in at the
+current yield.
 """
 
 from __future__ import annotations
@@ -13,18 +15,23 @@ from collections.abc import Generator
 from sloth_runner.engine.backoff import retry_delay
 from sloth_runner.engine.events import Listener
 from sloth_runner.engine.model import (
+    ERROR,
     FAILED,
+    INTERRUPTED,
     SKIPPED,
     SUCCESS,
     TIMEOUT,
+    UP_TO_DATE,
     Action,
     AttemptRecord,
+    Blocking,
     CancelToken,
     Outcome,
     Request,
     Sleep,
     Task,
     TaskContext,
+    TaskInterrupted,
     TaskResult,
     TaskTimeout,
     Usage,
@@ -32,11 +39,18 @@ from sloth_runner.engine.model import (
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Protocol
 
     Program = Generator[Request, Any, TaskResult]
+
+    class Freshness(Protocol):
+        """Decides whether a task with inputs/outputs may be skipped (see running.py)."""
+
+        def up_to_date(self, task: Task, ctx: TaskContext) -> bool: ...
+
+        def remember(self, task: Task, ctx: TaskContext) -> None: ...
 else:
-    Program = object
+    Program = Freshness = object
 
 
 class AbortWorkflow(Exception):
@@ -48,16 +62,23 @@ class AbortWorkflow(Exception):
 
 
 def drive(action: Action, ctx: TaskContext) -> Generator[Request, Any, Outcome]:
-    """Run an action to its Outcome, whatever its shape; Python exceptions become failures."""
+    """Run an action to its Outcome, whatever its shape.
+
+    A Python exception escaping an action is an *error* (the action could not do its job), not a
+    failure; its traceback is kept for --debug.
+    """
     try:
         result = action(ctx)
         if isinstance(result, Outcome):
             return result
         return (yield from result)
-    except TaskTimeout:
+    except (TaskTimeout, TaskInterrupted):
         raise
-    except Exception as exc:  # an action's own bug must fail the task, not the run
-        return Outcome(False, error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:
+        import traceback
+
+        return Outcome(False, error=f"{type(exc).__name__}: {exc}", errored=True,
+                       trace=traceback.format_exc())
 
 
 def task_program(
@@ -65,77 +86,104 @@ def task_program(
     ctx: TaskContext,
     listener: Listener,
     workflow_deadline: float | None = None,
+    freshness: Freshness | None = None,
 ) -> Program:
     first_start = time.time()
+    attempt_started: float | None = None
+    try:
+        if freshness is not None and (task.inputs or task.outputs):
+            fresh = yield Blocking(lambda: freshness.up_to_date(task, ctx))
+            if fresh:
+                return _result(task, UP_TO_DATE, 0, first_start,
+                               message="up to date: inputs and outputs unchanged since its "
+                                       "last success")
+        if task.run_if is not None:
+            cond = yield from drive(task.run_if, ctx)
+            if cond.error:
+                return _result(task, ERROR if cond.errored else FAILED, 0, first_start,
+                               error=f"run_if: {cond.error}", trace=cond.trace)
+            if not cond.success:
+                return _result(task, SKIPPED, 0, first_start, message="run_if condition was false")
+        if task.abort_if is not None:
+            cond = yield from drive(task.abort_if, ctx)
+            if cond.error:
+                return _result(task, ERROR if cond.errored else FAILED, 0, first_start,
+                               error=f"abort_if: {cond.error}", trace=cond.trace)
+            if cond.success:
+                raise AbortWorkflow(_result(task, FAILED, 0, first_start,
+                                            error="abort_if condition held: workflow aborted"))
 
-    if task.run_if is not None:
-        cond = yield from drive(task.run_if, ctx)
-        if cond.error:
-            return _result(task, FAILED, 0, first_start, error=f"run_if: {cond.error}")
-        if not cond.success:
-            return _result(task, SKIPPED, 0, first_start, message="run_if condition was false")
-    if task.abort_if is not None:
-        cond = yield from drive(task.abort_if, ctx)
-        if cond.error:
-            return _result(task, FAILED, 0, first_start, error=f"abort_if: {cond.error}")
-        if cond.success:
-            raise AbortWorkflow(
-                _result(task, FAILED, 0, first_start, error="abort_if condition held: workflow aborted")
-            )
+        attempts = task.retries + 1
+        outcome = Outcome(False)
+        status = FAILED
+        for attempt in range(1, attempts + 1):
+            ctx.attempt = attempt
+            ctx.cancel = CancelToken()
+            ctx.usage = Usage()
+            deadline = time.monotonic() + task.timeout if task.timeout is not None else None
+            if workflow_deadline is not None:
+                deadline = workflow_deadline if deadline is None else min(deadline,
+                                                                          workflow_deadline)
+            ctx.deadline = deadline
+            listener.task_started(ctx.workflow, task.name, attempt)
+            attempt_started = time.time()
+            try:
+                outcome = yield from drive(task.action, ctx)
+                status = SUCCESS if outcome.success else ERROR if outcome.errored else FAILED
+            except TaskTimeout:
+                ctx.cancel.cancel()
+                workflow_bound = workflow_deadline is not None and deadline == workflow_deadline
+                why = "workflow timed out" if workflow_bound or task.timeout is None else \
+                    f"timed out after {task.timeout:g}s"
+                outcome = Outcome(False, error=why)
+                status = TIMEOUT
+            ctx.deadline = None
+            out_of_time = workflow_deadline is not None and time.monotonic() >= workflow_deadline
+            final = status == SUCCESS or attempt == attempts or out_of_time
+            _record(listener, ctx, task, attempt, status, attempt_started, outcome, final)
+            attempt_started = None
+            if final:
+                break
+            yield Sleep(retry_delay(task.backoff, task.retry_delay, attempt))
 
-    attempts = task.retries + 1
-    outcome = Outcome(False)
-    status = FAILED
-    for attempt in range(1, attempts + 1):
-        ctx.attempt = attempt
-        ctx.cancel = CancelToken()
-        ctx.usage = Usage()
-        deadline = time.monotonic() + task.timeout if task.timeout else None
-        if workflow_deadline is not None:
-            deadline = workflow_deadline if deadline is None else min(deadline, workflow_deadline)
-        ctx.deadline = deadline
-        listener.task_started(ctx.workflow, task.name, attempt)
-        started = time.time()
-        try:
-            outcome = yield from drive(task.action, ctx)
-            status = SUCCESS if outcome.success else FAILED
-        except TaskTimeout:
-            limit = task.timeout if task.timeout else None
-            why = f"timed out after {limit:g}s" if limit else "workflow timed out"
-            outcome = Outcome(False, error=why)
-            status = TIMEOUT
-        ctx.deadline = None
-        last = attempt == attempts or status == SUCCESS
-        listener.attempt_finished(
-            AttemptRecord(
-                workflow=ctx.workflow, task=task.name, attempt=attempt, status=status,
-                started_at=started, ended_at=time.time(), message=outcome.message,
-                error=outcome.error, exit_code=outcome.exit_code, outputs=outcome.outputs,
-                cpu_s=ctx.usage.cpu_s, max_rss_kb=ctx.usage.max_rss_kb, final=last,
-            )
+        result = _result(
+            task, status, ctx.attempt, first_start, message=outcome.message,
+            outputs=outcome.outputs, error=outcome.error if status != SUCCESS else None,
+            trace=outcome.trace,
         )
-        if last:
-            break
-        if workflow_deadline is not None and time.monotonic() >= workflow_deadline:
-            break
-        yield Sleep(retry_delay(task.backoff, task.retry_delay, attempt))
+        if status != SUCCESS and not result.error:
+            result.error = outcome.message or (
+                f"exit code {outcome.exit_code}" if outcome.exit_code else "task returned false")
+        if status == SUCCESS and freshness is not None and (task.inputs or task.outputs):
+            yield Blocking(lambda: freshness.remember(task, ctx))
+        hook = task.on_success if status == SUCCESS else task.on_failure
+        if hook is not None:
+            ctx.result = result
+            hooked = yield from drive(hook, ctx)
+            if hooked.error:
+                name = "on_success" if status == SUCCESS else "on_failure"
+                result.status = ERROR if hooked.errored else FAILED
+                result.error = f"{name} hook: {hooked.error}"
+                result.trace = hooked.trace
+        result.duration_s = time.time() - first_start
+        return result
+    except TaskInterrupted:
+        ctx.cancel.cancel()
+        if attempt_started is not None:  # an attempt was running: it ends here, for good
+            _record(listener, ctx, task, ctx.attempt, INTERRUPTED, attempt_started,
+                    Outcome(False, error="interrupted"), True)
+        return _result(task, INTERRUPTED, ctx.attempt if attempt_started else 0, first_start,
+                       error="interrupted")
 
-    result = _result(
-        task, status, ctx.attempt, first_start, message=outcome.message,
-        outputs=outcome.outputs, error=outcome.error if status != SUCCESS else None,
-    )
-    if status != SUCCESS and not result.error:
-        result.error = outcome.message or (f"exit code {outcome.exit_code}" if outcome.exit_code else "task returned false")
-    hook = task.on_success if status == SUCCESS else task.on_failure
-    if hook is not None:
-        ctx.result = result
-        hooked = yield from drive(hook, ctx)
-        if hooked.error:
-            name = "on_success" if status == SUCCESS else "on_failure"
-            result.status = FAILED
-            result.error = f"{name} hook: {hooked.error}"
-    result.duration_s = time.time() - first_start
-    return result
+
+def _record(listener: Listener, ctx: TaskContext, task: Task, attempt: int, status: str,
+            started: float, outcome: Outcome, final: bool) -> None:
+    listener.attempt_finished(AttemptRecord(
+        workflow=ctx.workflow, task=task.name, attempt=attempt, status=status,
+        started_at=started, ended_at=time.time(), message=outcome.message,
+        error=outcome.error, exit_code=outcome.exit_code, outputs=outcome.outputs,
+        cpu_s=ctx.usage.cpu_s, max_rss_kb=ctx.usage.max_rss_kb, final=final,
+    ))
 
 
 def _result(task: Task, status: str, attempts: int, started: float, **fields: Any) -> TaskResult:

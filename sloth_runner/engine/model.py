@@ -14,20 +14,35 @@ if TYPE_CHECKING:
     from typing import Any
 
 SUCCESS, FAILED, SKIPPED, TIMEOUT = "success", "failed", "skipped", "timeout"
+ERROR = "error"              # it could not run: an internal or infrastructure failure, not a "no"
+INTERRUPTED = "interrupted"  # stopped by Ctrl-C, SIGTERM, SIGHUP or a closed output
+UP_TO_DATE = "up_to_date"    # not run: its inputs and outputs are unchanged since its last success
+# Statuses after which a dependent may run under the default trigger rule.
+DONE_OK = frozenset((SUCCESS, UP_TO_DATE))
+FAILURES = frozenset((FAILED, TIMEOUT, ERROR, INTERRUPTED))
+TRIGGER_RULES = ("all_success", "all_done", "one_failed", "none_failed")
 
 
 class Outcome:
-    """What one run of an action reports."""
+    """What one run of an action reports.
 
-    __slots__ = ("success", "message", "outputs", "error", "exit_code")
+    `errored` keeps "it could not run" (a crashed worker, a bug of ours, a store that cannot be
+    written) apart from "it ran and said no": the first becomes status `error`, the second
+    `failed`. `trace` is the traceback of an error, shown only with --debug.
+    """
+
+    __slots__ = ("success", "message", "outputs", "error", "exit_code", "errored", "trace")
 
     def __init__(self, success: bool, message: str = "", outputs: dict[str, Any] | None = None,
-                 error: str | None = None, exit_code: int | None = None) -> None:
+                 error: str | None = None, exit_code: int | None = None, *,
+                 errored: bool = False, trace: str | None = None) -> None:
         self.success = success
         self.message = message
         self.outputs = outputs
         self.error = error
         self.exit_code = exit_code
+        self.errored = errored
+        self.trace = trace
 
     def __repr__(self) -> str:
         return (f"Outcome(success={self.success!r}, message={self.message!r}, "
@@ -68,6 +83,10 @@ else:  # only annotations use these, and annotations are never evaluated at run 
 
 class TaskTimeout(Exception):
     """Thrown into an action whose attempt ran past its deadline."""
+
+
+class TaskInterrupted(Exception):
+    """Thrown into a task program when the run is interrupted (signal, closed output)."""
 
 
 class CancelToken:
@@ -115,7 +134,7 @@ class TaskContext:
     """Everything an action may want to know about the attempt it is running."""
 
     __slots__ = ("workflow", "task", "params", "deps", "attempt", "deadline", "cancel", "usage",
-                 "workdir", "env", "result")
+                 "workdir", "env", "result", "held")
 
     def __init__(self, workflow: str, task: str, params: dict[str, Any],
                  deps: dict[str, dict[str, Any] | None], workdir: str | None = None,
@@ -131,22 +150,27 @@ class TaskContext:
         self.cancel = CancelToken()
         self.usage = Usage()
         self.result: TaskResult | None = None  # set for on_success / on_failure hooks
+        # What the task's actions hold for its whole life (a worker process, say), by name;
+        # each value's release() is called once the task has concluded.
+        self.held: dict[str, Any] = {}
 
 
 class Task:
-    """One node of a workflow. Immutable once built."""
+    """One node of a workflow. Immutable once built; every field but the first three is named."""
 
     __slots__ = ("name", "action", "depends_on", "description", "timeout", "retries", "backoff",
                  "retry_delay", "run_if", "abort_if", "on_success", "on_failure", "workdir",
-                 "env", "location")
+                 "env", "location", "trigger_rule", "inputs", "outputs", "fingerprint")
 
-    def __init__(self, name: str, action: Action, depends_on: tuple[str, ...] = (),
+    def __init__(self, name: str, action: Action, depends_on: tuple[str, ...] = (), *,
                  description: str = "", timeout: float | None = None, retries: int = 0,
                  backoff: str = "exponential", retry_delay: float = 1.0,
                  run_if: Action | None = None, abort_if: Action | None = None,
                  on_success: Action | None = None, on_failure: Action | None = None,
                  workdir: str | None = None, env: dict[str, str] | None = None,
-                 location: str = "") -> None:
+                 location: str = "", trigger_rule: str = "all_success",
+                 inputs: tuple[str, ...] = (), outputs: tuple[str, ...] = (),
+                 fingerprint: str = "") -> None:
         self.name = name
         self.action = action
         self.depends_on = depends_on
@@ -162,6 +186,10 @@ class Task:
         self.workdir = workdir
         self.env = env
         self.location = location
+        self.trigger_rule = trigger_rule
+        self.inputs = inputs    # file globs: with outputs, what makes the task up to date
+        self.outputs = outputs
+        self.fingerprint = fingerprint  # what else invalidates "up to date" (a shell command)
 
     def __repr__(self) -> str:
         return f"Task({self.name!r}, depends_on={self.depends_on!r})"
@@ -171,7 +199,7 @@ class Workflow:
     __slots__ = ("name", "tasks", "description", "max_parallel", "timeout", "on_start",
                  "on_complete", "location")
 
-    def __init__(self, name: str, tasks: tuple[Task, ...], description: str = "",
+    def __init__(self, name: str, tasks: tuple[Task, ...], *, description: str = "",
                  max_parallel: int | None = None, timeout: float | None = None,
                  on_start: Callable[[dict[str, Any]], Any] | None = None,
                  on_complete: Callable[[bool, WorkflowResult], Any] | None = None,
@@ -186,8 +214,10 @@ class Workflow:
         self.location = location
 
     def with_tasks(self, tasks: tuple[Task, ...]) -> Workflow:
-        return Workflow(self.name, tasks, self.description, self.max_parallel, self.timeout,
-                        self.on_start, self.on_complete, self.location)
+        return Workflow(self.name, tasks, description=self.description,
+                        max_parallel=self.max_parallel, timeout=self.timeout,
+                        on_start=self.on_start, on_complete=self.on_complete,
+                        location=self.location)
 
     def __repr__(self) -> str:
         return f"Workflow({self.name!r}, {len(self.tasks)} tasks)"
@@ -223,11 +253,12 @@ class AttemptRecord:
 
 
 class TaskResult:
-    __slots__ = ("name", "status", "attempts", "duration_s", "message", "outputs", "error")
+    __slots__ = ("name", "status", "attempts", "duration_s", "message", "outputs", "error",
+                 "trace")
 
     def __init__(self, name: str, status: str, attempts: int = 0, duration_s: float = 0.0,
                  message: str = "", outputs: dict[str, Any] | None = None,
-                 error: str | None = None) -> None:
+                 error: str | None = None, trace: str | None = None) -> None:
         self.name = name
         self.status = status
         self.attempts = attempts
@@ -235,6 +266,7 @@ class TaskResult:
         self.message = message
         self.outputs = outputs
         self.error = error
+        self.trace = trace  # traceback of an `error` result, for --debug
 
     def __repr__(self) -> str:
         return (f"TaskResult({self.name!r}, {self.status!r}, attempts={self.attempts}, "

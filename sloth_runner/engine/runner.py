@@ -1,7 +1,8 @@
 """Run the selected workflows of a file one after another and gather a RunResult.
 
 Workflows run in sequence (each one's tasks in parallel): that is what users of multi-workflow
-files expect, and it keeps `on_start`/`on_complete` hooks simple.
+files expect, and it keeps `on_start`/`on_complete` hooks simple. An interruption ends the
+workflow that is running as `interrupted` and starts no other.
 """
 
 from __future__ import annotations
@@ -9,13 +10,16 @@ from __future__ import annotations
 import time
 
 from sloth_runner.engine.events import Listener
-from sloth_runner.engine.model import SKIPPED, TaskResult, Workflow, WorkflowResult
+from sloth_runner.engine.model import INTERRUPTED, SKIPPED, TaskResult, Workflow, WorkflowResult
 from sloth_runner.engine.scheduler import Scheduler
 from sloth_runner.errors import SlothError
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+    from sloth_runner.engine.lifecycle import Freshness
 
 
 class RunResult:
@@ -24,7 +28,7 @@ class RunResult:
     def __init__(self, run_id: str, status: str, workflows: list[WorkflowResult],
                  duration_s: float) -> None:
         self.run_id = run_id
-        self.status = status  # success | failed
+        self.status = status  # success | failed | interrupted
         self.workflows = workflows
         self.duration_s = duration_s
 
@@ -40,22 +44,33 @@ def run_workflows(
     params: dict[str, Any] | None = None,
     max_parallel: int | None = None,
     listener: Listener | None = None,
+    freshness: Freshness | None = None,
+    on_scheduler: Callable[[Scheduler | None], None] | None = None,
 ) -> RunResult:
+    """Run `workflows` in order. `on_scheduler` is told which scheduler is running (None when
+    none is), so that an interruption can reach it."""
     listener = listener or Listener()
     params = params or {}
     started = time.time()
-    results = []
+    results: list[WorkflowResult] = []
     for wf in workflows:
+        if results and results[-1].status == INTERRUPTED:
+            results.append(_not_run(wf, "run interrupted", listener, INTERRUPTED))
+            continue
         listener.workflow_started(wf)
-        result = _run_one(wf, params, max_parallel, listener)
+        result = _run_one(wf, params, max_parallel, listener, freshness, on_scheduler)
         listener.workflow_finished(result)
         results.append(result)
-    status = "success" if all(r.status == "success" for r in results) else "failed"
+    if any(r.status == INTERRUPTED for r in results):
+        status = INTERRUPTED
+    else:
+        status = "success" if all(r.status == "success" for r in results) else "failed"
     return RunResult(run_id, status, results, time.time() - started)
 
 
 def _run_one(wf: Workflow, params: dict[str, Any], max_parallel: int | None,
-             listener: Listener) -> WorkflowResult:
+             listener: Listener, freshness: Freshness | None,
+             on_scheduler: Callable[[Scheduler | None], None] | None) -> WorkflowResult:
     if wf.on_start is not None:
         try:
             go_on = wf.on_start(params)
@@ -63,8 +78,16 @@ def _run_one(wf: Workflow, params: dict[str, Any], max_parallel: int | None,
             return _not_run(wf, f"on_start failed: {exc}", listener)
         if go_on is False:
             return _not_run(wf, "on_start returned false", listener)
-    result = Scheduler(wf, params=params, max_parallel=max_parallel, listener=listener).run()
-    if wf.on_complete is not None:
+    scheduler = Scheduler(wf, params=params, max_parallel=max_parallel, listener=listener,
+                          freshness=freshness)
+    if on_scheduler is not None:
+        on_scheduler(scheduler)
+    try:
+        result = scheduler.run()
+    finally:
+        if on_scheduler is not None:
+            on_scheduler(None)
+    if wf.on_complete is not None and result.status != INTERRUPTED:
         try:
             wf.on_complete(result.status == "success", result)
         except SlothError as exc:
@@ -73,10 +96,11 @@ def _run_one(wf: Workflow, params: dict[str, Any], max_parallel: int | None,
     return result
 
 
-def _not_run(wf: Workflow, reason: str, listener: Listener) -> WorkflowResult:
+def _not_run(wf: Workflow, reason: str, listener: Listener, status: str = "failed"
+             ) -> WorkflowResult:
     tasks = []
     for task in wf.tasks:
         r = TaskResult(task.name, SKIPPED, message=f"not run: {reason}")
         listener.task_finished(wf.name, r)
         tasks.append(r)
-    return WorkflowResult(wf.name, "failed", tasks, error=reason)
+    return WorkflowResult(wf.name, status, tasks, error=reason)

@@ -1,9 +1,15 @@
 """Run one workflow's DAG: start ready tasks up to `max_parallel`, skip dependents of failures.
 
 Every task program runs on this (the calling) thread; only `Blocking` requests go to a thread
-pool. That is what lets one Lua state serve all tasks: Lua never runs on two threads, yet a task
-waiting on a process or an HTTP call holds no one up. Deadlines and retry sleeps are timers on a
-heap, so a waiting task costs no thread at all.
+pool, so a task waiting on a process, a worker or an HTTP call holds no one up. Deadlines and
+retry sleeps are timers on a heap, so a waiting task costs no thread at all.
+
+When a task concludes, its dependents are released or concluded by a worklist, never by
+recursion: a failure at the head of a 10,000-task chain must not exhaust the stack. Whether a
+dependent runs is its trigger rule's call, made once all its dependencies have concluded.
+
+`interrupt()` may be called from a signal handler: it only enqueues a marker (SimpleQueue.put is
+reentrant), and the loop then stops every running task as `interrupted`.
 """
 
 from __future__ import annotations
@@ -17,14 +23,17 @@ from collections import deque
 from sloth_runner.engine.events import Listener
 from sloth_runner.engine.lifecycle import AbortWorkflow, Program, task_program
 from sloth_runner.engine.model import (
+    DONE_OK,
+    FAILURES,
+    INTERRUPTED,
     SKIPPED,
-    SUCCESS,
     TIMEOUT,
     AttemptRecord,
     Blocking,
     Sleep,
     Task,
     TaskContext,
+    TaskInterrupted,
     TaskResult,
     TaskTimeout,
     Workflow,
@@ -36,11 +45,14 @@ TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never eva
 if TYPE_CHECKING:
     from typing import Any
 
+    from sloth_runner.engine.lifecycle import Freshness
+
 DEFAULT_MAX_PARALLEL = 8
 _FLUSH_EVERY_S = 0.25
 
 
 _PROGRESS = object()
+_INTERRUPT = object()
 
 
 class _Running:
@@ -62,13 +74,16 @@ class Scheduler:
         params: dict[str, Any] | None = None,
         max_parallel: int | None = None,
         listener: Listener | None = None,
+        freshness: Freshness | None = None,
     ) -> None:
         self.workflow = workflow
         self.params = params or {}
         self.max_parallel = max(1, max_parallel or workflow.max_parallel or DEFAULT_MAX_PARALLEL)
         self.listener = listener or Listener()
+        self.freshness = freshness
         self.results: dict[str, TaskResult] = {}
         self.aborted: str | None = None
+        self.interrupted: str | None = None
         self._seq = itertools.count(1)
         self._timers: list[tuple[float, int, str, _Running]] = []
         self._done: queue.SimpleQueue = queue.SimpleQueue()
@@ -111,34 +126,61 @@ class Scheduler:
                 except queue.Empty:
                     item = None
                 if item is not None:
-                    self._complete(*item)
+                    if item[0] is _INTERRUPT:
+                        self._stop_all(item[1])
+                    else:
+                        self._complete(*item)
                 self._fire_timers()
         finally:
             if self._pool is not None:
                 self._pool.shutdown()
-            for run in list(self._running.values()):  # interrupted: stop what they started
+            for run in list(self._running.values()):  # an escaping error: stop what they started
                 run.ctx.cancel.cancel()
-        for t in wf.tasks:  # anything never reached: aborted or timed-out workflow
+                self._release(run.ctx)
+        for t in wf.tasks:  # anything never reached: aborted, interrupted or timed-out workflow
             if t.name not in self.results:
                 reason = self.aborted or "workflow timed out before it could start"
-                self._finish_without_running(t, f"not run: {reason}")
+                self._conclude_all([TaskResult(t.name, SKIPPED, message=f"not run: {reason}")])
         ordered = [self.results[t.name] for t in wf.tasks]
-        ok = all(r.status in (SUCCESS, SKIPPED) for r in ordered) and self.aborted is None
-        status = "success" if ok else "failed"
+        if self.interrupted is not None:
+            status = INTERRUPTED
+        elif self.aborted is None and all(r.status not in FAILURES for r in ordered):
+            status = "success"
+        else:
+            status = "failed"
         return WorkflowResult(name=wf.name, status=status, tasks=ordered,
                               duration_s=time.time() - started, error=self.aborted)
+
+    def interrupt(self, reason: str = "interrupted") -> None:
+        """Stop the run: safe to call from a signal handler or another thread."""
+        self._done.put((_INTERRUPT, reason))
 
     # -- internals -----------------------------------------------------------------------------
     def _start(self, task: Task) -> None:
         if self._deadline is not None and time.monotonic() >= self._deadline:
-            self._finish_without_running(task, "not run: workflow timed out")
+            self._conclude_all([TaskResult(task.name, SKIPPED,
+                                           message="not run: workflow timed out")])
             return
-        deps = {d: self.results[d].outputs for d in task.depends_on}
-        ctx = TaskContext(self.workflow.name, task.name, self.params, deps,
+        ctx = TaskContext(self.workflow.name, task.name, self.params, self._deps_of(task),
                           workdir=task.workdir, env=task.env)
-        run = _Running(task, ctx, task_program(task, ctx, self.listener, self._deadline))
+        program = task_program(task, ctx, self.listener, self._deadline, self.freshness)
+        run = _Running(task, ctx, program)
         self._running[id(run)] = run
         self._step(run, None, None)
+
+    def _deps_of(self, task: Task) -> dict[str, dict[str, Any] | None]:
+        """Outputs of each dependency; under a trigger rule, also its status (and error)."""
+        if task.trigger_rule == "all_success":
+            return {d: self.results[d].outputs for d in task.depends_on}
+        deps: dict[str, dict[str, Any] | None] = {}
+        for d in task.depends_on:
+            r = self.results[d]
+            entry = dict(r.outputs) if isinstance(r.outputs, dict) else {}
+            entry["status"] = r.status
+            if r.error:
+                entry["error"] = r.error
+            deps[d] = entry
+        return deps
 
     def _step(self, run: _Running, value: Any, error: BaseException | None) -> None:
         run.waiting = 0
@@ -200,29 +242,73 @@ class Scheduler:
 
     def _finish(self, run: _Running, result: TaskResult) -> None:
         self._running.pop(id(run), None)
-        self._conclude(result)
+        self._release(run.ctx)
+        self._conclude_all([result])
 
-    def _finish_without_running(self, task: Task, reason: str) -> None:
-        self._conclude(TaskResult(name=task.name, status=SKIPPED, message=reason))
+    @staticmethod
+    def _release(ctx: TaskContext) -> None:
+        held, ctx.held = ctx.held, {}
+        for thing in held.values():
+            thing.release()
 
-    def _conclude(self, result: TaskResult) -> None:
-        """Record a task's final result and release or skip its dependents."""
-        if result.attempts == 0:  # never ran an attempt: still leave a trace in history
-            now = time.time()
-            self.listener.attempt_finished(AttemptRecord(
-                self.workflow.name, result.name, 0, result.status, now, now,
-                message=result.message, error=result.error))
-        self.results[result.name] = result
-        self.listener.task_finished(self.workflow.name, result)
-        if result.status == SUCCESS and not result.error:
+    def _stop_all(self, reason: str) -> None:
+        """Interrupted: every running task ends as `interrupted`, nothing new starts."""
+        if self.interrupted is not None:
+            return
+        self.interrupted = reason
+        self.aborted = f"run {reason}"
+        for run in list(self._running.values()):
+            run.ctx.cancel.cancel()
+        for run in list(self._running.values()):
+            self._step(run, None, TaskInterrupted(reason))
+
+    def _conclude_all(self, results: list[TaskResult]) -> None:
+        """Record final results, then release or conclude their dependents, as a worklist."""
+        work = deque(results)
+        while work:
+            result = work.popleft()
+            if result.attempts == 0:  # never ran an attempt: still leave a trace in history
+                now = time.time()
+                self.listener.attempt_finished(AttemptRecord(
+                    self.workflow.name, result.name, 0, result.status, now, now,
+                    message=result.message, error=result.error))
+            self.results[result.name] = result
+            self.listener.task_finished(self.workflow.name, result)
             for name in self._dependents[result.name]:
                 if name in self.results:
                     continue
                 self._waiting_on[name] -= 1
-                if self._waiting_on[name] == 0:
-                    self._ready.append(self._tasks[name])
-            return
-        verb = {TIMEOUT: "timed out", SKIPPED: "was skipped"}.get(result.status, "failed")
-        for name in self._dependents[result.name]:
-            if name not in self.results:
-                self._finish_without_running(self._tasks[name], f"dependency '{result.name}' {verb}")
+                if self._waiting_on[name] > 0:
+                    continue
+                task = self._tasks[name]
+                why = self._blocked_by(task)
+                if why is None:
+                    self._ready.append(task)
+                else:
+                    work.append(TaskResult(name=name, status=SKIPPED, message=why))
+
+    def _blocked_by(self, task: Task) -> str | None:
+        """Why the task must not run now that all its dependencies concluded, or None."""
+        if self.aborted is not None:
+            return f"not run: {self.aborted}"
+        deps = [(d, self.results[d].status) for d in dict.fromkeys(task.depends_on)]
+        rule = task.trigger_rule
+        if rule == "all_success":
+            for name, status in deps:
+                if status not in DONE_OK:
+                    verb = {TIMEOUT: "timed out", SKIPPED: "was skipped",
+                            INTERRUPTED: "was interrupted"}.get(status, "failed"
+                                                                if status != "error"
+                                                                else "could not run")
+                    return f"dependency '{name}' {verb}"
+            return None
+        if rule == "all_done":
+            return None
+        if rule == "one_failed":
+            if any(status in FAILURES for _, status in deps):
+                return None
+            return "trigger rule one_failed: no dependency failed"
+        if rule == "none_failed":
+            failed = [name for name, status in deps if status in FAILURES]
+            return f"trigger rule none_failed: dependency '{failed[0]}' failed" if failed else None
+        return f"unknown trigger rule {rule!r}"

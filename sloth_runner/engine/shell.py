@@ -15,16 +15,17 @@ if TYPE_CHECKING:
 class ShellAction:
     """Success iff the command exits 0; its result fields become the task's outputs."""
 
-    __slots__ = ("command", "spool")
+    __slots__ = ("command", "spool", "memory_limit")
 
-    def __init__(self, command: str, spool: str | None = None) -> None:
-        self.command, self.spool = command, spool
+    def __init__(self, command: str, spool: str | None = None,
+                 memory_limit: int | None = None) -> None:
+        self.command, self.spool, self.memory_limit = command, spool, memory_limit
 
     def __call__(self, ctx: TaskContext) -> Generator[Request, Any, Outcome]:
-        cmd, spool = self.command, self.spool
+        cmd, spool, limit = self.command, self.spool, self.memory_limit
         result: process.ExecResult = yield Blocking(
             lambda: process.run(cmd, deadline=ctx.deadline, env=ctx.env, cwd=ctx.workdir,
-                                cancel=ctx.cancel, spool=spool))
+                                cancel=ctx.cancel, spool=spool, memory_limit=limit))
         ctx.usage.add(result.cpu_s, result.max_rss_kb)
         message = ""
         if not result.success:

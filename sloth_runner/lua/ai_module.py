@@ -1,4 +1,5 @@
-"""`require("ai")`: the Lua face of sloth_runner.ai.AIService.
+"""`require("ai")`: the Lua face of the run's AI service (sloth_runner.ai.AIService, reached
+from worker processes through lua/host.RemoteAI).
 
 The Lua table is built when the runtime starts (a few Lua functions, no AI imports): building it
 inside `require` would mean Python creating Lua objects while a task coroutine runs, which lupa
@@ -21,21 +22,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from sloth_runner.ai.client import AIService, CallContext
+    from sloth_runner.lua.host import RemoteAI
     from sloth_runner.engine.events import Listener
     from sloth_runner.engine.model import TaskContext
 
 
-def build_ai_module(rt: LuaRuntime, get_service: Callable[[], AIService],
+def build_ai_module(rt: LuaRuntime, get_service: Callable[[], RemoteAI],
                     listener: Listener) -> Any:
-    def call_context(ctx: TaskContext | None) -> CallContext:
-        from sloth_runner.ai.client import CallContext
-
-        service = get_service()
-        if ctx is None:
-            return CallContext(service.run_id)
-        return CallContext(service.run_id, ctx.workflow, ctx.task, ctx.deadline)
-
     def op(kind: str, provider: str | None) -> BlockingOp:
         def prepare(ctx: TaskContext | None, spec: Any = None) -> Any:
             on_token = None
@@ -48,7 +41,7 @@ def build_ai_module(rt: LuaRuntime, get_service: Callable[[], AIService],
                 value.pop("on_token", None)
             if kind != "complete" and not isinstance(value, dict):
                 raise TypeError(f"ai.{kind} expects a table of options")
-            call = call_context(ctx)
+            call = ctx  # who calls, and by when it must be done
             streaming = on_token is not None or (isinstance(value, dict) and value.get("stream"))
             workflow, task = (ctx.workflow, ctx.task) if ctx else (None, None)
 
@@ -103,20 +96,16 @@ def build_ai_module(rt: LuaRuntime, get_service: Callable[[], AIService],
         if unknown:
             raise ValueError(f"ai.sanitize_data: unknown option '{sorted(unknown)[0]}' (options: "
                              "remove_patterns, detectors, allow, replacement)")
-        scrubber = get_service().scrubber.derive(
-            opts.get("detectors", "all"), opts.get("allow") or [], opts.get("replacement"),
-            opts.get("remove_patterns") or [])
-        clean, findings = scrubber.scrub(text)
-        return (clean, rt.table([{"type": f.type, "start": f.start + 1, "finish": f.end}
-                                 for f in findings]))
+        clean, findings = get_service().sanitize(text, opts)
+        return (clean, rt.table(findings))
 
     def restore(text: Any) -> str:
         if not isinstance(text, str):
             raise TypeError("ai.restore expects a string")
-        return str(get_service().scrubber.restore(text))
+        return get_service().restore(text)
 
     def usage_stats() -> Any:
-        return rt.table(get_service().usage().stats())
+        return rt.table(get_service().usage_stats())
 
     def analyze_patterns(spec: Any = None) -> Any:
         value = to_python(spec) if spec is not None else {}

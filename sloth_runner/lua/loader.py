@@ -1,7 +1,13 @@
-"""Load a workflow file: run it in a fresh runtime, then turn its registry into engine objects.
+"""Load a workflow file: run it in a fresh runtime, then describe what it defined.
 
-Shape checks that need the whole file (duplicate names, unknown dependencies, cycles, duration
-syntax) happen here, and every message starts with the file:line of the definition at fault.
+This runs in the zygote process (see lua/host.py). The result has two halves: a description
+made of plain values (names, dependencies, settings, file:line of each definition), which
+crosses to the parent and becomes engine objects there, and the Lua functions themselves,
+indexed by (workflow, task, kind), which stay here and in the workers forked from here.
+
+Checks that need the whole file (duration syntax, a zero timeout, builders never built) happen
+here, and every message starts with the file:line of the definition at fault. Graph checks
+(duplicates, unknown dependencies, cycles) are the engine's, in the parent.
 """
 
 from __future__ import annotations
@@ -9,36 +15,34 @@ from __future__ import annotations
 import os
 
 from sloth_runner.durations import parse_duration
-from sloth_runner.engine import dag
-from sloth_runner.engine.model import Task, Workflow, WorkflowResult
-from sloth_runner.engine.shell import ShellAction
 from sloth_runner.errors import DefinitionError, LoadError
 from sloth_runner.lua.convert import to_python
 from sloth_runner.lua.modules import Services, install_core_modules
 from sloth_runner.lua.runtime import LuaAction, LuaRuntime
+from sloth_runner.sizes import parse_size
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
 if TYPE_CHECKING:
     from typing import Any
 
 DEFAULT_WORKFLOW = "default"
+ACTION_KINDS = ("command", "run_if", "abort_if", "on_success", "on_failure")
 
 
 class LoadedFile:
-    def __init__(self, path: str, runtime: LuaRuntime, workflows: list[Workflow]) -> None:
+    """What a file defined: `workflows` (plain descriptions) and `actions` (Lua functions)."""
+
+    def __init__(self, path: str, runtime: LuaRuntime, workflows: list[dict[str, Any]],
+                 actions: dict[tuple[str, str, str], Any], warnings: list[str]) -> None:
         self.path = path
         self.runtime = runtime
         self.workflows = workflows
-
-    def workflow(self, name: str) -> Workflow:
-        for wf in self.workflows:
-            if wf.name == name:
-                return wf
-        names = ", ".join(w.name for w in self.workflows) or "none"
-        raise LoadError(f"{self.path}: no workflow named '{name}' (workflows: {names})")
+        self.actions = actions
+        self.warnings = warnings
 
 
-def load_file(path: str, services: Services, *, sandbox: bool = False, debug: bool = False) -> LoadedFile:
+def load_file(path: str, services: Services, *, sandbox: bool = False,
+              debug: bool = False) -> LoadedFile:
     try:
         with open(path, encoding="utf-8") as fh:
             source = fh.read()
@@ -51,78 +55,106 @@ def load_file(path: str, services: Services, *, sandbox: bool = False, debug: bo
     rt = LuaRuntime(sandbox=sandbox, debug=debug)
     install_core_modules(rt, services)
     rt.run_file(source, path, debug=debug)
-    return LoadedFile(path, rt, _workflows(rt, services, path))
+    return _describe(rt, path)
 
 
-def _workflows(rt: LuaRuntime, services: Services, path: str) -> list[Workflow]:
-    workflows = []
+def _describe(rt: LuaRuntime, path: str) -> LoadedFile:
+    actions: dict[tuple[str, str, str], Any] = {}
+    workflows: list[dict[str, Any]] = []
     for wf in rt.S.registry.workflows.values():
         fields = dict(wf.items())
-        tasks = tuple(_task(rt, services, spec) for spec in fields["tasks"].values())
-        config = to_python(fields["config"]) if fields.get("config") is not None else {}
+        name = fields["name"]
         where = fields["where"]
-        workflows.append(Workflow(
-            name=fields["name"], tasks=tasks, description=fields.get("description") or "",
-            max_parallel=_positive_int(config.get("max_parallel_tasks"), where,
-                                       "config.max_parallel_tasks"),
-            timeout=_duration(config.get("timeout"), where, "config.timeout"),
-            on_start=_on_start(rt, fields.get("on_start")),
-            on_complete=_on_complete(rt, fields.get("on_complete")),
-            location=where,
-        ))
-    names = [w.name for w in workflows]
+        config = to_python(fields["config"]) if fields.get("config") is not None else {}
+        for kind in ("on_start", "on_complete"):
+            if fields.get(kind) is not None:
+                actions[(name, "", kind)] = LuaAction(rt, fields[kind], kind)
+        workflows.append({
+            "name": name, "where": where, "description": fields.get("description") or "",
+            "max_parallel": _positive_int(config.get("max_parallel_tasks"), where,
+                                          "config.max_parallel_tasks"),
+            "timeout": _positive_duration(config.get("timeout"), where,
+                                          f"workflow '{name}': config.timeout"),
+            "on_start": fields.get("on_start") is not None,
+            "on_complete": fields.get("on_complete") is not None,
+            "tasks": [_task(rt, name, spec, actions) for spec in fields["tasks"].values()],
+        })
+    names = [w["name"] for w in workflows]
     for name in names:
         if names.count(name) > 1:
             raise DefinitionError(f"{path}: workflow '{name}' is defined more than once")
     loose = list(rt.S.unclaimed().values())
     if loose:
-        tasks = tuple(_task(rt, services, spec) for spec in loose)
-        name = DEFAULT_WORKFLOW if DEFAULT_WORKFLOW not in names else os.path.splitext(os.path.basename(path))[0]
-        workflows.append(Workflow(name=name, tasks=tasks, location=f"{path}:1"))
-    for wf in workflows:
-        dag.validate(wf)
-    return workflows
+        name = DEFAULT_WORKFLOW if DEFAULT_WORKFLOW not in names else \
+            os.path.splitext(os.path.basename(path))[0]
+        workflows.append({"name": name, "where": f"{path}:1", "description": "",
+                          "max_parallel": None, "timeout": None, "on_start": False,
+                          "on_complete": False,
+                          "tasks": [_task(rt, name, spec, actions) for spec in loose]})
+    warnings = []
+    for entry in rt.S.unbuilt().values():
+        task_name, _, where = str(entry).partition("\t")
+        warnings.append(f"{where}: task '{task_name}' is never built: end its chain with "
+                        ":build(), or it does not run")
+    return LoadedFile(path, rt, workflows, actions, warnings)
 
 
-def _task(rt: LuaRuntime, services: Services, spec: Any) -> Task:
-    (name, command, where, description, timeout, retries, backoff, retry_delay, run_if,
-     abort_if, on_success, on_failure, workdir, env, *deps) = rt.export(spec)
+def _task(rt: LuaRuntime, workflow: str, spec: Any, actions: dict[tuple[str, str, str], Any]
+          ) -> dict[str, Any]:
+    f = dict(spec.items())
+    name, where = f["name"], f["where"]
+    what = f"task '{name}'"
 
-    def action(value: Any, kind: str) -> Any:
+    def action(kind: str) -> Any:
+        value = f.get(kind)
         if value is None:
             return None
         if isinstance(value, str):
-            return ShellAction(value, services.spool)
-        return LuaAction(rt, value, kind)
+            return {"shell": value}
+        actions[(workflow, name, kind)] = LuaAction(rt, value, kind)
+        return {"lua": True}
 
-    return Task(
-        name,
-        action(command, "command"),
-        tuple(deps),
-        description or "",
-        _duration(timeout, where, f"task '{name}': :timeout()") if timeout is not None else None,
-        retries or 0,
-        backoff or "exponential",
-        _duration(retry_delay, where, f"task '{name}': :retry_delay()") or 1.0
-        if retry_delay is not None else 1.0,
-        action(run_if, "run_if") if run_if is not None else None,
-        action(abort_if, "abort_if") if abort_if is not None else None,
-        action(on_success, "on_success") if on_success is not None else None,
-        action(on_failure, "on_failure") if on_failure is not None else None,
-        workdir,
-        {str(k): str(v) for k, v in to_python(env).items()} if env is not None else None,
-        where,
-    )
+    timeout = _positive_duration(f.get("timeout"), where, f"{what}: :timeout()")
+    delay = _duration(f.get("retry_delay"), where, f"{what}: :retry_delay()")
+    env = f.get("env")
+    limit = f.get("memory_limit")
+    try:
+        memory = parse_size(limit) if limit is not None else None
+    except ValueError as exc:
+        raise DefinitionError(f"{where}: {what}: :memory_limit(): {exc}") from None
+    return {
+        "name": name, "where": where, "description": f.get("description") or "",
+        "depends_on": [str(d) for d in (f["depends_on"].values() if f.get("depends_on") else ())],
+        "timeout": timeout, "retries": f.get("retries") or 0,
+        "backoff": f.get("backoff") or "exponential",
+        "retry_delay": 1.0 if delay is None else delay,
+        "command": action("command"), "run_if": action("run_if"),
+        "abort_if": action("abort_if"), "on_success": action("on_success") is not None,
+        "on_failure": action("on_failure") is not None,
+        "workdir": f.get("workdir"),
+        "env": {str(k): str(v) for k, v in to_python(env).items()} if env is not None else None,
+        "trigger_rule": f.get("trigger_rule") or "all_success",
+        "inputs": list(f["inputs"].values()) if f.get("inputs") else [],
+        "outputs": list(f["outputs"].values()) if f.get("outputs") else [],
+        "memory_limit": memory,
+    }
 
 
 def _duration(value: Any, where: str, what: str) -> float | None:
     if value is None:
         return None
     try:
-        seconds = parse_duration(value)
+        return parse_duration(value)
     except ValueError as exc:
         raise DefinitionError(f"{where}: {what}: {exc}") from None
-    return seconds or None
+
+
+def _positive_duration(value: Any, where: str, what: str) -> float | None:
+    seconds = _duration(value, where, what)
+    if seconds is not None and seconds <= 0:
+        raise DefinitionError(f"{where}: {what} must be longer than 0 (leave it out for no "
+                              "timeout)")
+    return seconds
 
 
 def _positive_int(value: Any, where: str, what: str) -> int | None:
@@ -131,25 +163,3 @@ def _positive_int(value: Any, where: str, what: str) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise DefinitionError(f"{where}: {what} must be a whole number >= 1, got {value!r}")
     return value
-
-
-def _on_start(rt: LuaRuntime, fn: Any) -> Any:
-    if fn is None:
-        return None
-
-    def call(params: dict) -> Any:
-        return rt.call_plain(fn, rt.table(params))
-
-    return call
-
-
-def _on_complete(rt: LuaRuntime, fn: Any) -> Any:
-    if fn is None:
-        return None
-
-    def call(success: bool, result: WorkflowResult) -> Any:
-        results = {t.name: {"status": t.status, "message": t.message, "error": t.error,
-                            "outputs": t.outputs} for t in result.tasks}
-        return rt.call_plain(fn, success, rt.table(results))
-
-    return call

@@ -26,14 +26,16 @@ EXEC_OPTIONS = {"timeout", "env", "cwd"}
 
 
 class Services:
-    """What the Lua modules of one run talk to."""
+    """What the Lua modules of one process (the zygote, then each worker) talk to."""
 
     def __init__(self, listener: Listener, state: Callable[[], StateStore], spool: str,
-                 ai: Callable[[], Any] | None = None) -> None:
-        self.listener = listener
+                 ai: Callable[[], Any], *, params: dict[str, Any] | None = None) -> None:
+        self.listener = listener  # log lines go to the parent, which scrubs and reports them
         self.state = state  # opened on first use: most workflows never touch state
         self.spool = spool
-        self.ai = ai  # an AIService factory; the AI stack loads only if a workflow requires "ai"
+        self.ai = ai  # the run's AI service (in the parent); created on first use
+        self.params = params or {}
+        self.memory_limit: int | None = None  # of the task running now, for its commands
         self._scrubber: Any = None
 
     @property
@@ -78,14 +80,7 @@ def _install_ai(rt: LuaRuntime, services: Services) -> None:
 
     def service() -> Any:
         if not made:
-            if services.ai is not None:
-                made.append(services.ai())
-            else:
-                from sloth_runner.ai.client import AIService
-
-                made.append(AIService(
-                    notice=lambda text: services.listener.log("warn", text, None, None),
-                    scrubber=services.scrubber))
+            made.append(services.ai())
         return made[0]
 
     build_ai_module(rt, service, services.listener)
@@ -109,8 +104,10 @@ def _install_exec(rt: LuaRuntime, services: Services) -> None:
         cwd = options.get("cwd") or (ctx.workdir if ctx else None)
         deadline = ctx.deadline if ctx else None
         cancel = ctx.cancel if ctx else None
+        limit = services.memory_limit
         return lambda: process.run(cmd, timeout=timeout, deadline=deadline, env=env or None,
-                                   cwd=cwd, cancel=cancel, spool=services.spool)
+                                   cwd=cwd, cancel=cancel, spool=services.spool,
+                                   memory_limit=limit)
 
     def finish(ctx: TaskContext | None, result: process.ExecResult) -> Any:
         if ctx is not None:
@@ -127,7 +124,6 @@ def _install_log(rt: LuaRuntime, services: Services) -> None:
         def emit(*parts: Any) -> None:
             ctx = rt.current
             message = " ".join(_text(p) for p in parts)
-            message = services.scrubber.scrub(message)[0]  # as CI systems mask log secrets
             listener.log(level, message, ctx.workflow if ctx else None, ctx.task if ctx else None)
 
         return emit

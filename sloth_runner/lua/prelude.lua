@@ -153,7 +153,45 @@ function methods:env(e)
     return self
 end
 
+local TRIGGER_RULES = {all_success = true, all_done = true, one_failed = true, none_failed = true}
+
+function methods:trigger_rule(rule)
+    if not TRIGGER_RULES[rule] then
+        argerr(self, "trigger_rule", "\"all_success\", \"all_done\", \"one_failed\" or "
+               .. "\"none_failed\"", rule)
+    end
+    self[1].trigger_rule = rule
+    return self
+end
+
+local function paths(method)
+    return function(self, list)
+        if type(list) == "string" then list = {list} end
+        if type(list) ~= "table" then argerr(self, method, "a list of paths or globs", list) end
+        local out = {}
+        for i = 1, #list do
+            if type(list[i]) ~= "string" or list[i] == "" then
+                argerr(self, method, "paths or globs (non-empty strings)", list[i])
+            end
+            out[i] = list[i]
+        end
+        self[1][method] = out
+        return self
+    end
+end
+methods.inputs = paths("inputs")
+methods.outputs = paths("outputs")
+
+function methods:memory_limit(size)
+    if type(size) ~= "string" and math.type(size) ~= "integer" then
+        argerr(self, "memory_limit", "a size like \"512MB\" or a number of bytes", size)
+    end
+    self[1].memory_limit = size
+    return self
+end
+
 local BUILT = setmetatable({}, {__mode = "k"})
+local CREATED = {}  -- every builder's spec, to name the ones never built
 
 function methods:build()
     local spec = self[1]
@@ -179,7 +217,41 @@ function task(name)
     if type(name) ~= "string" or name == "" then
         error("task(name) expects a non-empty string, got " .. type(name), 2)
     end
-    return setmetatable({{name = name, where = where(3)}}, Builder)
+    if name:find("[%c]") then
+        error(fmt("task(name): a task name cannot contain control characters (newlines, "
+                  .. "escape codes), got %q", name), 2)
+    end
+    local spec = {name = name, where = where(3)}
+    CREATED[#CREATED + 1] = spec
+    return setmetatable({spec}, Builder)
+end
+
+-- A plain task table ({name = "x", command = fn, depends_on = {...}, ...}) goes through the
+-- same builder methods, so both forms are checked by the same code.
+local function from_table(t, wfname, i)
+    local name = t.name
+    if type(name) ~= "string" or name == "" then
+        error(fmt("workflow '%s': tasks[%s] needs a name (a non-empty string)", wfname,
+                  tostring(i)), 3)
+    end
+    local b = task(name)
+    b[1].where = where(4)
+    for k, v in pairs(t) do
+        if k ~= "name" then
+            local m = rawget(methods, k)
+            if type(k) ~= "string" or not m or k == "build" then
+                error(fmt("workflow '%s': task '%s' has an unknown field '%s' (fields: %s)",
+                          wfname, name, tostring(k), table.concat(METHOD_NAMES, ", ")), 3)
+            end
+            local ok, err = pcall(m, b, v)
+            if not ok then  -- point at the user's table, not at this file
+                error((tostring(err):gsub("^[^\n]-:%d+: ", "")), 3)
+            end
+        end
+    end
+    local ok, err = pcall(b.build, b)
+    if not ok then error((tostring(err):gsub("^[^\n]-:%d+: ", "")), 3) end
+    return err
 end
 
 ---------------------------------------------------------------------------------------------
@@ -208,17 +280,19 @@ function workflow.define(name, def)
             error(fmt("workflow '%s': field '%s' must be a %s, got %s", name, k, want, type(v)), 2)
         end
     end
-    local tasks = def.tasks or {}
-    for i, t in ipairs(tasks) do
+    local tasks = {}
+    for i, t in ipairs(def.tasks or {}) do
         if getmetatable(t) == Builder then
             error(fmt("workflow '%s': task '%s' is not built: end its chain with :build()",
                       name, t[1].name), 2)
         end
-        if type(t) ~= "table" or not BUILT[t] then
+        if type(t) ~= "table" then
             error(fmt("workflow '%s': tasks[%d] is not a task (use task(\"name\"):...:build())",
                       name, i), 2)
         end
+        if not BUILT[t] then t = from_table(t, name, i) end
         t.claimed = true
+        tasks[i] = t
     end
     for k, v in pairs(def.config or {}) do
         local want = CONFIG_KEYS[k]
@@ -234,6 +308,56 @@ function workflow.define(name, def)
                 on_start = def.on_start, on_complete = def.on_complete, where = where(3)}
     REG.workflows[#REG.workflows + 1] = wf
     return wf
+end
+
+---------------------------------------------------------------------------------------------
+-- Values leaving Lua must be valid UTF-8: Python cannot decode anything else, and a task that
+-- prints a binary byte must not fail for it. Invalid bytes become U+FFFD (as Python's
+-- "replace" does); valid data is returned as is, without a copy.
+---------------------------------------------------------------------------------------------
+local utf8len = utf8.len
+
+local function clean_string(s)
+    if utf8len(s) then return s end
+    local out, i = {}, 1
+    while true do
+        local ok, bad = utf8len(s, i)
+        if ok then out[#out + 1] = s:sub(i); break end
+        out[#out + 1] = s:sub(i, bad - 1)
+        out[#out + 1] = "\u{FFFD}"
+        i = bad + 1
+    end
+    return table.concat(out)
+end
+
+local function dirty(v, depth)
+    local t = type(v)
+    if t == "string" then return not utf8len(v) end
+    if t ~= "table" or depth > 64 or getmetatable(v) then return false end
+    for k, x in next, v do
+        if dirty(k, depth + 1) or dirty(x, depth + 1) then return true end
+    end
+    return false
+end
+
+local function clean(v, depth)
+    depth = depth or 0
+    local t = type(v)
+    if t == "string" then return clean_string(v) end
+    if t ~= "table" or not dirty(v, depth) then return v end
+    local copy = {}
+    for k, x in next, v do copy[clean(k, depth + 1)] = clean(x, depth + 1) end
+    return copy
+end
+S.clean = clean
+
+local function clean_all(n, a, ...)
+    if n == 0 then return end
+    return clean(a), clean_all(n - 1, ...)
+end
+
+function S.clean_args(...)
+    return clean_all(select("#", ...), ...)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -274,11 +398,11 @@ S.raise_error = raise
 function S.blocking(name)
     return function(...)
         if TASKCO[co_running()] and co_isyieldable() then
-            local ok, res = co_yield(BLOCK, name, ...)
+            local ok, res = co_yield(BLOCK, name, S.clean_args(...))
             if not ok then raise(res) end
             return res
         end
-        local ok, res = call_sync(name, ...)
+        local ok, res = call_sync(name, S.clean_args(...))
         if not ok then raise(res) end
         return res
     end
@@ -289,9 +413,9 @@ local function always_timeout()
 end
 
 local function describe(err)
-    if type(err) == "string" then return err end
+    if type(err) == "string" then return clean_string(err) end
     local mt = getmetatable(err)
-    if mt and mt.__tostring then return tostring(err) end
+    if mt and mt.__tostring then return clean_string(tostring(err)) end
     return "error object (" .. type(err) .. "): " .. tostring(err)
 end
 
@@ -325,9 +449,11 @@ end
 
 -- Interpret what a command returned: true|false, "message", {outputs}, or an exec.run result.
 function S.outcome(a, b, c)
+    b = clean(b)
     if type(a) == "table" and a.exit_code ~= nil then
-        return a.exit_code == 0 and not a.timed_out, b, a, a.exit_code
+        return a.exit_code == 0 and not a.timed_out, b, clean(a), a.exit_code
     end
+    c = clean(c)
     if c ~= nil and type(c) ~= "table" then
         return nil, "the third value a command returns (outputs) must be a table, got " .. type(c)
     end
@@ -337,33 +463,14 @@ function S.outcome(a, b, c)
                 .. "table), or an exec.run result; it returned a " .. type(a)
 end
 
--- Outputs of finished tasks, by workflow then task, so dependents get the very same tables.
-local OUT = {}
-local EMPTY_MT = {__newindex = function() error("outputs of a dependency are read-only", 2) end}
-
-function S.keep_outputs(wf, task, outputs)
-    local w = OUT[wf]
-    if not w then w = {}; OUT[wf] = w end
-    w[task] = outputs
-end
-
 -- Start one attempt of a task command or condition: build its params (a fresh shallow copy of
--- the run's, so a task may change its own) and deps, and return step/close functions. One call
--- across the Python/Lua boundary instead of four.
-function S.start_task(fn, deadline, base, wf, task, ...)
+-- the run's, so a task may change its own), take its deps (outputs of its dependencies, made by
+-- the caller), and return step/close functions. One call across the Python/Lua boundary.
+function S.start_task(fn, deadline, base, wf, task, deps)
     local p = {}
     for k, v in next, base do p[k] = v end
     p.task_name = task
     p.workflow_name = wf
-    local deps = {}
-    local n = select("#", ...)
-    if n > 0 then
-        local w = OUT[wf] or {}
-        for i = 1, n do
-            local name = select(i, ...)
-            deps[name] = w[name] or setmetatable({}, EMPTY_MT)
-        end
-    end
     local step, close = S.start(fn, deadline)
     local started = false
     return function(...)
@@ -375,18 +482,19 @@ function S.start_task(fn, deadline, base, wf, task, ...)
     end, close
 end
 
--- Everything Python needs of a built task, in one call: fixed fields, then the dependencies.
-function S.export(spec)
-    local deps = spec.depends_on or {}
-    return spec.name, spec.command, spec.where, spec.description, spec.timeout, spec.retries,
-           spec.backoff, spec.retry_delay, spec.run_if, spec.abort_if, spec.on_success,
-           spec.on_failure, spec.workdir, spec.env, table.unpack(deps)
-end
-
 function S.unclaimed()
     local out = {}
     for _, spec in ipairs(REG.tasks) do
         if not spec.claimed then out[#out + 1] = spec end
+    end
+    return out
+end
+
+-- Builders whose chain never reached :build(): "name\tfile:line" each.
+function S.unbuilt()
+    local out = {}
+    for _, spec in ipairs(CREATED) do
+        if not BUILT[spec] then out[#out + 1] = spec.name .. "\t" .. spec.where end
     end
     return out
 end

@@ -16,7 +16,7 @@ from collections.abc import Callable, Generator
 from lupa import lua54
 
 from sloth_runner.engine.model import Blocking, Outcome, Request, TaskContext, TaskTimeout
-from sloth_runner.errors import LuaScriptError, SlothError
+from sloth_runner.errors import LuaScriptError, ScriptExit, user_message
 from sloth_runner.lua.convert import to_lua, to_python
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
@@ -24,12 +24,18 @@ if TYPE_CHECKING:
     from typing import Any
 
 _SETUP = """
-local sandbox = ...
+local sandbox, exit_mt = ...
 python = nil
 package.loaded.python = nil
+-- os.exit would end the process running the file, not what the user means inside a task; it
+-- becomes an error object that the loader turns into the script's exit code at top level.
+os.exit = function(code)
+    if code == nil or code == true then code = 0 elseif code == false then code = 1 end
+    error(setmetatable({code = math.tointeger(code) or 1}, exit_mt), 2)
+end
 if sandbox then
     io = nil; package.loaded.io = nil
-    for _, name in ipairs({"execute", "exit", "remove", "rename", "tmpname", "setlocale"}) do
+    for _, name in ipairs({"execute", "remove", "rename", "tmpname", "setlocale"}) do
         os[name] = nil
     end
     string.dump = nil
@@ -47,23 +53,31 @@ end
 
 _LOAD_FILE = """
 local traceback = debug.traceback
+local exit_mt = {__tostring = function(e)
+    return ("os.exit(%d) called inside a task: a task cannot end sloth-runner; return false "
+            .. "(or call error()) to fail it"):format(e.code)
+end}
 return function(source, chunkname)
     local fn, err = load(source, chunkname, "t")
     if not fn then return false, err, nil end
-    local ok, e = xpcall(fn, function(m) return {m, traceback(m, 2)} end)
+    local ok, e = xpcall(fn, function(m)
+        if getmetatable(m) == exit_mt then return m end
+        return {m, traceback(m, 2)}
+    end)
     if ok then return true, nil, nil end
+    if getmetatable(e) == exit_mt then return "exit", e.code, nil end
     if type(e) == "table" then return false, tostring(e[1]), e[2] end
     return false, tostring(e), nil
-end
+end, exit_mt
 """
 
 _WRAP = """
-local raise = ...
+local raise, clean_args = ...
 local function finish(ok, ...)
     if not ok then raise((...)) end
     return ...
 end
-return function(pyfn) return function(...) return finish(pyfn(...)) end end
+return function(pyfn) return function(...) return finish(pyfn(clean_args(...))) end end
 """
 
 
@@ -82,10 +96,7 @@ class BlockingOp:
         self.finish = finish
 
 
-def error_message(exc: BaseException) -> str:
-    if isinstance(exc, SlothError | ValueError | TypeError | KeyError | OSError):
-        return str(exc) if not isinstance(exc, KeyError) else f"no such key {exc}"
-    return f"{type(exc).__name__}: {exc}"
+error_message = user_message
 
 
 class LuaRuntime:
@@ -94,24 +105,24 @@ class LuaRuntime:
         self.debug = debug
         self.lua = lua54.LuaRuntime(
             unpack_returned_tuples=True,
+            max_memory=0,  # tracked, unlimited; :memory_limit() sets a limit per task
             register_eval=False,
             register_builtins=False,
             attribute_filter=self._deny_all if sandbox else self._deny_private,
         )
         self.ops: dict[str, BlockingOp] = {}
         self.current: TaskContext | None = None  # the task whose Lua code is running now
-        self._load_file = self.lua.execute(_LOAD_FILE)  # before the sandbox removes debug
+        # before the sandbox removes debug
+        self._load_file, exit_mt = self.lua.execute(_LOAD_FILE)
         with open(os.path.join(os.path.dirname(__file__), "prelude.lua"), encoding="utf-8") as fh:
             prelude = fh.read()
         host = self.lua.table_from({"now": time.monotonic, "call_sync": self._call_sync})
         self.S = self.lua.execute(prelude, host)
-        self._wrap = self.lua.execute(_WRAP, self.S.raise_error)
-        self.lua.execute(_SETUP, sandbox)
+        self._wrap = self.lua.execute(_WRAP, self.S.raise_error, self.S.clean_args)
+        self.lua.execute(_SETUP, sandbox, exit_mt)
         self._start = self.S.start
         self._outcome = self.S.outcome
         self._start_task = self.S.start_task
-        self._keep_outputs = self.S.keep_outputs
-        self.export = self.S.export
         self._params_cache: dict[int, tuple[dict, Any]] = {}
         self._pcall = self.lua.eval(
             "function(f, ...) local r = table.pack(pcall(f, ...)) "
@@ -174,6 +185,8 @@ class LuaRuntime:
     def run_file(self, source: str, chunkname: str, debug: bool = False) -> None:
         self._chunks.append(chunkname)
         ok, message, trace = self._load_file(source, "@" + chunkname)
+        if ok == "exit":
+            raise ScriptExit(int(message))
         if not ok:
             text = self.full_paths(str(message))
             if debug and trace:
@@ -265,18 +278,27 @@ class LuaAction:
         rt = self.rt
         kind = self.kind
         if kind in ("command", "run_if", "abort_if"):
+            deps = rt.table({name: outputs if outputs is not None else {}
+                             for name, outputs in ctx.deps.items()})
             step, close = rt._start_task(self.fn, ctx.deadline, rt.base_params(ctx.params),
-                                         ctx.workflow, ctx.task, *ctx.deps)
+                                         ctx.workflow, ctx.task, deps)
             first: tuple = ()
-        else:  # on_success(params, outputs) / on_failure(params, error)
+        else:
             step, close = rt._start(self.fn, ctx.deadline)
-            params = rt.base_params({**ctx.params, "task_name": ctx.task,
-                                     "workflow_name": ctx.workflow})
             result = ctx.result
-            if kind == "on_success":
-                first = (params, rt.table(result.outputs if result and result.outputs else {}))
-            else:
-                first = (params, result.error if result else None)
+            if kind == "on_start":  # on_start(params)
+                first = (rt.base_params(ctx.params),)
+            elif kind == "on_complete":  # on_complete(success, results); results in .outputs
+                first = (bool(result and result.status == "success"),
+                         rt.table(result.outputs if result and result.outputs else {}))
+            else:  # on_success(params, outputs) / on_failure(params, error)
+                params = rt.base_params({**ctx.params, "task_name": ctx.task,
+                                         "workflow_name": ctx.workflow})
+                if kind == "on_success":
+                    first = (params, rt.table(result.outputs if result and result.outputs
+                                              else {}))
+                else:
+                    first = (params, result.error if result else None)
         reply = yield from rt.drive(step, close, ctx, first)
         if reply[0] == "error":
             error = rt.full_paths(str(reply[1]))
@@ -286,6 +308,8 @@ class LuaAction:
         values = reply[1:]
         if kind == "run_if" or kind == "abort_if":
             return Outcome(bool(values and values[0]))
+        if kind == "on_start":
+            return Outcome(not values or values[0] is not False)
         if kind != "command":
             return Outcome(True)
         verdict = rt._outcome(*values)
@@ -294,10 +318,7 @@ class LuaAction:
         ok, message, outputs, exit_code = (*verdict, None, None, None, None)[:4]
         if ok is None:
             return Outcome(False, error=str(message))
-        py_outputs = None
-        if outputs is not None:
-            rt._keep_outputs(ctx.workflow, ctx.task, outputs)
-            py_outputs = to_python(outputs)
+        py_outputs = to_python(outputs) if outputs is not None else None
         text = "" if message is None else str(to_python(message))
         if exit_code is not None and not ok and not text:
             stderr = (py_outputs or {}).get("stderr", "").strip().splitlines()

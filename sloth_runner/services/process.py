@@ -15,14 +15,19 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from sloth_runner.engine.model import CancelToken
 from sloth_runner.errors import ExecError
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Protocol
+
+    class Cancellable(Protocol):
+        """What stops a command early (the engine's CancelToken): register a callback, get
+        back a function that unregisters it."""
+
+        def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]: ...
 
 OUTPUT_CAP_BYTES = 1 << 20  # per stream, kept in memory; the rest stays in the spool file
 KILL_GRACE_S = 1.0
@@ -69,14 +74,17 @@ def run(
     deadline: float | None = None,
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
-    cancel: CancelToken | None = None,
+    cancel: Cancellable | None = None,
     spool: str | None = None,
     cap: int = OUTPUT_CAP_BYTES,
+    memory_limit: int | None = None,
 ) -> ExecResult:
     """Run `command` (a shell string, or an argv list run without a shell) and wait for it.
 
     `timeout` is relative, `deadline` absolute (time.monotonic); the sooner wins. On expiry the
-    group gets SIGTERM, then SIGKILL after a short grace, and `timed_out` is set.
+    group gets SIGTERM, then what is left of the command's tree (a daemon that left the group
+    included, while the command lives) gets SIGKILL after a short grace; `timed_out` is set.
+    `memory_limit` caps each process's address space (RLIMIT_AS), in bytes.
     """
     limit = timeout
     if deadline is not None:
@@ -94,7 +102,8 @@ def run(
     started = time.monotonic()
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_file, stderr=err_file,
-                                cwd=cwd, env=full_env, start_new_session=True)
+                                cwd=cwd, env=full_env, start_new_session=True,
+                                preexec_fn=_limit_memory(memory_limit) if memory_limit else None)
     except (OSError, ValueError) as exc:
         for f, path in ((out_file, out_path), (err_file, err_path)):
             f.close()
@@ -138,6 +147,16 @@ def run(
 _counter = itertools.count()
 
 
+def _limit_memory(limit: int) -> Callable[[], None]:
+    """For Popen's preexec_fn (a fork, not vfork: only tasks with a memory limit pay for it)."""
+    import resource
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return apply
+
+
 def _spool_file(directory: str, stream: str) -> tuple[Any, str]:
     """A fresh file for one stream (not `tempfile`: it costs ~9 ms to import)."""
     while True:
@@ -150,7 +169,9 @@ def _spool_file(directory: str, stream: str) -> tuple[Any, str]:
 
 
 def _terminate_group(pgid: int) -> None:
-    """SIGTERM the group, give it a moment, then SIGKILL whatever is left."""
+    """SIGTERM the group, give it a moment, then SIGKILL whatever is left of the tree."""
+    from sloth_runner.services import proctree
+
     try:
         os.killpg(pgid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
@@ -160,8 +181,9 @@ def _terminate_group(pgid: int) -> None:
         try:
             os.killpg(pgid, 0)
         except (ProcessLookupError, PermissionError):
-            return
+            break
         time.sleep(0.02)
+    proctree.kill_tree(pgid)  # the leader (pid == pgid) and descendants that left the group
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

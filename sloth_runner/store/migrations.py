@@ -82,4 +82,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "003_grants_and_fingerprints",
+        """
+        ALTER TABLE runs ADD COLUMN grants TEXT;
+        CREATE TABLE fingerprints (
+            key          TEXT PRIMARY KEY,
+            inputs_json  TEXT NOT NULL,
+            outputs_json TEXT NOT NULL,
+            updated_at   REAL NOT NULL
+        );
+        """,
+    ),
 ]

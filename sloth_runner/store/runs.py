@@ -17,8 +17,6 @@ import os
 import time
 
 from sloth_runner import paths
-from sloth_runner.engine.events import Listener
-from sloth_runner.engine.model import AttemptRecord
 from sloth_runner.store.db import Store
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
@@ -56,23 +54,29 @@ def recover_interrupted(store: Store) -> list[str]:
     return dead
 
 
-class RunRecorder(Listener):
-    """Listens to a run's events and persists them."""
+def new_run_id() -> str:
+    return os.urandom(6).hex()  # not uuid: importing it costs ~10 ms
 
-    def __init__(self, store: Store, file: str, params: dict[str, Any]) -> None:
+
+class RunRecorder:
+    """Persists a run's events (it has the engine Listener's shape, without importing it: the
+    store sits below the engine)."""
+
+    def __init__(self, store: Store, run_id: str, file: str, params: dict[str, Any],
+                 grants: str = "") -> None:
         self.store = store
-        self.run_id = os.urandom(6).hex()  # not uuid: importing it costs ~10 ms
+        self.run_id = run_id
         self._pending: list[tuple] = []
         self._lock_fd = os.open(paths.lock_file(self.run_id), os.O_RDWR | os.O_CREAT)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         self.started_at = time.time()
         with store.transaction() as c:
-            c.execute("INSERT INTO runs (id, file, started_at, status, pid, host, params_json)"
-                      " VALUES (?, ?, ?, 'running', ?, ?, ?)",
+            c.execute("INSERT INTO runs (id, file, started_at, status, pid, host, params_json,"
+                      " grants) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
                       (self.run_id, file, self.started_at, os.getpid(), HOST,
-                       json.dumps(params, default=str)))
+                       json.dumps(params, default=str), grants))
 
-    def attempt_finished(self, r: AttemptRecord) -> None:
+    def attempt_finished(self, r: Any) -> None:
         outputs = json.dumps(r.outputs, default=str) if r.outputs is not None else None
         self._pending.append((self.run_id, r.workflow, r.task, r.attempt, int(r.final), r.status,
                               r.started_at, r.ended_at, r.duration_s, r.exit_code, r.message,
@@ -80,6 +84,19 @@ class RunRecorder(Listener):
 
     def idle(self) -> None:
         self.flush()
+
+    # the rest of the Listener interface: nothing to store
+    def workflow_started(self, workflow: Any) -> None: ...
+
+    def task_started(self, workflow: str, task: str, attempt: int) -> None: ...
+
+    def task_finished(self, workflow: str, result: Any) -> None: ...
+
+    def workflow_finished(self, result: Any) -> None: ...
+
+    def log(self, level: str, message: str, workflow: str | None, task: str | None) -> None: ...
+
+    def stream(self, workflow: str | None, task: str | None, text: str | None) -> None: ...
 
     def flush(self) -> None:
         if not self._pending:

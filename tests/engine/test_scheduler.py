@@ -121,12 +121,15 @@ def test_sleep_requests_do_not_hold_a_worker():
     assert threading.active_count() < 10
 
 
-def test_action_exception_fails_the_task_not_the_run():
+def test_action_exception_is_an_error_of_the_task_not_of_the_run():
     def broken(ctx):
         raise RuntimeError("bug")
 
-    res = run(Task("b", broken), Task("ok", ok))
-    assert res["b"].status == "failed" and "RuntimeError: bug" in res["b"].error
+    res = run(Task("b", broken), Task("ok", ok), Task("after", ok, ("b",)))
+    # it could not run (an error), which is not the same as running and saying no (failed)
+    assert res["b"].status == "error" and "RuntimeError: bug" in res["b"].error
+    assert "Traceback" in res["b"].trace and "raise RuntimeError" in res["b"].trace
+    assert res["after"].status == "skipped" and "could not run" in res["after"].message
     assert res["ok"].status == "success"
 
 

@@ -9,7 +9,8 @@ from sloth_runner.reporting.plain import PlainReporter
 
 
 def _events(reporter):
-    wf = Workflow("deploy", (Task("build", None), Task("ship", None, ("build",))), "ship it")
+    wf = Workflow("deploy", (Task("build", None), Task("ship", None, ("build",))),
+                  description="ship it")
     reporter.workflow_started(wf)
     reporter.task_started("deploy", "build", 1)
     reporter.attempt_finished(AttemptRecord("deploy", "build", 1, "failed", 0, 1, error="flaky",

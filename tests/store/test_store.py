@@ -12,7 +12,7 @@ from sloth_runner import paths
 from sloth_runner.engine.model import AttemptRecord
 from sloth_runner.store import Store, queries
 from sloth_runner.store.migrations import MIGRATIONS
-from sloth_runner.store.runs import RunRecorder, recover_interrupted
+from sloth_runner.store.runs import RunRecorder, new_run_id, recover_interrupted
 from sloth_runner.store.state import StateStore
 
 
@@ -66,7 +66,7 @@ def _record(rec, task, status="success", attempt=1, final=True):
 
 def test_recorder_writes_runs_and_attempts():
     store = Store()
-    rec = RunRecorder(store, "f.lua", {"p": "1"})
+    rec = RunRecorder(store, new_run_id(), "f.lua", {"p": "1"})
     _record(rec, "a", "failed", 1, final=False)
     _record(rec, "a", "success", 2)
     rec.finish("success", ["w"])
@@ -83,12 +83,12 @@ def test_recorder_writes_runs_and_attempts():
 
 def test_a_live_run_is_not_marked_interrupted_but_a_dead_one_is():
     store = Store()
-    live = RunRecorder(store, "f.lua", {})
+    live = RunRecorder(store, new_run_id(), "f.lua", {})
     assert recover_interrupted(store) == []
     # a run whose process died: its row says running, nobody holds its lock
     code = ("import os\nfrom sloth_runner.store import Store\n"
-            "from sloth_runner.store.runs import RunRecorder\n"
-            "r = RunRecorder(Store(), 'dead.lua', {})\nprint(r.run_id, flush=True)\n"
+            "from sloth_runner.store.runs import RunRecorder, new_run_id\n"
+            "r = RunRecorder(Store(), new_run_id(), 'dead.lua', {})\nprint(r.run_id, flush=True)\n"
             "os._exit(0)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ), check=True)

@@ -1,0 +1,57 @@
+"""What worker processes may ask of the run they belong to: the AI service.
+
+AI calls are answered here, in the parent, so a run has one scrubber (placeholders agree
+between a prompt and `ai.restore`), one budget, one rate limiter and one loaded model, however
+many workers call. Each handler takes (method, args, ctx, progress) and returns plain values.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from sloth_runner.engine.model import TaskContext
+    from sloth_runner.running import Run
+
+_CALLS = ("complete", "chat", "decide", "generate_code")
+
+
+def handlers_for(run: Run) -> dict[str, Callable[..., Any]]:
+    def ai(method: str, args: dict[str, Any], ctx: TaskContext | None,
+           progress: Callable[[Any], None] | None) -> Any:
+        from sloth_runner.ai.client import CallContext
+
+        service = run.ai
+        if method in _CALLS:
+            call = CallContext(run.run_id, args.get("workflow"), args.get("task"),
+                               args.get("deadline"))
+            spec, provider = args.get("spec"), args.get("provider")
+            if method == "complete":
+                return service.complete(spec, call, progress, provider)
+            if method == "chat":
+                return service.chat(spec, call, progress, provider)
+            if method == "decide":
+                return service.decide(spec, call, provider)
+            return service.generate_code(spec, call, provider)
+        if method == "configure":
+            service.configure(args["values"])
+            return True
+        if method == "sanitize":
+            opts = args.get("options") or {}
+            scrubber = service.scrubber.derive(
+                opts.get("detectors", "all"), opts.get("allow") or [], opts.get("replacement"),
+                opts.get("remove_patterns") or [])
+            clean, findings = scrubber.scrub(args["text"])
+            return [clean, [{"type": f.type, "start": f.start + 1, "finish": f.end}
+                            for f in findings]]
+        if method == "restore":
+            return str(service.scrubber.restore(args["text"]))
+        if method == "usage_stats":
+            return service.usage().stats()
+        if method == "analyze_patterns":
+            return service.analyze_patterns(args.get("spec") or {})
+        raise ValueError(f"the AI service has no call '{method}'")
+
+    return {"ai": ai}

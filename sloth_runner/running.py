@@ -1,0 +1,334 @@
+"""One run of a workflow file, built in one place: the composition root.
+
+`Run` owns what a run needs: its id, the store (opened on first use), the spool folder, the
+scrubber, the AI service, the listener (reporter), the zygote and its worker processes, and the
+sandbox grants. The CLI (`run`, `list`), the Python API and the tests all build runs this way;
+services receive what they need when they are made, and nothing is patched in afterwards.
+
+Process model (docs/ARCHITECTURE.md): this process schedules and records but never runs Lua.
+The zygote loads the file; workers forked from it run every task action; calls that must be
+shared by the whole run (AI) come back here (calls.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from sloth_runner import paths
+from sloth_runner.engine import dag
+from sloth_runner.engine.events import Broadcast, Listener, Redacting
+from sloth_runner.engine.model import Task, TaskContext, TaskResult, Workflow
+from sloth_runner.errors import LuaScriptError, UsageError
+from sloth_runner.store.runs import new_run_id
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Callable, Iterator
+    from typing import Any
+
+    from sloth_runner.ai.client import AIService
+    from sloth_runner.engine.runner import RunResult
+    from sloth_runner.engine.scheduler import Scheduler
+    from sloth_runner.isolation.pool import WorkerPool, Zygote
+    from sloth_runner.lua.host import Link
+    from sloth_runner.lua.modules import Services
+    from sloth_runner.store import Store
+
+GRANTS = ("exec", "fs", "net", "env")
+
+
+class Run:
+    """A workflow file on its way to a result. Use as a context manager, or call close()."""
+
+    def __init__(self, path: str, *, params: dict[str, Any] | None = None,
+                 listener: Listener | None = None, sandbox: bool = False,
+                 grants: tuple[str, ...] | frozenset[str] = (), debug: bool = False,
+                 force: bool = False) -> None:
+        unknown = set(grants) - set(GRANTS)
+        if unknown:
+            raise UsageError(f"--allow: unknown grant '{sorted(unknown)[0]}' (grants: "
+                             f"{', '.join(GRANTS)})")
+        self.path = path
+        self.params = params or {}
+        self.listener = listener or Listener()
+        self.sandbox = sandbox
+        self.grants = frozenset(grants) if sandbox else frozenset(GRANTS)
+        self.debug = debug
+        self.force = force
+        self.run_id = new_run_id()
+        self.spool = paths.spool_dir(self.run_id)  # made by the first output that needs it
+        self.workflows: list[Workflow] = []
+        self.warnings: list[str] = []
+        self._store: Store | None = None
+        self._scrubber: Any = None
+        self._ai: AIService | None = None
+        self._zygote: Zygote | None = None
+        self._pool: WorkerPool | None = None
+        self._events: Listener = self.listener
+        self._scheduler: Scheduler | None = None
+        self.interrupted: str | None = None
+
+    # -- parts, made on first use ---------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from sloth_runner.store import Store
+
+            self._store = Store()
+        return self._store
+
+    @property
+    def scrubber(self) -> Any:
+        """One per run: log lines, results, history and AI prompts share placeholders."""
+        if self._scrubber is None:
+            from sloth_runner.scrub import Scrubber
+
+            self._scrubber = Scrubber()
+        return self._scrubber
+
+    @property
+    def ai(self) -> AIService:
+        if self._ai is None:
+            from sloth_runner.ai.client import AIService
+            from sloth_runner.store.ai_usage import AIUsageStore
+
+            self._ai = AIService(usage=lambda: AIUsageStore(self.store),
+                                 notice=lambda text: self._events.log("warn", text, None, None),
+                                 scrubber=self.scrubber)
+            self._ai.run_id = self.run_id
+        return self._ai
+
+    def scrub(self, text: str) -> str:
+        return str(self.scrubber.scrub(text)[0]) if text else text
+
+    def redact(self, value: Any) -> Any:
+        """`value` with every string scrubbed, for anything printed, returned or stored."""
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {k: self.redact(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.redact(v) for v in value]
+        return value
+
+    # -- loading ---------------------------------------------------------------------------------
+    def load(self) -> list[Workflow]:
+        """Load the file in the zygote and build the engine's workflows from its description."""
+        from sloth_runner.calls import handlers_for
+        from sloth_runner.isolation.pool import WorkerPool, Zygote
+
+        self._zygote = Zygote(self._zygote_main)
+        self._pool = WorkerPool(self._zygote)
+        self.handlers = handlers_for(self)
+        try:
+            description = self._zygote.loaded(Redacting(self.listener, self.scrub), self.handlers)
+        except BaseException:
+            self.close()
+            raise
+        self.warnings = list(description.get("warnings") or [])
+        for warning in self.warnings:
+            self.listener.log("warn", warning, None, None)
+        self.workflows = [self._workflow(d) for d in description["workflows"]]
+        for wf in self.workflows:
+            dag.validate(wf)
+        return self.workflows
+
+    def _zygote_main(self, sock: socket.socket) -> None:  # in the forked zygote
+        from sloth_runner.lua.host import zygote_main
+
+        request = {"path": self.path, "sandbox": self.sandbox, "debug": self.debug}
+        zygote_main(sock, request, self._child_services)
+
+    def _child_services(self, link: Link) -> Services:  # in the zygote, inherited by workers
+        from sloth_runner.lua.host import ChannelListener, RemoteAI
+        from sloth_runner.lua.modules import Services
+
+        opened: dict[int, Any] = {}
+
+        def state() -> Any:  # one connection per process: never share one across a fork
+            from sloth_runner.store import Store
+            from sloth_runner.store.state import StateStore
+
+            pid = os.getpid()
+            if pid not in opened:
+                opened.clear()
+                opened[pid] = StateStore(Store())
+            return opened[pid]
+
+        return Services(ChannelListener(link), state, self.spool, lambda: RemoteAI(link),
+                        params=self.params)
+
+    def _workflow(self, d: dict[str, Any]) -> Workflow:
+        name = d["name"]
+        return Workflow(
+            name, tuple(self._task(name, t) for t in d["tasks"]),
+            description=d.get("description") or "", max_parallel=d.get("max_parallel"),
+            timeout=d.get("timeout"), location=d.get("where") or "",
+            on_start=self._hook(name, "on_start") if d.get("on_start") else None,
+            on_complete=self._hook(name, "on_complete") if d.get("on_complete") else None)
+
+    def _task(self, workflow: str, d: dict[str, Any]) -> Task:
+        from sloth_runner.isolation.pool import WorkerAction
+
+        assert self._pool is not None
+        pool, name, limit = self._pool, d["name"], d.get("memory_limit")
+
+        def action(kind: str) -> Any:
+            spec = d.get(kind)
+            if not spec:
+                return None
+            shell = spec.get("shell") if isinstance(spec, dict) else None
+            return WorkerAction(pool, self._forward, self.handlers, kind, name, shell, limit)
+
+        command = d.get("command") or {}
+        return Task(
+            name, action("command"), tuple(d.get("depends_on") or ()),
+            description=d.get("description") or "", timeout=d.get("timeout"),
+            retries=d.get("retries") or 0, backoff=d.get("backoff") or "exponential",
+            retry_delay=d["retry_delay"], run_if=action("run_if"), abort_if=action("abort_if"),
+            on_success=action("on_success"), on_failure=action("on_failure"),
+            workdir=d.get("workdir"), env=d.get("env"), location=d.get("where") or "",
+            trigger_rule=d.get("trigger_rule") or "all_success",
+            inputs=tuple(d.get("inputs") or ()), outputs=tuple(d.get("outputs") or ()),
+            fingerprint=command.get("shell") or "")
+
+    def _hook(self, workflow: str, kind: str) -> Callable[..., Any]:
+        """on_start(params) / on_complete(success, result), run in a worker like any action."""
+        from sloth_runner.isolation.pool import Lease, WorkerAction
+
+        def call(*args: Any) -> Any:
+            assert self._pool is not None
+            ctx = TaskContext(workflow, "", self.params, {})
+            if kind == "on_complete":
+                success, result = args
+                ctx.result = TaskResult("", "success" if success else "failed", outputs={
+                    t.name: {"status": t.status, "message": t.message, "error": t.error,
+                             "outputs": t.outputs} for t in result.tasks})
+            lease = ctx.held["worker"] = Lease(self._pool)
+            try:
+                outcome = _drive_here(WorkerAction(self._pool, self._forward, self.handlers,
+                                                   kind, ""), ctx, self._forward)
+            finally:
+                lease.release()
+            if outcome.error:
+                raise LuaScriptError(outcome.error)
+            return None if outcome.success else False
+
+        return call
+
+    def _forward(self, item: tuple) -> None:
+        """A worker's log line or streamed text, to this run's listeners."""
+        if item[0] == "log":
+            self._events.log(*item[1:])
+        else:
+            self._events.stream(*item[1:])
+
+    # -- running ---------------------------------------------------------------------------------
+    def execute(self, workflows: list[Workflow] | None = None,
+                max_parallel: int | None = None) -> RunResult:
+        from sloth_runner.engine.runner import run_workflows
+        from sloth_runner.store.runs import RunRecorder, recover_interrupted
+
+        chosen = self.workflows if workflows is None else workflows
+        store = self.store
+        recover_interrupted(store)
+        recorder = RunRecorder(store, self.run_id, self.path, self.redact(self.params),
+                               ",".join(sorted(self.grants)) if self.sandbox else "")
+        self._events = Redacting(Broadcast(self.listener, recorder), self.scrub)
+        status, error = "failed", None
+        try:
+            with self._signals():
+                result = run_workflows(chosen, run_id=self.run_id, params=self.params,
+                                       max_parallel=max_parallel, listener=self._events,
+                                       freshness=self._freshness(),
+                                       on_scheduler=self._set_scheduler)
+            status = result.status
+            error = f"run {self.interrupted}" if self.interrupted else None
+            return result
+        except KeyboardInterrupt:
+            status, error = "interrupted", f"run {self.interrupted or 'interrupted'}"
+            raise
+        finally:
+            recorder.finish(status, [w.name for w in chosen], error)
+            self._remove_empty_spool()
+
+    def interrupt(self, reason: str) -> None:
+        """Stop the run as `interrupted` (a signal, a closed output). Safe in a signal handler."""
+        if self.interrupted is None:
+            self.interrupted = reason
+        scheduler = self._scheduler
+        if scheduler is not None:
+            scheduler.interrupt(reason)
+        else:
+            raise KeyboardInterrupt(reason)
+
+    def _set_scheduler(self, scheduler: Scheduler | None) -> None:
+        self._scheduler = scheduler
+        if scheduler is not None and self.interrupted is not None:
+            scheduler.interrupt(self.interrupted)
+
+    def _signals(self) -> Any:
+        from contextlib import contextmanager
+
+        @contextmanager
+        def installed() -> Iterator[None]:
+            def handler(signum: int, frame: object) -> None:
+                self.interrupt(f"interrupted by {signal.Signals(signum).name}")
+
+            previous = {}
+            try:
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                    previous[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread: the embedding program owns signals
+                pass
+            try:
+                yield
+            finally:
+                for sig, old in previous.items():
+                    signal.signal(sig, old)
+
+        return installed()
+
+    def _freshness(self) -> Any:
+        from sloth_runner.freshness import Freshness
+
+        return Freshness(self, force=self.force)
+
+    def _remove_empty_spool(self) -> None:
+        try:
+            os.rmdir(self.spool)
+        except OSError:  # absent, or it holds output past the cap: kept on purpose
+            pass
+
+    def close(self) -> None:
+        """Stop the zygote and the workers (and everything they started)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _drive_here(action: Any, ctx: TaskContext, forward: Callable[[tuple], None]) -> Any:
+    """Run an action on this thread, outside any scheduler (workflow hooks)."""
+    from sloth_runner.engine.lifecycle import drive
+    from sloth_runner.engine.model import Blocking
+
+    program = drive(action, ctx)
+    value: Any = None
+    while True:
+        try:
+            request = program.send(value)
+        except StopIteration as stop:
+            return stop.value
+        assert isinstance(request, Blocking)
+        value = request.fn(forward) if request.progress is not None else request.fn()
