@@ -5,9 +5,10 @@ scrubber, the AI service, the listener (reporter), the zygote and its worker pro
 sandbox grants. The CLI (`run`, `list`), the Python API and the tests all build runs this way;
 services receive what they need when they are made, and nothing is patched in afterwards.
 
-Process model (docs/ARCHITECTURE.md): this process schedules and records but never runs Lua.
-The zygote loads the file; workers forked from it run every task action; calls that must be
-shared by the whole run (AI) come back here (calls.py).
+Process model (docs/ARCHITECTURE.md): the file is loaded here, and a task runs in this
+process's Lua state unless it has a deadline or a memory limit. Such a task runs in a worker
+process forked from the loaded file, because only a process can be stopped in the middle of a
+long C call; calls that the whole run shares (AI) come back here (calls.py).
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ import signal
 from sloth_runner import paths
 from sloth_runner.engine import dag
 from sloth_runner.engine.events import Broadcast, Listener, Redacting
-from sloth_runner.engine.model import Task, TaskContext, TaskResult, Workflow
-from sloth_runner.errors import LuaScriptError, UsageError
+from sloth_runner.engine.model import Task, Workflow
+from sloth_runner.errors import UsageError
 from sloth_runner.store.runs import new_run_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import socket
     from collections.abc import Callable, Iterator
     from typing import Any
 
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     from sloth_runner.engine.runner import RunResult
     from sloth_runner.engine.scheduler import Scheduler
     from sloth_runner.isolation.pool import WorkerPool, Zygote
-    from sloth_runner.lua.host import Link
-    from sloth_runner.lua.modules import Services
     from sloth_runner.store import Store
 
 GRANTS = ("exec", "fs", "net", "env")
@@ -66,7 +64,9 @@ class Run:
         self._ai: AIService | None = None
         self._zygote: Zygote | None = None
         self._pool: WorkerPool | None = None
-        self._events: Listener = self.listener
+        self._loaded: Any = None
+        self._services: Any = None
+        self._events: Listener = Redacting(self.listener, self.scrub)
         self._scheduler: Scheduler | None = None
         self.interrupted: str | None = None
 
@@ -115,72 +115,83 @@ class Run:
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self) -> list[Workflow]:
-        """Load the file in the zygote and build the engine's workflows from its description."""
+        """Load the file and build the engine's workflows; fork the zygote if a task needs
+        workers. Top-level code runs now, with its logs and AI calls served as in a task."""
         from sloth_runner.calls import handlers_for
-        from sloth_runner.isolation.pool import WorkerPool, Zygote
+        from sloth_runner.lua.ai_module import AIGateway
+        from sloth_runner.lua.loader import load_file
+        from sloth_runner.lua.modules import Services
 
-        self._zygote = Zygote(self._zygote_main)
-        self._pool = WorkerPool(self._zygote)
         self.handlers = handlers_for(self)
-        try:
-            description = self._zygote.loaded(Redacting(self.listener, self.scrub), self.handlers)
-        except BaseException:
-            self.close()
-            raise
-        self.warnings = list(description.get("warnings") or [])
+        ai = self.handlers["ai"]
+        state: dict[str, Any] = {}
+
+        def state_store() -> Any:
+            if "store" not in state:
+                from sloth_runner.store.state import StateStore
+
+                state["store"] = StateStore(self.store)
+            return state["store"]
+
+        self._services = Services(
+            _Forward(self), state_store, self.spool,
+            lambda: AIGateway(lambda method, args, on_token: ai(method, args, None, on_token)),
+            params=self.params)
+        self._loaded = load_file(self.path, self._services, sandbox=self.sandbox,
+                                 debug=self.debug)
+        self.warnings = list(self._loaded.warnings)
         for warning in self.warnings:
             self.listener.log("warn", warning, None, None)
-        self.workflows = [self._workflow(d) for d in description["workflows"]]
+        self.workflows = [self._workflow(d) for d in self._loaded.workflows]
         for wf in self.workflows:
             dag.validate(wf)
         return self.workflows
 
-    def _zygote_main(self, sock: socket.socket) -> None:  # in the forked zygote
-        from sloth_runner.lua.host import zygote_main
+    def _workers(self) -> WorkerPool:
+        """The pool, with its zygote forked on first need (right after loading, in practice)."""
+        if self._pool is None:
+            from sloth_runner.isolation.pool import WorkerPool, Zygote
+            from sloth_runner.lua.host import zygote_main
 
-        request = {"path": self.path, "sandbox": self.sandbox, "debug": self.debug}
-        zygote_main(sock, request, self._child_services)
-
-    def _child_services(self, link: Link) -> Services:  # in the zygote, inherited by workers
-        from sloth_runner.lua.host import ChannelListener, RemoteAI
-        from sloth_runner.lua.modules import Services
-
-        opened: dict[int, Any] = {}
-
-        def state() -> Any:  # one connection per process: never share one across a fork
-            from sloth_runner.store import Store
-            from sloth_runner.store.state import StateStore
-
-            pid = os.getpid()
-            if pid not in opened:
-                opened.clear()
-                opened[pid] = StateStore(Store())
-            return opened[pid]
-
-        return Services(ChannelListener(link), state, self.spool, lambda: RemoteAI(link),
-                        params=self.params)
+            loaded, services = self._loaded, self._services
+            self._zygote = Zygote(lambda sock: zygote_main(sock, loaded, services))
+            self._pool = WorkerPool(self._zygote)
+        return self._pool
 
     def _workflow(self, d: dict[str, Any]) -> Workflow:
         name = d["name"]
+        bounded = d.get("timeout") is not None
         return Workflow(
-            name, tuple(self._task(name, t) for t in d["tasks"]),
+            name, tuple(self._task(name, t, bounded) for t in d["tasks"]),
             description=d.get("description") or "", max_parallel=d.get("max_parallel"),
             timeout=d.get("timeout"), location=d.get("where") or "",
             on_start=self._hook(name, "on_start") if d.get("on_start") else None,
             on_complete=self._hook(name, "on_complete") if d.get("on_complete") else None)
 
-    def _task(self, workflow: str, d: dict[str, Any]) -> Task:
-        from sloth_runner.isolation.pool import WorkerAction
+    def _task(self, workflow: str, d: dict[str, Any], workflow_bounded: bool) -> Task:
+        """An engine task. Its actions run here, or, when a deadline or a memory limit must
+        hold whatever the code does, in a worker process."""
+        from sloth_runner.engine.shell import ShellAction
+        from sloth_runner.lua.runtime import LuaAction
 
-        assert self._pool is not None
-        pool, name, limit = self._pool, d["name"], d.get("memory_limit")
+        name, limit = d["name"], d.get("memory_limit")
+        isolated = workflow_bounded or d.get("timeout") is not None or limit is not None
+        pool = self._workers() if isolated else None
+        actions = self._loaded.actions
 
         def action(kind: str) -> Any:
             spec = d.get(kind)
             if not spec:
                 return None
             shell = spec.get("shell") if isinstance(spec, dict) else None
-            return WorkerAction(pool, self._forward, self.handlers, kind, name, shell, limit)
+            if pool is not None:
+                from sloth_runner.isolation.pool import WorkerAction
+
+                return WorkerAction(pool, self._forward, self.handlers, kind, name, shell, limit)
+            if shell is not None:
+                return ShellAction(shell, self.spool)
+            lua: LuaAction = actions[(workflow, name, kind)]
+            return lua
 
         command = d.get("command") or {}
         return Task(
@@ -195,26 +206,17 @@ class Run:
             fingerprint=command.get("shell") or "")
 
     def _hook(self, workflow: str, kind: str) -> Callable[..., Any]:
-        """on_start(params) / on_complete(success, result), run in a worker like any action."""
-        from sloth_runner.isolation.pool import Lease, WorkerAction
+        """on_start(params) / on_complete(success, result), in this process's Lua state."""
+        rt = self._loaded.runtime
+        fn = self._loaded.actions[(workflow, "", kind)].fn
 
         def call(*args: Any) -> Any:
-            assert self._pool is not None
-            ctx = TaskContext(workflow, "", self.params, {})
-            if kind == "on_complete":
-                success, result = args
-                ctx.result = TaskResult("", "success" if success else "failed", outputs={
-                    t.name: {"status": t.status, "message": t.message, "error": t.error,
-                             "outputs": t.outputs} for t in result.tasks})
-            lease = ctx.held["worker"] = Lease(self._pool)
-            try:
-                outcome = _drive_here(WorkerAction(self._pool, self._forward, self.handlers,
-                                                   kind, ""), ctx, self._forward)
-            finally:
-                lease.release()
-            if outcome.error:
-                raise LuaScriptError(outcome.error)
-            return None if outcome.success else False
+            if kind == "on_start":
+                return rt.call_plain(fn, rt.table(args[0]))
+            success, result = args
+            results = {t.name: {"status": t.status, "message": t.message, "error": t.error,
+                                "outputs": t.outputs} for t in result.tasks}
+            return rt.call_plain(fn, success, rt.table(results))
 
         return call
 
@@ -318,17 +320,15 @@ class Run:
         self.close()
 
 
-def _drive_here(action: Any, ctx: TaskContext, forward: Callable[[tuple], None]) -> Any:
-    """Run an action on this thread, outside any scheduler (workflow hooks)."""
-    from sloth_runner.engine.lifecycle import drive
-    from sloth_runner.engine.model import Blocking
+class _Forward(Listener):
+    """What Lua code in this process logs or streams goes to the run's listeners of the moment
+    (the reporter while loading, reporter and history once running), scrubbed on the way."""
 
-    program = drive(action, ctx)
-    value: Any = None
-    while True:
-        try:
-            request = program.send(value)
-        except StopIteration as stop:
-            return stop.value
-        assert isinstance(request, Blocking)
-        value = request.fn(forward) if request.progress is not None else request.fn()
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def log(self, level: str, message: str, workflow: str | None, task: str | None) -> None:
+        self.run._events.log(level, message, workflow, task)
+
+    def stream(self, workflow: str | None, task: str | None, text: str | None) -> None:
+        self.run._events.stream(workflow, task, text)

@@ -64,6 +64,19 @@ class Blocking:
         self.progress = progress
 
 
+class Readable:
+    """A request to be resumed once `source` (anything with a `fileno()`) has data to read.
+
+    The scheduler's thread itself waits on it (poll), so talking to another process costs no
+    thread hand-over: that is how task actions reach their worker processes.
+    """
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+
+
 class Sleep:
     """A request to be resumed after `seconds` without holding a worker."""
 
@@ -74,7 +87,7 @@ class Sleep:
 
 
 if TYPE_CHECKING:
-    Request = Blocking | Sleep
+    Request = Blocking | Sleep | Readable
     ActionResult = Outcome | Generator[Request, Any, Outcome]
     Action = Callable[["TaskContext"], ActionResult]
 else:  # only annotations use these, and annotations are never evaluated at run time

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import queue
+import select
 import time
 from collections import deque
 
@@ -30,6 +32,7 @@ from sloth_runner.engine.model import (
     TIMEOUT,
     AttemptRecord,
     Blocking,
+    Readable,
     Sleep,
     Task,
     TaskContext,
@@ -48,7 +51,9 @@ if TYPE_CHECKING:
     from sloth_runner.engine.lifecycle import Freshness
 
 DEFAULT_MAX_PARALLEL = 8
-_FLUSH_EVERY_S = 0.25
+# History and output are flushed when the scheduler is about to wait, but not more often than
+# this: a 10,000-task chain must not pay 10,000 commits. Nothing waits longer than this either.
+_FLUSH_EVERY_S = 0.1
 
 
 _PROGRESS = object()
@@ -56,7 +61,7 @@ _INTERRUPT = object()
 
 
 class _Running:
-    __slots__ = ("task", "ctx", "program", "waiting", "request")
+    __slots__ = ("task", "ctx", "program", "waiting", "request", "fd")
 
     def __init__(self, task: Task, ctx: TaskContext, program: Program) -> None:
         self.task = task
@@ -64,6 +69,7 @@ class _Running:
         self.program = program
         self.waiting = 0  # sequence number of the request it waits on; 0 = none
         self.request: Blocking | None = None
+        self.fd = -1  # the file descriptor it waits to read, if any
 
 
 class Scheduler:
@@ -89,6 +95,8 @@ class Scheduler:
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._pool: WorkerPool | None = None
         self._deadline: float | None = None
+        self._wake_r = self._wake_w = -1
+        self._readers: dict[int, _Running] = {}
 
     # -- public --------------------------------------------------------------------------------
     def run(self) -> WorkflowResult:
@@ -106,26 +114,45 @@ class Scheduler:
         running: dict[int, _Running] = {}
         self._tasks, self._dependents, self._waiting_on = tasks, dependents, waiting_on
         self._ready, self._running = ready, running
+        # One poll over the file descriptors tasks wait on and a wake-up pipe, which worker
+        # threads and interrupt() write to after queueing their news in _done.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._poll = select.poll()
+        self._poll.register(self._wake_r, select.POLLIN)
         last_flush = time.monotonic()
+        dirty = False
         try:
             while True:
                 while ready and len(running) < self.max_parallel and self.aborted is None:
                     self._start(ready.popleft())
+                    dirty = True
                 if not running:
                     break
                 now = time.monotonic()
-                # flush (history, output) before waiting, or at least every _FLUSH_EVERY_S
-                if self._done.empty() or now - last_flush > _FLUSH_EVERY_S:
-                    self.listener.idle()
-                    last_flush = now
-                timeout = None
+                wait: float | None = None
+                if dirty:
+                    if now - last_flush >= _FLUSH_EVERY_S:
+                        self.listener.idle()
+                        last_flush, dirty = now, False
+                    else:
+                        wait = _FLUSH_EVERY_S - (now - last_flush)
                 if self._timers:
-                    timeout = max(0.0, self._timers[0][0] - now)
-                try:
-                    item = self._done.get(timeout=timeout)
-                except queue.Empty:
-                    item = None
-                if item is not None:
+                    until = max(0.0, self._timers[0][0] - now)
+                    wait = until if wait is None else min(wait, until)
+                if self._done.empty():
+                    for fd, _ in self._poll.poll(None if wait is None else wait * 1000 + 0.5):
+                        if fd == self._wake_r:
+                            os.read(fd, 1 << 16)
+                        else:
+                            self._readable(fd)
+                            dirty = True
+                while True:
+                    try:
+                        item = self._done.get_nowait()
+                    except queue.Empty:
+                        break
+                    dirty = True
                     if item[0] is _INTERRUPT:
                         self._stop_all(item[1])
                     else:
@@ -137,6 +164,10 @@ class Scheduler:
             for run in list(self._running.values()):  # an escaping error: stop what they started
                 run.ctx.cancel.cancel()
                 self._release(run.ctx)
+            wake_r, wake_w, self._wake_r, self._wake_w = self._wake_r, self._wake_w, -1, -1
+            os.close(wake_r)
+            os.close(wake_w)
+        self.listener.idle()
         for t in wf.tasks:  # anything never reached: aborted, interrupted or timed-out workflow
             if t.name not in self.results:
                 reason = self.aborted or "workflow timed out before it could start"
@@ -154,6 +185,16 @@ class Scheduler:
     def interrupt(self, reason: str = "interrupted") -> None:
         """Stop the run: safe to call from a signal handler or another thread."""
         self._done.put((_INTERRUPT, reason))
+        self._wake()
+
+    def _wake(self) -> None:
+        fd = self._wake_w
+        if fd < 0:  # not running (yet, or any more): the loop reads _done when it starts
+            return
+        try:
+            os.write(fd, b"!")
+        except OSError:  # full: a wake-up is pending anyway
+            pass
 
     # -- internals -----------------------------------------------------------------------------
     def _start(self, task: Task) -> None:
@@ -184,6 +225,10 @@ class Scheduler:
 
     def _step(self, run: _Running, value: Any, error: BaseException | None) -> None:
         run.waiting = 0
+        if run.fd >= 0:
+            self._poll.unregister(run.fd)
+            del self._readers[run.fd]
+            run.fd = -1
         try:
             request = run.program.throw(error) if error is not None else run.program.send(value)
         except StopIteration as stop:
@@ -202,20 +247,34 @@ class Scheduler:
             self._pool.submit(self._call, request, id(run), seq)
             if run.ctx.deadline is not None:
                 heapq.heappush(self._timers, (run.ctx.deadline, seq, "deadline", run))
+        elif isinstance(request, Readable):
+            fd = request.source.fileno()
+            run.fd = fd
+            self._readers[fd] = run
+            self._poll.register(fd, select.POLLIN)
+            if run.ctx.deadline is not None:
+                heapq.heappush(self._timers, (run.ctx.deadline, seq, "deadline", run))
         elif isinstance(request, Sleep):
             heapq.heappush(self._timers, (time.monotonic() + request.seconds, seq, "wake", run))
         else:
             self._step(run, None, TypeError(f"action yielded {type(request).__name__}, not a request"))
 
     def _call(self, request: Blocking, run_id: int, seq: int) -> None:
+        def emit(item: Any) -> None:
+            self._done.put((run_id, seq, item, _PROGRESS))
+            self._wake()
+
         try:
-            if request.progress is not None:
-                value = request.fn(lambda item: self._done.put((run_id, seq, item, _PROGRESS)))
-            else:
-                value = request.fn()
+            value = request.fn(emit) if request.progress is not None else request.fn()
             self._done.put((run_id, seq, value, None))
         except BaseException as exc:  # handed back to the program that asked
             self._done.put((run_id, seq, None, exc))
+        self._wake()
+
+    def _readable(self, fd: int) -> None:
+        run = self._readers.get(fd)
+        if run is not None and id(run) in self._running:
+            self._step(run, None, None)
 
     def _complete(self, run_id: int, seq: int, value: Any, error: Any) -> None:
         run = self._running.get(run_id)

@@ -33,11 +33,12 @@ class ProtocolError(Exception):
 class Channel:
     """One end of a socket pair, speaking versioned JSON lines. Not thread-safe: one user."""
 
-    __slots__ = ("sock", "_buf")
+    __slots__ = ("sock", "_buf", "at_eof")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._buf = b""
+        self.at_eof = False
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -61,6 +62,31 @@ class Channel:
             except (ConnectionResetError, BrokenPipeError):
                 chunk = b""
             if not chunk:
+                return None
+            self._buf += chunk
+
+    def buffered(self) -> bool:
+        """Whether a whole message has already arrived (then do not wait for the socket)."""
+        return b"\n" in self._buf
+
+    def poll_message(self) -> dict[str, Any] | None:
+        """The next message if one has arrived, without waiting; None otherwise (then
+        `at_eof` says whether the other end has closed). For callers that poll the socket."""
+        while True:
+            line, sep, rest = self._buf.partition(b"\n")
+            if sep:
+                self._buf = rest
+                return decode(line)
+            if self.at_eof:
+                return None
+            try:
+                chunk = self.sock.recv(1 << 16, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return None
+            except (ConnectionResetError, BrokenPipeError):
+                chunk = b""
+            if not chunk:
+                self.at_eof = True
                 return None
             self._buf += chunk
 

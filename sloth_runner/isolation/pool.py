@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 
-from sloth_runner.engine.model import Blocking, Outcome, TaskContext, TaskTimeout
+from sloth_runner.engine.model import Blocking, Outcome, Readable, TaskContext, TaskTimeout
 from sloth_runner.errors import LoadError, ScriptExit, WorkerLost, user_message
 from sloth_runner.isolation.channel import Channel, ProtocolError, decode
 from sloth_runner.services import proctree
@@ -63,7 +63,7 @@ class Zygote:
                 raise _load_error(message.get("kind"), str(message.get("message")))
             if op == "exit":
                 raise ScriptExit(int(message.get("code") or 0))
-            _serve(self.channel, message, listener, handlers, None, lambda item: None)
+            _serve_now(self.channel, message, listener, handlers)
 
     def spawn(self) -> Worker:
         with self._lock:
@@ -210,32 +210,42 @@ class WorkerAction:
                                  "error": result.error}
         unregister = ctx.cancel.on_cancel(lease.kill)
         try:
-            reply = yield Blocking(lambda emit: _exchange(lease, message, emit, self.handlers,
-                                                          ctx), self.forward)
+            reply = yield from _exchange(lease, message, self.forward, self.handlers, ctx)
         finally:
             unregister()
-        if reply.get("timeout"):
-            ctx.usage.add(reply.get("cpu_s") or 0.0, reply.get("max_rss_kb") or 0)
-            raise TaskTimeout()
         ctx.usage.add(reply.get("cpu_s") or 0.0, reply.get("max_rss_kb") or 0)
+        if reply.get("timeout"):
+            raise TaskTimeout()
         return Outcome(bool(reply.get("success")), reply.get("message") or "",
                        reply.get("outputs"), reply.get("error"), reply.get("exit_code"),
                        errored=bool(reply.get("errored")), trace=reply.get("trace"))
 
 
-def _exchange(lease: Lease, message: dict[str, Any], emit: Callable[[Any], None],
-              handlers: Handlers, ctx: TaskContext) -> dict[str, Any]:
-    """On a pool thread: one `run` round trip with the task's worker."""
+def _exchange(lease: Lease, message: dict[str, Any], forward: Callable[[tuple], None],
+              handlers: Handlers, ctx: TaskContext) -> Generator[Request, Any, dict[str, Any]]:
+    """One `run` round trip with the task's worker, on the scheduler's thread: send, then wait
+    for the socket to be readable (the scheduler polls it). Logs are forwarded as they come;
+    a call from the worker (AI) runs on a pool thread, and its streamed parts and its answer
+    are sent back from here."""
     worker = lease.current()
+    channel = worker.channel
     try:
-        worker.channel.send("run", **message)
+        channel.send("run", **message)
         while True:
-            reply = worker.channel.recv()
+            if not channel.buffered():
+                yield Readable(channel)
+            reply = channel.poll_message()
             if reply is None:
-                break
-            if reply["op"] == "done":
+                if channel.at_eof:
+                    break
+                continue
+            op = reply["op"]
+            if op == "done":
                 return reply["outcome"]  # type: ignore[no-any-return]
-            _serve(worker.channel, reply, None, handlers, ctx, emit)
+            if op == "call":
+                yield from _answer(channel, reply, handlers, ctx)
+            else:
+                forward(_event(reply))
     except (OSError, ProtocolError) as exc:
         if not worker.dead:
             worker.kill()
@@ -246,45 +256,65 @@ def _exchange(lease: Lease, message: dict[str, Any], emit: Callable[[Any], None]
                      "memory)"}
 
 
-def _serve(channel: Channel, message: dict[str, Any], listener: Listener | None,
-           handlers: Handlers, ctx: TaskContext | None, emit: Callable[[Any], None]) -> None:
-    """Handle a child's message other than its final answer: a log line, a stream, a call."""
+def _event(message: dict[str, Any]) -> tuple:
     op = message["op"]
     if op == "log":
-        item = ("log", str(message.get("level")), str(message.get("message")),
+        return ("log", str(message.get("level")), str(message.get("message")),
                 message.get("workflow"), message.get("task"))
-    elif op == "stream":
-        item = ("stream", message.get("workflow"), message.get("task"), message.get("text"))
-    elif op == "call":
-        _answer(channel, message, handlers, ctx)
-        return
-    else:
-        raise ProtocolError(f"unexpected '{op}' from a worker")
-    if listener is not None:  # while loading: straight to the listener (same thread)
-        if item[0] == "log":
-            listener.log(*item[1:])
-        else:
-            listener.stream(*item[1:])
-    else:
-        emit(item)
+    if op == "stream":
+        return ("stream", message.get("workflow"), message.get("task"), message.get("text"))
+    raise ProtocolError(f"unexpected '{op}' from a worker")
 
 
 def _answer(channel: Channel, message: dict[str, Any], handlers: Handlers,
-            ctx: TaskContext | None) -> None:
+            ctx: TaskContext | None) -> Generator[Request, Any, None]:
+    """Answer a worker's call; the handler runs on a pool thread (it may wait for minutes)."""
     call_id = message.get("id")
     handler = handlers.get(str(message.get("service")))
-    progress = None
-    if message.get("stream"):
-        def progress(item: Any) -> None:
-            channel.send("progress", id=call_id, item=item)
-    try:
+    streaming = bool(message.get("stream"))
+
+    def job(emit: Callable[[Any], None]) -> Any:
         if handler is None:
             raise ProtocolError(f"no service '{message.get('service')}'")
-        value = handler(str(message.get("method")), message.get("args") or {}, ctx, progress)
+        return handler(str(message.get("method")), message.get("args") or {}, ctx,
+                       emit if streaming else None)
+
+    def progress(item: Any) -> None:  # on the scheduler's thread
+        channel.send("progress", id=call_id, item=item)
+
+    try:
+        value = yield Blocking(job, progress)
     except Exception as exc:
         channel.send("reply", id=call_id, ok=False, error=user_message(exc))
         return
     channel.send("reply", id=call_id, ok=True, value=value)
+
+
+def _serve_now(channel: Channel, message: dict[str, Any], listener: Listener,
+               handlers: Handlers) -> None:
+    """While the file loads (no scheduler yet): a log line, a stream, or a call, answered here."""
+    if message["op"] != "call":
+        item = _event(message)
+        if item[0] == "log":
+            listener.log(*item[1:])
+        else:
+            listener.stream(*item[1:])
+        return
+    program = _answer(channel, message, handlers, None)
+    request = next(program)
+    try:
+        value = request.fn(lambda item: channel.send("progress", id=message.get("id"),
+                                                     item=item))
+    except Exception as exc:
+        try:
+            program.throw(exc)
+        except StopIteration:
+            return
+    else:
+        try:
+            program.send(value)
+        except StopIteration:
+            return
 
 
 def _load_error(kind: Any, message: str) -> LoadError:

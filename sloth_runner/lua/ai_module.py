@@ -1,5 +1,5 @@
 """`require("ai")`: the Lua face of the run's AI service (sloth_runner.ai.AIService, reached
-from worker processes through lua/host.RemoteAI).
+through an AIGateway, directly or from a worker process).
 
 The Lua table is built when the runtime starts (a few Lua functions, no AI imports): building it
 inside `require` would mean Python creating Lua objects while a task coroutine runs, which lupa
@@ -22,13 +22,61 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from sloth_runner.lua.host import RemoteAI
-    from sloth_runner.engine.events import Listener
     from sloth_runner.engine.model import TaskContext
+    from sloth_runner.lua.modules import Services
 
 
-def build_ai_module(rt: LuaRuntime, get_service: Callable[[], RemoteAI],
-                    listener: Listener) -> Any:
+class AIGateway:
+    """The run's AI service as the Lua module sees it. `call(method, args, on_token)` reaches
+    the one AIService of the run (calls.py): directly in the main process, over the socket
+    from a worker. So a run has one scrubber, one budget, one rate limiter, one loaded model."""
+
+    def __init__(self, call: Callable[[str, dict[str, Any], Any], Any]) -> None:
+        self._call = call
+
+    @staticmethod
+    def _where(ctx: TaskContext | None) -> dict[str, Any]:
+        return {"workflow": ctx.workflow, "task": ctx.task, "deadline": ctx.deadline} if ctx \
+            else {}
+
+    def complete(self, spec: Any, ctx: TaskContext | None = None, on_token: Any = None,
+                 provider: str | None = None) -> Any:
+        return self._call("complete", {"spec": spec, "provider": provider, **self._where(ctx)},
+                          on_token)
+
+    def chat(self, spec: Any, ctx: TaskContext | None = None, on_token: Any = None,
+             provider: str | None = None) -> Any:
+        return self._call("chat", {"spec": spec, "provider": provider, **self._where(ctx)},
+                          on_token)
+
+    def decide(self, spec: Any, ctx: TaskContext | None = None,
+               provider: str | None = None) -> Any:
+        return self._call("decide", {"spec": spec, "provider": provider, **self._where(ctx)},
+                          None)
+
+    def generate_code(self, spec: Any, ctx: TaskContext | None = None,
+                      provider: str | None = None) -> Any:
+        return self._call("generate_code", {"spec": spec, "provider": provider,
+                                            **self._where(ctx)}, None)
+
+    def configure(self, values: dict[str, Any]) -> None:
+        self._call("configure", {"values": values}, None)
+
+    def sanitize(self, text: str, options: dict[str, Any]) -> Any:
+        return self._call("sanitize", {"text": text, "options": options}, None)
+
+    def restore(self, text: str) -> str:
+        return str(self._call("restore", {"text": text}, None))
+
+    def usage_stats(self) -> Any:
+        return self._call("usage_stats", {}, None)
+
+    def analyze_patterns(self, spec: dict[str, Any]) -> Any:
+        return self._call("analyze_patterns", {"spec": spec}, None)
+
+
+def build_ai_module(rt: LuaRuntime, get_service: Callable[[], AIGateway],
+                    services: Services) -> Any:
     def op(kind: str, provider: str | None) -> BlockingOp:
         def prepare(ctx: TaskContext | None, spec: Any = None) -> Any:
             on_token = None
@@ -59,7 +107,7 @@ def build_ai_module(rt: LuaRuntime, get_service: Callable[[], RemoteAI],
                 return lambda: run(None)
 
             def progress(token: str | None) -> None:  # on the Lua thread, while the call runs
-                listener.stream(workflow, task, token)
+                services.listener.stream(workflow, task, token)
                 if token is not None and on_token is not None:
                     rt.call_plain(on_token, token)
 

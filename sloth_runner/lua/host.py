@@ -1,13 +1,18 @@
-"""The processes that run Lua: the zygote, which loads the file, and the workers forked from it.
+"""The worker side of task isolation: the zygote and the workers forked from it.
 
-The parent (see isolation/pool.py) never runs Lua. It forks the zygote, which loads the file
-and sends back a plain description of its workflows. Each worker is a fork of the zygote, so it
-starts with the loaded file in memory for the price of a fork, and runs one task at a time:
-`run` messages name an action by (workflow, task, kind); the worker runs it to its outcome and
-answers `done`. Logs, streamed text and calls to run-wide services (the AI service, which
-owns the scrubber, budget, rate limits and the loaded model) go to the parent over the same
-socket. Inside a worker a blocking module call simply blocks: the worker has nothing else to do,
-and the parent enforces deadlines by killing it.
+A task with a deadline or a memory limit runs in a worker process (see isolation/pool.py), so
+that its timeout holds whatever its code does: a long C call cannot be interrupted, but a
+process can be killed. The zygote is forked from the main process right after the file has
+loaded, before any thread exists, and does nothing but fork workers: each starts with the
+loaded file in memory for the price of a fork. A worker runs one task at a time: `run`
+messages name an action by (workflow, task, kind); it runs it to its outcome and answers `done`.
+Logs, streamed text and calls to run-wide services (the AI service, which owns the scrubber,
+budget, rate limits and the loaded model) go to the main process over the same socket.
+
+Inside a worker a blocking module call simply blocks: the worker has nothing else to do. Its
+deadline is enforced twice: by the main process, which kills it, and by a timer thread in the
+worker itself (Lua releases the GIL inside C calls), which holds even if the main process is
+busy.
 """
 
 from __future__ import annotations
@@ -82,77 +87,47 @@ class ChannelListener(Listener):
         self.link.channel.send("stream", workflow=workflow, task=task, text=text)
 
 
-class RemoteAI:
-    """The AI service as seen from a worker: every call is answered by the parent's AIService,
-    so a run has one scrubber, one budget, one rate limiter and one loaded model."""
-
-    run_id = None
-
-    def __init__(self, link: Link) -> None:
-        self.link = link
-
-    def _call(self, method: str, args: dict[str, Any],
-              on_token: Callable[[str], None] | None = None) -> Any:
-        return self.link.call("ai", method, args, on_token)
-
-    @staticmethod
-    def _where(ctx: Any) -> dict[str, Any]:
-        return {"workflow": ctx.workflow, "task": ctx.task, "deadline": ctx.deadline} if ctx \
-            else {}
-
-    def complete(self, spec: Any, ctx: Any = None, on_token: Any = None,
-                 provider: str | None = None) -> Any:
-        return self._call("complete", {"spec": spec, "provider": provider, **self._where(ctx)},
-                          on_token)
-
-    def chat(self, spec: Any, ctx: Any = None, on_token: Any = None,
-             provider: str | None = None) -> Any:
-        return self._call("chat", {"spec": spec, "provider": provider, **self._where(ctx)},
-                          on_token)
-
-    def decide(self, spec: Any, ctx: Any = None, provider: str | None = None) -> Any:
-        return self._call("decide", {"spec": spec, "provider": provider, **self._where(ctx)})
-
-    def generate_code(self, spec: Any, ctx: Any = None, provider: str | None = None) -> Any:
-        return self._call("generate_code", {"spec": spec, "provider": provider,
-                                            **self._where(ctx)})
-
-    def configure(self, values: dict[str, Any]) -> None:
-        self._call("configure", {"values": values})
-
-    def sanitize(self, text: str, options: dict[str, Any]) -> Any:
-        return self._call("sanitize", {"text": text, "options": options})
-
-    def restore(self, text: str) -> str:
-        return str(self._call("restore", {"text": text}))
-
-    def usage_stats(self) -> Any:
-        return self._call("usage_stats", {})
-
-    def analyze_patterns(self, spec: dict[str, Any]) -> Any:
-        return self._call("analyze_patterns", {"spec": spec})
-
-
 # -- the zygote -------------------------------------------------------------------------------
-def zygote_main(sock: socket.socket, request: dict[str, Any],
-                make_services: Callable[[Link], Services]) -> NoReturn:
-    """Entry point of the forked zygote: load the file, describe it, then fork workers."""
+def zygote_main(sock: socket.socket, loaded: LoadedFile, services: Services) -> NoReturn:
+    """Entry point of the forked zygote: fork a worker for every `spawn` until the end."""
     code = 1
     try:
         _become_helper()
         link = Link(Channel(sock))
-        services = make_services(link)
-        loaded = _load(link, request, services)
-        if loaded is not None:
-            _serve_spawns(link, loaded, services)
+        services.become_worker(ChannelListener(link), _remote_ai(link), _own_state())
+        _serve_spawns(link, loaded, services)
         code = 0
-    except BaseException:  # the parent reports our death; say why on stderr when debugging
-        if request.get("debug"):
+    except BaseException:
+        if loaded.runtime.debug:
             import traceback
 
             traceback.print_exc()
     finally:
         os._exit(code)
+
+
+def _remote_ai(link: Link) -> Callable[[], Any]:
+    from sloth_runner.lua.ai_module import AIGateway
+
+    return lambda: AIGateway(lambda method, args, on_token: link.call("ai", method, args,
+                                                                      on_token))
+
+
+def _own_state() -> Callable[[], Any]:
+    """A database connection per process: one is never shared across a fork."""
+    opened: dict[int, Any] = {}
+
+    def state() -> Any:
+        from sloth_runner.store import Store
+        from sloth_runner.store.state import StateStore
+
+        pid = os.getpid()
+        if pid not in opened:
+            opened.clear()
+            opened[pid] = StateStore(Store())
+        return opened[pid]
+
+    return state
 
 
 def _become_helper() -> None:
@@ -166,30 +141,14 @@ def _become_helper() -> None:
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, _ignore)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        signal.set_wakeup_fd(-1)
+    except ValueError:
+        pass
 
 
 def _ignore(signum: int, frame: object) -> None:
     return None
-
-
-def _load(link: Link, request: dict[str, Any], services: Services) -> LoadedFile | None:
-    from sloth_runner.errors import ScriptExit
-    from sloth_runner.lua.loader import load_file
-
-    try:
-        loaded = load_file(request["path"], services, sandbox=bool(request.get("sandbox")),
-                           debug=bool(request.get("debug")))
-    except ScriptExit as exc:
-        link.channel.send("exit", code=exc.exit_code)
-        return None
-    except LoadError as exc:
-        link.channel.send("load_error", kind=type(exc).__name__, message=str(exc))
-        return None
-    except SlothError as exc:
-        link.channel.send("load_error", kind="LoadError", message=str(exc))
-        return None
-    link.channel.send("loaded", workflows=loaded.workflows, warnings=loaded.warnings)
-    return loaded
 
 
 def _serve_spawns(link: Link, loaded: LoadedFile, services: Services) -> None:
@@ -232,7 +191,8 @@ def _worker_main(sock: socket.socket, link: Link, loaded: LoadedFile,
                 break
             if message["op"] != "run":
                 raise ProtocolError(f"a worker cannot '{message['op']}'")
-            outcome = _run(message, loaded, services, home)
+            with _Deadline(message.get("deadline"), link):
+                outcome = _run(message, loaded, services, home)
             link.channel.send("done", id=message.get("id"), outcome=outcome)
         code = 0
     except BaseException:
@@ -243,6 +203,43 @@ def _worker_main(sock: socket.socket, link: Link, loaded: LoadedFile,
     finally:
         sys.stdout.flush()
         os._exit(code)
+
+
+class _Deadline:
+    """A timer thread that ends the worker at its deadline, even inside a long C call: it kills
+    what the task started, reports the timeout itself, and exits."""
+
+    def __init__(self, deadline: float | None, link: Link) -> None:
+        self.deadline = deadline
+        self.link = link
+        self.timer: Any = None
+
+    def __enter__(self) -> _Deadline:
+        if self.deadline is not None:
+            import threading
+
+            delay = max(0.0, self.deadline - time.monotonic()) + _DEADLINE_SLACK_S
+            self.timer = threading.Timer(delay, self._expire)
+            self.timer.daemon = True
+            self.timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def _expire(self) -> None:
+        from sloth_runner.services import proctree
+
+        proctree.kill_tree(os.getpid(), include_root=False)
+        try:
+            self.link.channel.send("done", outcome={"timeout": True})
+        finally:
+            os._exit(0)
+
+
+# The Lua hook ends an overrunning task cleanly first; the timer is for when it cannot.
+_DEADLINE_SLACK_S = 0.2
 
 
 def _run(message: dict[str, Any], loaded: LoadedFile, services: Services,
@@ -283,6 +280,11 @@ def _run(message: dict[str, Any], loaded: LoadedFile, services: Services,
             return _outcome(_drive(action, ctx), ctx)
         except TaskTimeout:
             return {"timeout": True, "cpu_s": ctx.usage.cpu_s, "max_rss_kb": ctx.usage.max_rss_kb}
+        except Exception as exc:  # a bug of ours in an action: an error, with its traceback
+            import traceback
+
+            return _outcome(Outcome(False, error=f"{type(exc).__name__}: {exc}", errored=True,
+                                    trace=traceback.format_exc()), ctx)
     finally:
         if limit:
             runtime.lua.set_max_memory(0)
@@ -293,9 +295,7 @@ def _run(message: dict[str, Any], loaded: LoadedFile, services: Services,
 
 def _drive(action: Any, ctx: TaskContext) -> Outcome:
     """Run an engine action here and now: blocking requests simply block."""
-    from sloth_runner.engine.lifecycle import drive
-
-    program = drive(action, ctx)
+    program = action(ctx)
     value: Any = None
     error: BaseException | None = None
     while True:
@@ -317,6 +317,13 @@ def _drive(action: Any, ctx: TaskContext) -> Outcome:
 
 
 def _outcome(outcome: Outcome, ctx: TaskContext) -> dict[str, Any]:
-    return {"success": outcome.success, "message": outcome.message, "outputs": outcome.outputs,
-            "error": outcome.error, "exit_code": outcome.exit_code, "errored": outcome.errored,
-            "trace": outcome.trace, "cpu_s": ctx.usage.cpu_s, "max_rss_kb": ctx.usage.max_rss_kb}
+    """The outcome as a message: only the fields that say something (it crosses per task)."""
+    out: dict[str, Any] = {"success": outcome.success}
+    for name in ("message", "outputs", "error", "exit_code", "errored", "trace"):
+        value = getattr(outcome, name)
+        if value or (value is not None and name == "exit_code"):
+            out[name] = value
+    usage = ctx.usage
+    if usage.cpu_s or usage.max_rss_kb:
+        out["cpu_s"], out["max_rss_kb"] = usage.cpu_s, usage.max_rss_kb
+    return out

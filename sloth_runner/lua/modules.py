@@ -26,22 +26,38 @@ EXEC_OPTIONS = {"timeout", "env", "cwd"}
 
 
 class Services:
-    """What the Lua modules of one process (the zygote, then each worker) talk to."""
+    """What the Lua modules talk to. Module functions look these up when called, not when
+    installed: a worker forked from the loaded file swaps them for its own (become_worker), so
+    its logs and AI calls go to the parent, and it opens its own database connection."""
 
     def __init__(self, listener: Listener, state: Callable[[], StateStore], spool: str,
                  ai: Callable[[], Any], *, params: dict[str, Any] | None = None) -> None:
-        self.listener = listener  # log lines go to the parent, which scrubs and reports them
+        self.listener = listener
         self.state = state  # opened on first use: most workflows never touch state
         self.spool = spool
-        self.ai = ai  # the run's AI service (in the parent); created on first use
+        self._ai_factory = ai  # the AI stack loads only if a workflow calls it
+        self._ai: Any = None
         self.params = params or {}
         self.memory_limit: int | None = None  # of the task running now, for its commands
         self._scrubber: Any = None
 
+    def ai(self) -> Any:
+        if self._ai is None:
+            self._ai = self._ai_factory()
+        return self._ai
+
+    def become_worker(self, listener: Listener, ai: Callable[[], Any],
+                      state: Callable[[], StateStore]) -> None:
+        """In a process forked from the loaded file: talk to the parent, not to its objects."""
+        self.listener = listener
+        self._ai_factory, self._ai = ai, None
+        self.state = state
+        self._scrubber = None
+
     @property
     def scrubber(self) -> Any:
-        """One per run: log output and AI prompts share placeholders. Built on first use (its
-        ~30 compiled patterns are not worth paying for in a run that never logs)."""
+        """Built on first use (its ~30 compiled patterns are not worth paying for in a run that
+        never needs them)."""
         if self._scrubber is None:
             from sloth_runner.scrub import Scrubber
 
@@ -52,7 +68,7 @@ class Services:
 def install_core_modules(rt: LuaRuntime, services: Services) -> None:
     _install_exec(rt, services)
     _install_log(rt, services)
-    _install_state(rt, services.state)
+    _install_state(rt, services)
     _install_ai(rt, services)
     install_integrations(rt, services)
     rt.install("json", {
@@ -76,14 +92,7 @@ def install_core_modules(rt: LuaRuntime, services: Services) -> None:
 def _install_ai(rt: LuaRuntime, services: Services) -> None:
     from sloth_runner.lua.ai_module import build_ai_module
 
-    made: list[Any] = []
-
-    def service() -> Any:
-        if not made:
-            made.append(services.ai())
-        return made[0]
-
-    build_ai_module(rt, service, services.listener)
+    build_ai_module(rt, services.ai, services)
 
 
 def _install_exec(rt: LuaRuntime, services: Services) -> None:
@@ -118,13 +127,12 @@ def _install_exec(rt: LuaRuntime, services: Services) -> None:
 
 
 def _install_log(rt: LuaRuntime, services: Services) -> None:
-    listener = services.listener
-
     def emitter(level: str) -> Callable[..., None]:
         def emit(*parts: Any) -> None:
             ctx = rt.current
             message = " ".join(_text(p) for p in parts)
-            listener.log(level, message, ctx.workflow if ctx else None, ctx.task if ctx else None)
+            services.listener.log(level, message, ctx.workflow if ctx else None,
+                                  ctx.task if ctx else None)
 
         return emit
 
@@ -132,7 +140,10 @@ def _install_log(rt: LuaRuntime, services: Services) -> None:
     rt.lua.globals().print = rt.wrap(emitter("print"))
 
 
-def _install_state(rt: LuaRuntime, state: Callable[[], StateStore]) -> None:
+def _install_state(rt: LuaRuntime, services: Services) -> None:
+    def state() -> StateStore:
+        return services.state()
+
     def key(k: Any) -> str:
         if not isinstance(k, str) or not k:
             raise TypeError(f"state keys are non-empty strings, got {lua_type(k) or type(k).__name__}")

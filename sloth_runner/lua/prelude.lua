@@ -467,6 +467,7 @@ end
 -- the run's, so a task may change its own), take its deps (outputs of its dependencies, made by
 -- the caller), and return step/close functions. One call across the Python/Lua boundary.
 function S.start_task(fn, deadline, base, wf, task, deps)
+    deps = deps or {}
     local p = {}
     for k, v in next, base do p[k] = v end
     p.task_name = task

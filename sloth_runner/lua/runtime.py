@@ -279,7 +279,7 @@ class LuaAction:
         kind = self.kind
         if kind in ("command", "run_if", "abort_if"):
             deps = rt.table({name: outputs if outputs is not None else {}
-                             for name, outputs in ctx.deps.items()})
+                             for name, outputs in ctx.deps.items()}) if ctx.deps else None
             step, close = rt._start_task(self.fn, ctx.deadline, rt.base_params(ctx.params),
                                          ctx.workflow, ctx.task, deps)
             first: tuple = ()
