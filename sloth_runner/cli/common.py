@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from sloth_runner.errors import ConfigError, UsageError
@@ -23,7 +24,37 @@ def add_debug(parser: argparse.ArgumentParser) -> None:
 
 
 def print_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+    """Print `document` as strict JSON (RFC 8259), whatever it holds.
+
+    JSON has no NaN or Infinity, and Python's `json` would print them as bare words that other
+    parsers reject, so non-finite floats, nested anywhere, are printed as null (and as the
+    strings "NaN", "Infinity", "-Infinity" where they are mapping keys). Values JSON cannot
+    hold otherwise are printed as their `str()`.
+    """
+    try:
+        text = json.dumps(document, indent=2, default=str, allow_nan=False)
+    except ValueError as exc:  # a non-finite float somewhere: the rare case pays for the copy
+        if "float" not in str(exc):
+            raise
+        text = json.dumps(_finite(document), indent=2, default=str, allow_nan=False)
+    sys.stdout.write(text + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None (keys: by their JSON names)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {_finite_key(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _finite_key(key: Any) -> Any:
+    if isinstance(key, float) and not math.isfinite(key):
+        return "NaN" if key != key else ("Infinity" if key > 0 else "-Infinity")
+    return key
 
 
 def parse_params(pairs: list[str] | None, values_file: str | None) -> dict[str, Any]:

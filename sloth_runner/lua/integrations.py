@@ -96,13 +96,14 @@ def _install_notifications(rt: LuaRuntime, services: Services) -> None:
             raise ValueError("notifications.send_alert options: {webhook = url, severity = "
                              "\"critical\"}")
         severity = str(opts.get("severity", "critical"))
+        level = notify.log_level_for(severity)
         clean = services.scrubber.scrub(message)[0]  # an alert leaves the machine
         where = "/".join(p for p in (ctx.workflow, ctx.task) if p) if ctx else ""
         text = f"[sloth-runner] {severity.upper()}{' in ' + where if where else ''}: {clean}"
         webhook = opts.get("webhook") or notify.webhook_from_env()
         workflow, task = (ctx.workflow, ctx.task) if ctx else (None, None)
         if not webhook:
-            services.listener.log("error", f"ALERT ({severity}): {clean}", workflow, task)
+            services.listener.log(level, f"ALERT ({severity}): {clean}", workflow, task)
             return lambda: {"sent": False, "channel": "log", "text": text}
         if not isinstance(webhook, str):
             raise IntegrationError("notifications: webhook must be a URL string")

@@ -16,6 +16,19 @@ if TYPE_CHECKING:
     from typing import Any
 
 WEBHOOK_ENV = "SLOTH_ALERT_WEBHOOK"
+# An alert's severity -> the level of the run-log line that shows it when no webhook is set.
+SEVERITY_LEVELS = {"info": "info", "warning": "warn", "warn": "warn", "error": "error",
+                   "critical": "error"}
+
+
+def log_level_for(severity: str) -> str:
+    """The log level (info, warn, error) for an alert severity; ValueError for unknown ones."""
+    level = SEVERITY_LEVELS.get(severity.lower()) if isinstance(severity, str) else None
+    if level is None:
+        allowed = ", ".join(SEVERITY_LEVELS)
+        raise ValueError(f"notifications.send_alert: unknown severity {severity!r} "
+                         f"(allowed: {allowed})")
+    return level
 
 
 def webhook_from_env() -> str | None:

@@ -248,21 +248,32 @@ def test_sigterm_stops_tasks_and_records_interrupted(workflow_file, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "sloth_runner", "run", "-f", path],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=dict(os.environ))
-    deadline = time.monotonic() + 20
-    while not pidfile.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.1)
+    # The pid is written by the task's shell, so the task is running (and main() installed
+    # the SIGTERM handler before anything ran): no grace sleep is needed.
+    assert poll(lambda: pidfile.exists() and pidfile.read_text().strip(), 20)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 130
     child = int(pidfile.read_text())
-    time.sleep(0.5)
-    try:
-        os.kill(child, 0)
-        with open(f"/proc/{child}/stat") as fh:
-            assert fh.read().split(")")[1].split()[0] == "Z", "task process survived"
-    except ProcessLookupError:
-        pass
+    assert poll(lambda: gone_or_zombie(child), 5), "task process survived"
     assert cli_json("history")[1]["runs"][0]["status"] == "interrupted"
+
+
+def poll(condition, timeout: float) -> bool:
+    """True as soon as `condition()` holds; False if it still does not after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def gone_or_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def test_heavy_modules_are_not_imported(workflow_file):

@@ -2,7 +2,9 @@
 
 The snippets are copied verbatim from the seed (`ai.local` -> `ai["local"]`, the one change
 DEVELOPERS.md allows). Free variables a snippet assumes (`raw_logs`) are defined by a wrapper
-that then runs the snippet file with `dofile`, so the file itself stays as written.
+that then runs the snippet file with `dofile`, so the file itself stays as written. The wrapper
+also keeps snippets inside the test's tmp dir: a path a snippet names outside it (the local model
+under /models) is mapped onto tmp_path by the wrapper, never created on the machine.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from sloth_runner.ai.providers.bundled import bundled_model_path
 from sloth_runner.ai.settings import encrypt, new_key
+from tests.ai.test_lua_ai import env_for
 from tests.conftest import ROOT, cli
 
 HERE = Path(__file__).parent
@@ -33,12 +35,15 @@ def bundled_model():
     return path
 
 
-def run_snippet(name: str, tmp_path: Path, env: dict | None = None, *args: str, cwd=None):
+def run_snippet(name: str, tmp_path: Path, env: dict | None = None, *args: str, cwd=None,
+                prelude: str = "", epilogue: str = "", check: bool = True):
+    """Run the snippet through a wrapper; `prelude` and `epilogue` are Lua the wrapper runs
+    before and after it. With `check`, the run must succeed."""
     wrapper = tmp_path / "wrapper.lua"
-    wrapper.write_text(f"raw_logs = {json.dumps(RAW_LOGS)}\n"
-                       f"dofile({json.dumps(str(HERE / (name + '.lua')))})\n")
+    wrapper.write_text(f"raw_logs = {json.dumps(RAW_LOGS)}\n{prelude}"
+                       f"dofile({json.dumps(str(HERE / (name + '.lua')))})\n{epilogue}")
     proc = cli("run", "-f", str(wrapper), *args, cwd=cwd or tmp_path, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == 0 or not check, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     return proc
 
@@ -98,8 +103,18 @@ def test_api_key_management_with_encrypted_config(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_rate_limiting(tmp_path):
-    run_snippet("rate_limiting", tmp_path)
+def test_rate_limiting(tmp_path, server):
+    # The configured tokens_per_minute is in force: a call that could never fit is refused
+    # before it is sent.
+    epilogue = """
+local ok, err = pcall(ai.complete, {prompt = "hi", max_tokens = 40000})
+assert(not ok, "a call over tokens_per_minute was sent")
+print("refused: " .. tostring(err))
+"""
+    proc = run_snippet("rate_limiting", tmp_path, env_for(server), epilogue=epilogue)
+    assert re.search(r"refused: .*one call needs ~4\d{4} tokens but tokens_per_minute is 40000",
+                     proc.stdout), proc.stdout
+    assert server.requests == []
 
 
 def test_data_privacy(tmp_path):
@@ -124,32 +139,49 @@ def test_performance_metrics(tmp_path):
 
 
 def test_local_model_integration(tmp_path, bundled_model):
-    target = Path("/models/custom-code-model")
-    created = not target.exists()
-    if created:
-        target.mkdir(parents=True)
-        os.symlink(bundled_model, target / "model.gguf")
-    try:
-        proc = run_snippet("local_model_integration", tmp_path)
-    finally:
-        if created:
-            shutil.rmtree("/models")
+    # The snippet configures model_path = "/models/custom-code-model", outside every tmp dir.
+    # Nothing may be created there, so the wrapper maps exactly that path onto a directory in
+    # tmp_path holding one .gguf file (the bundled model), and the snippet runs as written.
+    models_existed = os.path.lexists("/models")
+    model_dir = tmp_path / "models" / "custom-code-model"
+    model_dir.mkdir(parents=True)
+    os.symlink(bundled_model, model_dir / "custom-code-model.gguf")
+    prelude = f"""
+local configure = ai.configure
+ai.configure = function(settings)
+    assert(settings.model_path == "/models/custom-code-model", "the snippet's model path changed")
+    local mapped = {{}}
+    for key, value in pairs(settings) do mapped[key] = value end
+    mapped.model_path = {json.dumps(str(model_dir))}
+    return configure(mapped)
+end
+"""
+    proc = run_snippet("local_model_integration", tmp_path, prelude=prelude)
+    assert os.path.lexists("/models") == models_existed
     (call,) = ai_calls(tmp_path)
     assert call["provider"] == "local" and call["status"] == "ok"
+    assert call["model"] == "custom-code-model"  # the configured directory's model was used
     assert "running on the CPU" in proc.stdout  # device = "gpu" on a machine without one
 
 
-def test_custom_fine_tuned_models(tmp_path):
-    run_snippet("custom_fine_tuned_models", tmp_path)
+def test_custom_fine_tuned_models(tmp_path, server):
+    # The configured fine-tuned model is the one the OpenAI-compatible server is asked for.
+    epilogue = 'print("model: " .. ai.complete("Explain blue-green deployments").model)\n'
+    proc = run_snippet("custom_fine_tuned_models", tmp_path, env_for(server), epilogue=epilogue)
+    (request,) = server.requests
+    assert request["body"]["model"] == "ft:gpt-3.5-turbo:company:devops-model:abc123"
+    assert "model: ft:gpt-3.5-turbo:company:devops-model:abc123" in proc.stdout
 
 
 def test_smart_decisions(tmp_path):
     proc = run_snippet("smart_decisions", tmp_path)
     printed = [line for line in proc.stdout.splitlines() if not line.startswith(("WARN", "/"))]
-    assert printed[0] in ("scale_up", "optimize_queries", "add_replica")  # decision.choice
-    float(printed[1])                                                       # decision.confidence
-    assert printed[2]                                                       # decision.reasoning
     (call,) = ai_calls(tmp_path)
+    answer = call["response"].split("\n")  # the decision grammar: the option, then one sentence
+    assert answer[0] in ("scale_up", "optimize_queries", "add_replica")
+    assert printed[0] == answer[0]                                          # decision.choice
+    assert 0 < float(printed[1]) <= 1                                       # decision.confidence
+    assert printed[2] == " ".join(line.strip() for line in answer[1:] if line.strip())
     assert "Database CPU usage is 85%" in call["prompt"] and "not_allowed" in call["prompt"]
 
 

@@ -4,7 +4,10 @@ pipeline) run unchanged, offline, on the bundled model.
 What they touch outside sloth-runner is real: a git repository with two commits in the working
 directory, and `deploy.sh` / `npm` on PATH as small scripts that record how they were called.
 The model is tiny, so its decisions are not judged; what is checked is that every decision is
-one the workflow allowed and that the workflow acted on exactly that decision.
+one the workflow allowed and that the workflow acted on exactly that decision, read back from the
+AI call log (on the bundled model, each decision's grammar puts the answer on its first line).
+Because the bundled model's answers decide which branch a workflow takes, each workflow also runs
+against the OpenAI-compatible test server with scripted answers, so every branch is exercised.
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
+from sloth_runner.ai.recommendations import parse_recommendations
+from tests.ai.test_lua_ai import env_for
 from tests.conftest import cli, tasks_by_name
 from tests.seed.test_seed_snippets import HERE, ai_calls, run_snippet
 from tests.services.test_integrations import make_repo
@@ -40,6 +47,14 @@ def json_run(name: str, tmp_path: Path, env: dict | None = None, cwd=None) -> di
     return json.loads(proc.stdout)
 
 
+def calls_in_order(cwd: Path) -> list[dict]:
+    return list(reversed(ai_calls(cwd)))  # the log lists the newest first
+
+
+def first_line(call: dict) -> str:
+    return call["response"].split("\n")[0].strip()
+
+
 def test_intelligent_code_generation_writes_the_dockerfile(tmp_path):
     (tmp_path / "app.py").write_text("print('hello')\n")
     (tmp_path / "server.js").write_text("console.log(1)\n")
@@ -48,60 +63,137 @@ def test_intelligent_code_generation_writes_the_dockerfile(tmp_path):
     written = (tmp_path / "Dockerfile").read_bytes()
     assert outputs["dockerfile_size"] == len(written)  # the model's text, written as is
     (call,) = ai_calls(tmp_path)
+    assert written.decode() == call["response"] or "[REDACTED:" in call["response"]
     assert "Create a Dockerfile for this project with files: " in call["prompt"]
     assert "./app.py" in call["prompt"] and "./server.js" in call["prompt"]
 
 
-def test_smart_log_analysis_alerts_exactly_when_severity_is_high(tmp_path):
-    env = recording_tools(tmp_path)
+LOG_LINES = ("2026-11-25 10:00:01 ERROR db: connection refused (password=hunter2)\n"
+             "2026-11-25 10:00:02 FATAL api: out of memory, pod restarted\n")
+ALERT = "ALERT (critical): Critical issue detected: "
+
+
+def run_log_analysis(tmp_path: Path, env: dict | None = None):
+    env = recording_tools(tmp_path) | (env or {})
     tail = tmp_path / "bin" / "tail"  # stands in for /var/log/application.log
-    tail.write_text("#!/bin/sh\ncat <<'EOF'\n"
-                    "2026-11-25 10:00:01 ERROR db: connection refused (password=hunter2)\n"
-                    "2026-11-25 10:00:02 FATAL api: out of memory, pod restarted\nEOF\n")
+    tail.write_text(f"#!/bin/sh\ncat <<'EOF'\n{LOG_LINES}EOF\n")
     tail.chmod(0o755)
     proc = run_snippet("smart_log_analysis", tmp_path, env, "-o", "json")
-    outputs = tasks_by_name(json.loads(proc.stdout))["analyze_logs"]["outputs"]
-    assert outputs["severity"] in ("low", "medium", "high", "critical")
+    return proc, tasks_by_name(json.loads(proc.stdout))["analyze_logs"]["outputs"]
+
+
+def test_smart_log_analysis_alerts_exactly_when_severity_is_high(tmp_path):
+    proc, outputs = run_log_analysis(tmp_path)
+    analysis, decision = calls_in_order(tmp_path)
+    assert (analysis["operation"], decision["operation"]) == ("complete", "decide")
+    assert "FATAL api: out of memory" in analysis["prompt"]
+    assert "hunter2" not in analysis["prompt"]  # prompts are scrubbed by default
+    # The triage grammar: "<severity>\nIssue: <line>\nActions:\n- <line>..."
+    severity, issue = decision["response"].split("\n")[:2]
+    assert severity in ("low", "medium", "high", "critical")
+    assert outputs["severity"] == severity  # the workflow got the model's answer
     actions = outputs.get("recommendations") or []  # an empty Lua table reads back as {}
-    assert isinstance(actions, list) and all(isinstance(a, str) and a for a in actions)
-    assert ("ALERT (critical): Critical issue detected: " in proc.stderr) == \
-        (outputs["severity"] == "high")
-    calls = {c["operation"]: c for c in ai_calls(tmp_path)}
-    assert sorted(calls) == ["complete", "decide"]  # the analysis, then the decision
-    assert "FATAL api: out of memory" in calls["complete"]["prompt"]
-    assert "hunter2" not in calls["complete"]["prompt"]  # prompts are scrubbed by default
+    assert isinstance(actions, list) and all(a and a in decision["response"] for a in actions)
+    if severity == "high":
+        assert ALERT + issue.removeprefix("Issue: ").strip() in proc.stderr
+    else:
+        assert ALERT not in proc.stderr
+
+
+@pytest.mark.parametrize("severity", ["high", "critical", "low"])
+def test_smart_log_analysis_alerts_on_a_high_answer_only(tmp_path, server, severity):
+    server.play("text:The api pod ran out of memory and the database refused connections.",
+                f"text:{severity}\nIssue: the api pod runs out of memory\nActions:\n"
+                "- raise the memory limit\n- add a replica\n")
+    proc, outputs = run_log_analysis(tmp_path, env_for(server))
+    assert outputs == {
+        "analysis": "The api pod ran out of memory and the database refused connections.",
+        "severity": severity, "recommendations": ["raise the memory limit", "add a replica"]}
+    alerted = ALERT + "the api pod runs out of memory" in proc.stderr
+    assert alerted == (severity == "high")  # the snippet alerts on "high" and nothing else
+    assert "hunter2" not in json.dumps(server.requests)
 
 
 def test_smart_deploy_runs_the_environment_the_model_chose(tmp_path):
     proc = run_snippet("intelligent_environment_selection", tmp_path, recording_tools(tmp_path))
     chosen = re.search(r"AI recommends deployment to: (\w+)", proc.stdout).group(1)
-    assert chosen in ("staging", "production", "canary")
-    assert calls_log(tmp_path) == [f"deploy.sh {chosen}"]
     (decision,) = [c for c in ai_calls(tmp_path) if c["operation"] == "decide"]
+    assert first_line(decision) in ("staging", "production", "canary")
+    assert chosen == first_line(decision)  # the model's answer, not a fallback
+    assert calls_log(tmp_path) == [f"deploy.sh {chosen}"]
     assert "current_load" in decision["prompt"] and "minimize_risk" in decision["prompt"]
 
 
-def test_ai_cicd_pipeline_reviews_the_diff_selects_tests_and_deploys(tmp_path):
+@pytest.mark.parametrize("environment", ["canary", "production"])
+def test_smart_deploy_deploys_where_the_answer_says(tmp_path, server, environment):
+    server.play(f"text:{environment}\nThe load is low and the tests passed.")
+    env = recording_tools(tmp_path) | env_for(server)
+    proc = run_snippet("intelligent_environment_selection", tmp_path, env)
+    assert f"AI recommends deployment to: {environment}" in proc.stdout
+    assert "Reasoning: The load is low and the tests passed." in proc.stdout
+    assert calls_log(tmp_path) == [f"deploy.sh {environment}"]
+
+
+TESTS = ("unit", "integration", "e2e", "performance")
+
+
+def git_repo(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     repo.mkdir()
     make_repo(repo)
+    return repo
+
+
+def test_ai_cicd_pipeline_reviews_the_diff_selects_tests_and_deploys(tmp_path):
+    repo = git_repo(tmp_path)
     doc = json_run("ai_cicd_pipeline", tmp_path, recording_tools(tmp_path), cwd=repo)
     tasks = tasks_by_name(doc)
-    review_prompt = next(c["prompt"] for c in ai_calls(repo) if c["operation"] == "complete")
-    assert "+print('v2')" in review_prompt  # git.get_diff("HEAD~1", "HEAD") reached the model
-    if tasks["ai_code_review"]["status"] == "failed":  # the model said "critical"
+    review, *decisions = calls_in_order(repo)
+    assert review["operation"] == "complete"
+    assert "+print('v2')" in review["prompt"]  # git.get_diff("HEAD~1", "HEAD") reached the model
+    if "critical" in review["response"].lower():  # the snippet's rule for a failed review
+        assert tasks["ai_code_review"]["status"] == "failed"
         assert tasks["ai_code_review"]["message"] == "Critical issues found in code review"
         assert tasks["ai_deployment"]["status"] == "skipped" and calls_log(tmp_path) == []
+        assert decisions == []
         return
     assert doc["status"] == "success"
+    test_plan, strategy = decisions
+    assert (test_plan["operation"], strategy["operation"]) == ("decide", "decide")
+    chosen = first_line(test_plan).split(", ")
+    assert chosen and set(chosen) <= set(TESTS)
     calls = calls_log(tmp_path)
-    tests_run = [c.split("test:")[1] for c in calls if c.startswith("npm run test:")]
-    assert tests_run and set(tests_run) <= {"unit", "integration", "e2e", "performance"}
-    deploys = [c for c in calls if c.startswith("deploy.sh")]
-    assert len(deploys) == 1
-    strategy = deploys[0].split("--strategy=")[1]
-    assert strategy in ("blue_green", "canary", "rolling", "immediate")
+    assert calls == [f"npm run test:{t}" for t in TESTS if t in chosen] + [
+        f"deploy.sh --strategy={first_line(strategy)}"]
+    assert first_line(strategy) in ("blue_green", "canary", "rolling", "immediate")
     assert tasks["ai_deployment"]["outputs"]["stdout"] == ""  # the stub writes to calls.log
+
+
+def test_ai_cicd_pipeline_runs_the_chosen_tests_and_strategy(tmp_path, server):
+    repo = git_repo(tmp_path)
+    server.play("text:The change is small and safe.", "text:e2e, unit\nThe diff touches both.",
+                "text:canary\nA medium risk change.")
+    env = recording_tools(tmp_path) | env_for(server)
+    doc = json_run("ai_cicd_pipeline", tmp_path, env, cwd=repo)
+    assert doc["status"] == "success"
+    # Tests run in the order the workflow listed them; the deployment follows the answer.
+    assert calls_log(tmp_path) == ["npm run test:unit", "npm run test:e2e",
+                                   "deploy.sh --strategy=canary"]
+    assert len(server.requests) == 3
+
+
+def test_ai_cicd_pipeline_stops_on_a_critical_review(tmp_path, server):
+    repo = git_repo(tmp_path)
+    server.play("text:CRITICAL: the handler builds SQL from user input.")
+    env = recording_tools(tmp_path) | env_for(server)
+    proc = run_snippet("ai_cicd_pipeline", tmp_path, env, "-o", "json", cwd=repo, check=False)
+    assert proc.returncode == 1, proc.stderr
+    tasks = tasks_by_name(json.loads(proc.stdout))
+    assert tasks["ai_code_review"]["status"] == "failed"
+    assert tasks["ai_code_review"]["message"] == "Critical issues found in code review"
+    assert tasks["ai_test_selection"]["status"] == "skipped"
+    assert tasks["ai_deployment"]["status"] == "skipped"
+    assert calls_log(tmp_path) == [] and len(server.requests) == 1
 
 
 def seed_aws_account(aws_server) -> str:
@@ -135,18 +227,24 @@ def test_ai_infrastructure_optimization_on_the_bundled_model(tmp_path, aws_serve
     proc = cli("run", "-f", str(HERE / "ai_infrastructure_management.lua"), "-o", "json",
                cwd=tmp_path, timeout=300)
     task = tasks_by_name(json.loads(proc.stdout))["ai_infrastructure_optimization"]
-    prompt = ai_calls(tmp_path)[0]["prompt"]
-    assert iid in prompt and "orders-db" in prompt and "Amazon EC2" in prompt
+    (call,) = ai_calls(tmp_path)
+    assert iid in call["prompt"] and "orders-db" in call["prompt"] and "Amazon EC2" in call["prompt"]
+    advice = parse_recommendations(call["response"])  # what the workflow parsed, from the log
+    acted = [r for r in advice if r["type"] == "scale_down" and (r["confidence"] or 0) > 0.8]
     if task["status"] == "failed":
         # The tiny model (sampled, not greedy) named a confident scale-down the example then
         # tried to apply, to a resource AWS doesn't have: the failure must say so.
+        assert acted, (task, advice)  # only confident advice makes the workflow call AWS
         assert "ai_infrastructure_management.lua:" in task["error"], task
         assert "aws" in task["error"], task  # from aws.ec2.modify_instance, with its line
         return
     assert task["status"] == "success", task
     recs = task["outputs"].get("recommendations") or []
-    acted = [r for r in recs if r["type"] == "scale_down" and r["confidence"] > 0.8]
-    expected = acted[-1]["new_size"] if acted and acted[-1]["resource"] == iid else "m5.xlarge"
+    fields = ("type", "resource", "new_size", "confidence")
+    assert [tuple(r.get(f) for f in fields) for r in recs] == \
+        [tuple(r[f] for f in fields) for r in advice]
+    resized = [r for r in acted if r["resource"] == iid]
+    expected = resized[-1]["new_size"] if resized else "m5.xlarge"
     assert instance_type(iid) == expected  # resized exactly when the advice said so
 
 
