@@ -7,6 +7,8 @@
 2. Local generation speed: tokens/s through AIService's local provider vs llama-cpp-python
    called directly, same model (bundled SmolLM2-135M), prompt, settings, 1 thread.
 3. Import time: what `import sloth_runner` costs, with and without the AI stack loaded.
+4. The shared rate limiter: what admitting and settling one call costs in the home's SQLite
+   database (what every call pays when `rate_limit` is set).
 
     python bench/ai.py [--calls 300] [--tokens 128]
 """
@@ -144,6 +146,22 @@ def imports() -> None:
     print(f"\n(bare interpreter start-up, subtracted above: {base:.0f} ms)")
 
 
+def rate_limiter(calls: int = 2000) -> None:
+    from sloth_runner.ai.ratelimit import RateLimiter
+    from sloth_runner.store import Store
+    from sloth_runner.store.ai_usage import SQLiteRateLog
+
+    os.environ["SLOTH_RUNNER_HOME"] = tempfile.mkdtemp()
+    limiter = RateLimiter(10**9, None, log=SQLiteRateLog(Store()), bucket="bench")
+    samples = []
+    for _ in range(calls):  # the log grows to `calls` live entries: the worst case in a minute
+        t = time.perf_counter()
+        limiter.settle(limiter.acquire(100), 100)
+        samples.append(time.perf_counter() - t)
+    print(f"| admit + settle one call, SQLite log in the home, median of {calls} | "
+          f"{statistics.median(samples) * 1000:.3f} ms | worst {max(samples) * 1000:.2f} ms |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=300)
@@ -160,6 +178,9 @@ def main() -> int:
     print("\n| generation | llama-cpp-python direct | sloth_runner local provider | ratio |")
     print("|---|---|---|---|")
     local_speed(args.tokens, args.rounds)
+    print("\n| rate limiter | time | |")
+    print("|---|---|---|")
+    rate_limiter()
     print("\n| import | cost over a bare interpreter |")
     print("|---|---|")
     imports()

@@ -148,7 +148,41 @@ def main() -> int:
     }
     for name, text in cases.items():
         print(f"| {name} | {timed(Scrubber().scrub, text):.3f} s |")
+    streaming()
     return 0
+
+
+def streaming() -> None:
+    """Scrubbing a model's stream as it comes (Scrubber.stream): cost per token, and how much
+    text is held back (what the reader waits for)."""
+    import statistics
+
+    make_corpus.R.seed(5)
+    prose = ("To roll out the new version, build the image, push it to the registry and run "
+             "kubectl rollout restart deploy/api. Watch the pods, and if more than two restart "
+             "within five minutes, roll back. Set DB_PASSWORD=" + make_corpus.password() +
+             " in the secret, and mail ops@example.com when done.\n") * 40
+    tokens = [w + " " for w in prose.split(" ")]
+    rows = []
+    for label, pieces in (("word tokens", tokens),
+                          ("4-character tokens", [prose[i:i + 4]
+                                                  for i in range(0, len(prose), 4)])):
+        stream = Scrubber().stream()
+        costs, held = [], []
+        for piece in pieces:
+            t = time.perf_counter()
+            stream.feed(piece)
+            costs.append(time.perf_counter() - t)
+            held.append(len(stream.held))
+        stream.flush()
+        rows.append((label, len(pieces), statistics.median(costs) * 1e6,
+                     max(costs) * 1e6, statistics.median(held), max(held)))
+    print("\n| streamed scrubbing | tokens | median per feed | worst feed | held back: "
+          "median | max |")
+    print("|---|---|---|---|---|---|")
+    for label, n, med, worst, hmed, hmax in rows:
+        print(f"| {label} | {n} | {med:.0f} µs | {worst:.0f} µs | {hmed:.0f} chars | "
+              f"{hmax} chars |")
 
 
 if __name__ == "__main__":

@@ -22,19 +22,24 @@ def handlers_for(run: Run) -> dict[str, Callable[..., Any]]:
     def ai(method: str, args: dict[str, Any], ctx: TaskContext | None,
            progress: Callable[[Any], None] | None) -> Any:
         from sloth_runner.ai.client import CallContext
+        from sloth_runner.ai.errors import AIDeadline
+        from sloth_runner.engine.model import TaskTimeout
 
         service = run.ai
         if method in _CALLS:
             call = CallContext(run.run_id, args.get("workflow"), args.get("task"),
                                args.get("deadline"))
-            spec, provider = args.get("spec"), args.get("provider")
-            if method == "complete":
-                return service.complete(spec, call, progress, provider)
-            if method == "chat":
-                return service.chat(spec, call, progress, provider)
-            if method == "decide":
-                return service.decide(spec, call, provider)
-            return service.generate_code(spec, call, provider)
+            spec, provider = args["spec"], args.get("provider")
+            try:
+                if method == "complete":
+                    return service.complete(spec, call, progress, provider)
+                if method == "chat":
+                    return service.chat(spec, call, progress, provider)
+                if method == "decide":
+                    return service.decide(spec, call, provider)
+                return service.generate_code(spec, call, provider)
+            except AIDeadline as exc:  # the task's deadline, not the provider's fault
+                raise TaskTimeout() from exc
         if method == "configure":
             service.configure(args["values"])
             return True

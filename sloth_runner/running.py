@@ -66,7 +66,7 @@ class Run:
         self._pool: WorkerPool | None = None
         self._loaded: Any = None
         self._services: Any = None
-        self._events: Listener = Redacting(self.listener, self.scrub)
+        self._events: Listener = self._redacting(self.listener)
         self._scheduler: Scheduler | None = None
         self.interrupted: str | None = None
 
@@ -99,6 +99,9 @@ class Run:
                                  scrubber=self.scrubber)
             self._ai.run_id = self.run_id
         return self._ai
+
+    def _redacting(self, listener: Listener) -> Listener:
+        return Redacting(listener, self.scrub, lambda: self.scrubber.stream())
 
     def scrub(self, text: str) -> str:
         return str(self.scrubber.scrub(text)[0]) if text else text
@@ -238,7 +241,7 @@ class Run:
         recover_interrupted(store)
         recorder = RunRecorder(store, self.run_id, self.path, self.redact(self.params),
                                ",".join(sorted(self.grants)) if self.sandbox else "")
-        self._events = Redacting(Broadcast(self.listener, recorder), self.scrub)
+        self._events = self._redacting(Broadcast(self.listener, recorder))
         status, error = "failed", None
         try:
             with self._signals():
@@ -260,6 +263,8 @@ class Run:
         """Stop the run as `interrupted` (a signal, a closed output). Safe in a signal handler."""
         if self.interrupted is None:
             self.interrupted = reason
+        if self._loaded is not None:
+            self._loaded.runtime.interrupt()  # Lua code running here stops at its next hook
         scheduler = self._scheduler
         if scheduler is not None:
             scheduler.interrupt(reason)
@@ -306,6 +311,8 @@ class Run:
 
     def close(self) -> None:
         """Stop the zygote and the workers (and everything they started)."""
+        if self._ai is not None:  # an attempt cut at its deadline still writes its log row
+            self._ai.wait_idle(2.0)
         if self._pool is not None:
             self._pool.close()
             self._pool = None

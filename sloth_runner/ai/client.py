@@ -3,22 +3,30 @@
 Every call goes the same way: settings -> scrub -> cache -> budget -> rate limit -> provider,
 with retries (429, 5xx, timeouts, dropped connections; exponential backoff with jitter, honouring
 Retry-After) and one usage row per attempt. Heavy libraries load on the first call that needs them.
+
+Each attempt is bounded as a whole by `timeout` and by the caller's deadline (`CallContext`), and
+is logged however it ends, a cut one with status "timeout". Errors are scrubbed whole before they
+are cut (ai/errors.publish), cached answers are kept scrubbed (`Scrubber.mask`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import sys
 import threading
 import time
 
+from sloth_runner import paths
 from sloth_runner.ai import pricing, tokens
+from sloth_runner.ai.errors import AIDeadline, AITimeout, publish
+from sloth_runner.ai.money import usd
 from sloth_runner.ai.providers import bundled
 from sloth_runner.ai.ratelimit import RateLimiter, RateLimitTooSmall
 from sloth_runner.ai.settings import AISettings, load_config_file, normalise, resolve
-from sloth_runner.ai.types import GENERATION_OPTIONS, AIRequest, AIResponse
+from sloth_runner.ai.types import GENERATION_OPTIONS, AIRequest, AIResponse, CallContext
 from sloth_runner.errors import AIBudgetExceeded, AIError, ConfigError
 
 TYPE_CHECKING = False
@@ -27,22 +35,24 @@ if TYPE_CHECKING:
     from typing import Any
 
     from sloth_runner.ai.providers.base import Provider
-    from sloth_runner.store.ai_usage import AIUsageStore
+    from sloth_runner.store.ai_usage import AIUsageStore, SQLiteRateLog
+
+__all__ = ["AIService", "CallContext", "notice_marker"]
 
 MAX_RETRY_WAIT_S = 60.0
 DEFAULT_MAX_TOKENS_ESTIMATE = 512
-_limiters: dict[tuple, RateLimiter] = {}
-_limiters_lock = threading.Lock()
+# An attempt cut at the caller's deadline is logged at once, but its error is handed back only
+# this long after the deadline: the engine times the task out at the deadline itself, and its
+# TIMEOUT must come first (else the task would end as an AI error, racing the timer).
+DEADLINE_GRACE_S = 0.25
+BUNDLED_NOTICE = ("no AI provider configured: using the bundled SmolLM2-135M model (tiny and "
+                  "offline: good for trying things and for tests, not for quality). Set "
+                  "OPENAI_API_KEY or call ai.configure{...} to use a real model.")
 
 
-class CallContext:
-    """Who is calling (for usage rows and budgets) and by when it must be done."""
-
-    __slots__ = ("run_id", "workflow", "task", "deadline")
-
-    def __init__(self, run_id: str | None = None, workflow: str | None = None,
-                 task: str | None = None, deadline: float | None = None) -> None:
-        self.run_id, self.workflow, self.task, self.deadline = run_id, workflow, task, deadline
+def notice_marker(key: str) -> str:
+    """The file saying on which day a once-a-day notice was last shown in this home."""
+    return os.path.join(paths.home(), "notices", f"{key}.day")
 
 
 class AIService:
@@ -55,6 +65,8 @@ class AIService:
         self._usage: AIUsageStore | None = None
         self.environ = environ
         self.http_client = http_client
+        # Notices go to the reporter (the CLI passes one) or stderr, never stdout: with -o json
+        # stdout is the JSON document.
         self.notice = notice or (lambda text: print(f"sloth-runner: {text}", file=sys.stderr))
         self.sleep = sleep
         self.configured: dict[str, Any] = {}
@@ -64,6 +76,9 @@ class AIService:
         self._providers: dict[str, Provider] = {}
         self._noticed: set[str] = set()
         self._lock = threading.Lock()
+        self._rate_log: SQLiteRateLog | None = None
+        self._inflight = 0
+        self._idle = threading.Condition()
 
     # -- configuration ------------------------------------------------------------------------
     def configure(self, values: dict[str, Any]) -> None:
@@ -86,10 +101,7 @@ class AIService:
                 found = resolve(values, self.environ, bundled.bundled_model_path())
                 self._settings[provider] = found
         if found.source == "bundled":
-            self._notice_once("bundled", "no AI provider configured: using the bundled "
-                              "SmolLM2-135M model (tiny and offline: good for trying things and "
-                              "for tests, not for quality). Set OPENAI_API_KEY or call "
-                              "ai.configure{...} to use a real model.")
+            self._notice_daily("bundled", BUNDLED_NOTICE)
         return found
 
     def provider(self, settings: AISettings) -> Provider:
@@ -118,6 +130,12 @@ class AIService:
 
     def scrub(self, text: str) -> str:
         return str(self.scrubber.scrub(text)[0])
+
+    def outgoing(self, text: str, provider: str | None = None) -> str:
+        """`text` as a call to `provider` would send it: scrubbed unless scrubbing is off."""
+        s = self.settings(provider)
+        self.scrubber.add_known(s.api_key)
+        return self.scrub(text) if s.sanitize else text
 
     def usage(self) -> AIUsageStore:
         if self._usage is None:
@@ -183,7 +201,7 @@ class AIService:
         try:
             seconds = parse_duration(window)
         except ValueError as exc:
-            raise ConfigError("analyze_patterns.time_window", str(exc)) from None
+            raise ConfigError("analyze_patterns.time_window", str(exc)) from exc
         kinds = spec.get("pattern_types")
         if kinds is not None and not isinstance(kinds, list):
             raise ConfigError("analyze_patterns.pattern_types", "must be a list of names")
@@ -198,9 +216,9 @@ class AIService:
             return patterns.analyze(data, kinds)
         except (KeyError, TypeError) as exc:
             raise ConfigError("analyze_patterns.data", f"records need workflow, task, status, "
-                              f"attempt, run_id, duration_s: {exc}") from None
+                              f"attempt, run_id, duration_s: {exc}") from exc
         except ValueError as exc:
-            raise ConfigError("analyze_patterns.pattern_types", str(exc)) from None
+            raise ConfigError("analyze_patterns.pattern_types", str(exc)) from exc
 
     def _request(self, spec: dict[str, Any], messages: list[dict[str, str]],
                  prompt: str | None = None) -> AIRequest:
@@ -254,53 +272,77 @@ class AIService:
         estimate = tokens.estimate(request.text())
         expected_out = int(request.options.get("max_tokens") or DEFAULT_MAX_TOKENS_ESTIMATE)
         self._check_budget(ctx, s, model, pricing.cost(price, estimate, expected_out))
-        limiter = _limiter(s)
-        attempts = 1 + max(0, s.retry_attempts)
-        for attempt in range(1, attempts + 1):
-            grant = None
-            if limiter is not None:
+        limiter = self._limiter(s)
+        with self._attempt():  # until its last row is written: see wait_idle
+            attempts = 1 + max(0, s.retry_attempts)
+            for attempt in range(1, attempts + 1):
+                grant = None
+                expired = ctx.deadline is not None and time.monotonic() >= ctx.deadline
+                if limiter is not None and not expired:
+                    try:
+                        left = None if ctx.deadline is None else ctx.deadline - time.monotonic()
+                        grant = limiter.acquire(estimate + expected_out, timeout=left,
+                                                max_duration=s.timeout)
+                    except RateLimitTooSmall as exc:
+                        raise ConfigError("ai.rate_limit.tokens_per_minute", str(exc)) from exc
+                    except TimeoutError as exc:
+                        raise AIError(provider.name, model, "the rate limit would delay this call "
+                                      "past the task's timeout") from exc
+                started = time.monotonic()
+                deadline = started + s.timeout
+                if ctx.deadline is not None:
+                    deadline = min(deadline, ctx.deadline)
                 try:
-                    remaining = None if ctx.deadline is None else ctx.deadline - time.monotonic()
-                    grant = limiter.acquire(estimate + expected_out, timeout=remaining)
-                except RateLimitTooSmall as exc:
-                    raise ConfigError("ai.rate_limit.tokens_per_minute", str(exc)) from None
-                except TimeoutError:
-                    raise AIError(provider.name, model, "the rate limit would delay this call "
-                                  "past the task's timeout") from None
-            started = time.perf_counter()
-            try:
-                response = provider.execute(request, on_token)
-            except AIError as exc:
+                    if expired:
+                        raise AIDeadline(provider.name, model, "the task's deadline had passed: "
+                                         "not sent")
+                    response = provider.execute(request, on_token, deadline)
+                except AIError as caught:
+                    latency = (time.monotonic() - started) * 1000
+                    if limiter is not None and grant is not None:
+                        limiter.settle(grant, 0)
+                    failure = _deadline_error(caught, ctx, latency)
+                    publish(failure, self.scrub)
+                    self._record(ctx, s, operation, model, request, None, attempt,
+                                 "timeout" if isinstance(failure, AITimeout) else "error",
+                                 error=str(failure), http_status=failure.status, latency=latency)
+                    if isinstance(failure, AIDeadline) and ctx.deadline is not None:
+                        _hold_until(ctx.deadline + DEADLINE_GRACE_S)
+                    if not failure.retryable or attempt == attempts:
+                        if attempt > 1 and failure.retryable:
+                            failure.args = (f"{failure} (gave up after {attempt} attempts)",)
+                        raise failure  # noqa: B904 (it is `caught`, or its cause is)
+                    self._wait_before_retry(failure, attempt, ctx)
+                    continue
+                response.latency_ms = (time.monotonic() - started) * 1000
+                if response.prompt_tokens is None or response.completion_tokens is None:
+                    response.usage_estimated = True
+                    response.prompt_tokens = response.prompt_tokens or estimate
+                    response.completion_tokens = (response.completion_tokens
+                                                  or tokens.estimate(response.text))
+                response.cost = pricing.cost(price, response.prompt_tokens,
+                                             response.completion_tokens)
                 if limiter is not None and grant is not None:
-                    limiter.settle(grant, 0)
-                exc.args = (self.scrub(str(exc)),)
-                self._record(ctx, s, operation, model, request, None, attempt, "error",
-                             error=str(exc), http_status=exc.status,
-                             latency=(time.perf_counter() - started) * 1000)
-                partial = getattr(exc, "partial", False)
-                if not exc.retryable or partial or attempt == attempts:
-                    if attempt > 1 and exc.retryable:
-                        exc.args = (f"{exc} (gave up after {attempt} attempts)",)
-                    raise
-                self._wait_before_retry(exc, attempt, ctx)
-                continue
-            response.latency_ms = (time.perf_counter() - started) * 1000
-            if response.prompt_tokens is None or response.completion_tokens is None:
-                response.usage_estimated = True
-                response.prompt_tokens = response.prompt_tokens or estimate
-                response.completion_tokens = (response.completion_tokens
-                                              or tokens.estimate(response.text))
-            response.cost = pricing.cost(price, response.prompt_tokens,
-                                         response.completion_tokens)
-            if limiter is not None and grant is not None:
-                limiter.settle(grant, response.prompt_tokens + response.completion_tokens)
-            self._record(ctx, s, operation, model, request, response, attempt, "ok")
-            if cache_key is not None:
-                self.usage().remember(cache_key, response.to_cache())
-            return response
-        raise AssertionError("unreachable")
+                    limiter.settle(grant, response.prompt_tokens + response.completion_tokens)
+                self._record(ctx, s, operation, model, request, response, attempt, "ok")
+                if cache_key is not None:  # kept beyond the run: what the model said, scrubbed
+                    cached = response.to_cache()
+                    cached["text"] = self.scrubber.mask(response.text)
+                    self.usage().remember(cache_key, cached)
+                return response
+            raise AssertionError("unreachable")
+
+    def wait_idle(self, timeout: float = 2.0) -> bool:
+        """Wait until no attempt is running (at most `timeout` s). An attempt cut by a task's
+        deadline logs its row a moment after the task timed out: call this before the process
+        exits so that row is not lost. True when idle."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._inflight == 0, timeout)
 
     # -- helpers ------------------------------------------------------------------------------
+    def _attempt(self) -> _InFlight:
+        return _InFlight(self)
+
     def _wait_before_retry(self, exc: AIError, attempt: int, ctx: CallContext) -> None:
         nominal = min(MAX_RETRY_WAIT_S, 0.5 * 2 ** (attempt - 1))
         delay = nominal / 2 + random.uniform(0, nominal / 2)
@@ -319,14 +361,15 @@ class AIService:
         if s.budget_daily_usd is not None:
             spent = usage.spent()
             if spent + expected > s.budget_daily_usd:
-                problems.append(f"today's AI spend ${spent:.4f} + this call's estimated "
-                                f"${expected:.4f} would pass budget.daily_usd "
-                                f"${s.budget_daily_usd:g}")
+                problems.append(f"today's AI spend {usd(spent)} + this call's estimated "
+                                f"{usd(expected)} would pass budget.daily_usd "
+                                f"{usd(s.budget_daily_usd)}")
         if s.budget_run_usd is not None and ctx.run_id is not None:
             spent = usage.spent(run_id=ctx.run_id)
             if spent + expected > s.budget_run_usd:
-                problems.append(f"this run's AI spend ${spent:.4f} + this call's estimated "
-                                f"${expected:.4f} would pass budget.run_usd ${s.budget_run_usd:g}")
+                problems.append(f"this run's AI spend {usd(spent)} + this call's estimated "
+                                f"{usd(expected)} would pass budget.run_usd "
+                                f"{usd(s.budget_run_usd)}")
         if not problems:
             return
         if s.budget_action == "stop":
@@ -360,17 +403,80 @@ class AIService:
             self._noticed.add(key)
         self.notice(text)
 
+    def _notice_daily(self, key: str, text: str) -> None:
+        """At most once a day per SLOTH_RUNNER_HOME (a marker file), and once per service."""
+        with self._lock:
+            if key in self._noticed:
+                return
+            self._noticed.add(key)
+        today = time.strftime("%Y-%m-%d", time.localtime())
+        marker = notice_marker(key)
+        try:
+            with open(marker) as fh:
+                if fh.read().strip() == today:
+                    return
+        except OSError:
+            pass
+        try:
+            os.makedirs(os.path.dirname(marker), exist_ok=True)
+            tmp = f"{marker}.{os.getpid()}.tmp"
+            with open(tmp, "w") as fh:
+                fh.write(today)
+            os.replace(tmp, marker)
+        except OSError:
+            pass  # a read-only home: show the notice every time rather than never
+        self.notice(text)
 
-def _limiter(s: AISettings) -> RateLimiter | None:
-    if s.requests_per_minute is None and s.tokens_per_minute is None:
-        return None
-    key = (s.provider, s.base_url, s.requests_per_minute, s.tokens_per_minute)
-    with _limiters_lock:
-        found = _limiters.get(key)
-        if found is None:
-            found = RateLimiter(s.requests_per_minute, s.tokens_per_minute)
-            _limiters[key] = found
-        return found
+    def _limiter(self, s: AISettings) -> RateLimiter | None:
+        """A limiter over the home database's rate log, so concurrent runs share the limit;
+        one bucket per provider endpoint and key (the key itself is never stored)."""
+        if s.requests_per_minute is None and s.tokens_per_minute is None:
+            return None
+        with self._lock:
+            if self._rate_log is None:
+                from sloth_runner.store.ai_usage import SQLiteRateLog
+
+                self._rate_log = SQLiteRateLog(self.usage().store)
+            log = self._rate_log
+        who = f"{s.provider}|{s.base_url or ''}|{s.api_key or ''}|{s.model_path or ''}"
+        bucket = hashlib.sha256(who.encode()).hexdigest()[:24]
+        return RateLimiter(s.requests_per_minute, s.tokens_per_minute, log=log, bucket=bucket)
+
+
+class _InFlight:
+    """Counts running attempts, for `AIService.wait_idle`."""
+
+    __slots__ = ("service",)
+
+    def __init__(self, service: AIService) -> None:
+        self.service = service
+
+    def __enter__(self) -> None:
+        with self.service._idle:
+            self.service._inflight += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self.service._idle:
+            self.service._inflight -= 1
+            self.service._idle.notify_all()
+
+
+def _hold_until(moment: float) -> None:
+    left = moment - time.monotonic()
+    if left > 0:
+        threading.Event().wait(left)
+
+
+def _deadline_error(exc: AIError, ctx: CallContext, latency_ms: float) -> AIError:
+    """An attempt timed out at the caller's deadline (a task's timeout): say so, and do not
+    retry. The provider only knows that its attempt's time ran out."""
+    if isinstance(exc, AIDeadline) or not isinstance(exc, AITimeout) or ctx.deadline is None \
+            or time.monotonic() < ctx.deadline - 0.005:
+        return exc
+    cut = AIDeadline(exc.provider, exc.model, f"the task's deadline passed "
+                     f"{latency_ms / 1000:.1f}s into the attempt", partial=exc.partial)
+    cut.__cause__ = exc
+    return cut
 
 
 def _cache_key(provider: str, model: str, request: AIRequest) -> str:
@@ -378,4 +484,3 @@ def _cache_key(provider: str, model: str, request: AIRequest) -> str:
                           sorted(request.options.items()), request.logprobs, request.grammar],
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
-

@@ -18,11 +18,18 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from sloth_runner.ai.client import AIService, CallContext
+    from sloth_runner.ai.protocols import ChatService
+    from sloth_runner.ai.types import CallContext
 
 ALIASES = {"sh": "bash", "shell": "bash", "zsh": "bash", "py": "python", "python3": "python",
            "yml": "yaml", "docker": "dockerfile", "containerfile": "dockerfile"}
-FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
+# A fence line: up to three spaces, then ``` or ~~~ (or longer), then an info string (the
+# language) or nothing. CommonMark's rules, which is what models imitate.
+FENCE_LINE = re.compile(r"^( {0,3})(`{3,}|~{3,})[ \t]*([^`\n]*?)[ \t]*$")
+ONE_LINE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*(.*?)[ \t]*\1[ \t]*$")
+LANGUAGE_TAG = re.compile(r"[A-Za-z][\w+#.-]{0,24}")
+
+
 def json_grammar(depth: int = 5, members: int = 10, string_chars: int = 160) -> str:
     """JSON (RFC 8259 values) in GBNF, with nesting, container sizes and strings bounded, so a
     small model that keeps nesting has to close its brackets. An answer can still be cut off at
@@ -54,7 +61,7 @@ DOCKER_INSTRUCTIONS = {
 }
 
 
-def generate(service: AIService, spec: dict[str, Any], ctx: CallContext | None,
+def generate(service: ChatService, spec: dict[str, Any], ctx: CallContext | None,
              provider: str | None) -> dict[str, Any]:
     spec = dict(spec)
     language = spec.pop("language", None)
@@ -108,11 +115,72 @@ def generate(service: AIService, spec: dict[str, Any], ctx: CallContext | None,
 
 
 def extract_code(text: str) -> str:
-    """The first fenced block (an unterminated one runs to the end); else the whole text."""
-    match = FENCE.search(text)
-    if match:
-        return match.group(2).strip("\n")
-    return text.strip()
+    """The code in a model's answer: the first fenced block with something in it (an
+    unterminated one runs to the end), else the whole answer less stray fence lines (small
+    models often close a fence they never opened, or glue it to the last line)."""
+    lines = text.strip("\n").split("\n")
+    if len(lines) == 1:
+        one = ONE_LINE.match(lines[0])  # ```bash echo hi```
+        if one:
+            return _drop_language(one.group(2))
+    i = _next_fence(lines, 0)
+    while i is not None:
+        found = FENCE_LINE.match(lines[i])
+        assert found is not None
+        indent, marker = len(found.group(1)), found.group(2)
+        body: list[str] = []
+        end: int | None = None
+        restart: int | None = None
+        for j in range(i + 1, len(lines)):
+            fence = FENCE_LINE.match(lines[j])
+            if fence and fence.group(2)[0] == marker[0] and len(fence.group(2)) >= len(marker):
+                if not fence.group(3):
+                    end = j
+                    break
+                if not any(b.strip() for b in body):  # ```\n```bash: the first one was stray
+                    restart = j
+                    break
+            body.append(_dedent(lines[j], indent))
+        if restart is not None:
+            i = restart
+            continue
+        if end is None and body:
+            body[-1] = _unglue(body[-1], marker)
+        code = "\n".join(body).strip("\n")
+        if code.strip():
+            return code
+        i = _next_fence(lines, (i if end is None else end) + 1)  # empty: look further on
+    kept = [line for line in lines if not FENCE_LINE.match(line)]
+    if kept:
+        kept[-1] = _unglue(kept[-1], "```")
+    return "\n".join(kept).strip()
+
+
+def _next_fence(lines: list[str], start: int) -> int | None:
+    return next((i for i in range(start, len(lines)) if FENCE_LINE.match(lines[i])), None)
+
+
+def _unglue(line: str, marker: str) -> str:
+    """`echo hi```` -> `echo hi`: a closing fence glued to the last line of code."""
+    stripped = line.rstrip()
+    fence = marker[0] * 3
+    return stripped[:-3].rstrip() if stripped.endswith(fence) else line
+
+
+def _dedent(line: str, indent: int) -> str:
+    """Remove up to `indent` leading spaces (the opening fence's indentation)."""
+    n = 0
+    while n < indent and n < len(line) and line[n] == " ":
+        n += 1
+    return line[n:]
+
+
+def _drop_language(code: str) -> str:
+    first, _, rest = code.partition(" ")
+    known = first.lower() in ALIASES or first.lower() in CHECKERS or first.lower() in (
+        "go", "rust", "javascript", "js", "typescript", "ts", "ruby", "hcl", "terraform", "sql",
+        "powershell", "ps1", "toml", "ini", "make", "makefile", "c", "cpp", "java")
+    return rest.strip() if rest and known and LANGUAGE_TAG.fullmatch(first) else code.strip()
 
 
 def check_bash(code: str) -> str | None:

@@ -13,6 +13,10 @@ A decision is one chat call with log-probs, in one of three forms chosen by the 
 Answers are constrained after the fact, never invented: when the model names no allowed value the
 result says `fallback = true` with confidence 0, so a workflow can refuse to act (`threshold`).
 `confidence` is exp(mean token log-prob) when the provider returns log-probs, else nil.
+
+The context is scrubbed whole before it is cut to CONTEXT_LIMIT characters, and quotes of the
+model's answer or of the situation are scrubbed before they are shortened: a cut through a secret
+leaves a piece that no detector recognises (SCRUB FIRST, CUT AFTER).
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ import json
 import re
 
 from sloth_runner.errors import ConfigError
+from sloth_runner.scrub.engine import clip
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
-    from sloth_runner.ai.client import AIService, CallContext
+    from sloth_runner.ai.protocols import ChatService
+    from sloth_runner.ai.types import CallContext
 
 ONE_OF_KEYS = ("options", "strategies", "choices", "environments")
 MANY_OF_KEYS = ("available_tests", "candidates")
@@ -39,11 +46,12 @@ ENVIRONMENT_NAMES = {"dev", "development", "test", "testing", "qa", "uat", "stag
                      "sandbox", "demo", "local"}
 SEVERITIES = ["low", "medium", "high", "critical"]
 CONTEXT_LIMIT = 4000
+QUOTE_LIMIT = 200
 SYSTEM = ("You are a careful DevOps decision engine. You answer only with the names you are "
           "given, in the format you are asked for.")
 
 
-def decide(service: AIService, spec: dict[str, Any], ctx: CallContext | None,
+def decide(service: ChatService, spec: dict[str, Any], ctx: CallContext | None,
            provider: str | None) -> dict[str, Any]:
     threshold = spec.get("threshold")
     if threshold is not None and not (isinstance(threshold, int | float) and 0 <= threshold <= 1):
@@ -65,15 +73,23 @@ def decide(service: AIService, spec: dict[str, Any], ctx: CallContext | None,
                           "available_tests), or an analysis/situation to triage")
     context = {k: v for k, v in spec.items()
                if k not in (one_key, many_key, *SITUATION_KEYS, *PASS_THROUGH)}
-    result = service.chat(_request(spec, form, situation, context, options), ctx,
+    context_text = ""
+    if context:  # scrubbed whole, then cut
+        context_text = clip(service.outgoing(json.dumps(context, sort_keys=True, default=str),
+                                             provider), CONTEXT_LIMIT)
+    result = service.chat(_request(spec, form, situation, context_text, options), ctx,
                           provider=provider, grammar=grammar(form, options), operation="decide")
     text = result["text"].strip()
+
+    def quote(said: str) -> str:
+        return clip(service.scrub(said), QUOTE_LIMIT)
+
     if form == "one":
-        answer = _one_of(text, options, one_key or "options")
+        answer = _one_of(text, options, one_key or "options", quote)
     elif form == "many":
-        answer = _many_of(text, options, many_key or "candidates")
+        answer = _many_of(text, options, many_key or "candidates", quote)
     else:
-        answer = _triage(text, situation)
+        answer = _triage(text, situation, quote)
     confidence = 0.0 if answer["fallback"] else result["confidence"]
     answer.update({
         "confidence": confidence,
@@ -114,11 +130,8 @@ def _gbnf_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _request(spec: dict[str, Any], form: str, situation: str, context: dict[str, Any],
+def _request(spec: dict[str, Any], form: str, situation: str, context_text: str,
              options: list[str]) -> dict[str, Any]:
-    context_text = json.dumps(context, sort_keys=True, default=str)
-    if len(context_text) > CONTEXT_LIMIT:
-        context_text = context_text[:CONTEXT_LIMIT] + "…"
     listed = "\n".join(f"- {o}" for o in options)
     if form == "one":
         ask = (f"Options:\n{listed}\nReply with the chosen option's name alone on the first "
@@ -132,7 +145,7 @@ def _request(spec: dict[str, Any], form: str, situation: str, context: dict[str,
                "<severity>\nIssue: <the main problem, one sentence>\nActions:\n- <action>\n"
                "- <action>")
     prompt = f"Situation: {situation}\n" if situation else ""
-    if context:
+    if context_text:
         prompt += f"Context: {context_text}\n"
     request = {"messages": [{"role": "system", "content": SYSTEM},
                             {"role": "user", "content": prompt + ask}],
@@ -144,13 +157,14 @@ def _request(spec: dict[str, Any], form: str, situation: str, context: dict[str,
     return request
 
 
-def _one_of(text: str, options: list[str], key: str) -> dict[str, Any]:
+def _one_of(text: str, options: list[str], key: str, quote: Callable[[str], str]
+            ) -> dict[str, Any]:
     choice, how = match_option(text, options)
     fallback = choice is None
     if choice is None:
         choice = options[0]
         reasoning = (f"the model's answer named none of the options; fell back to the first "
-                     f"({choice}). It said: {text[:200]}")
+                     f"({choice}). It said: {quote(text)}")
     else:
         reasoning = _after_first_line(text) if how == "first line" else text
     answer: dict[str, Any] = {"choice": choice, "reasoning": reasoning, "fallback": fallback}
@@ -161,7 +175,8 @@ def _one_of(text: str, options: list[str], key: str) -> dict[str, Any]:
     return answer
 
 
-def _many_of(text: str, options: list[str], key: str) -> dict[str, Any]:
+def _many_of(text: str, options: list[str], key: str, quote: Callable[[str], str]
+             ) -> dict[str, Any]:
     lines = [line for line in text.splitlines() if line.strip()]
     head = _norm(lines[0]) if lines else ""
     named = [o for o in options if re.search(rf"\b{re.escape(_norm(o))}\b", head)]
@@ -173,7 +188,7 @@ def _many_of(text: str, options: list[str], key: str) -> dict[str, Any]:
     if fallback:
         named = list(options)
         reasoning = (f"the model's answer named none of the options; selected all of them. "
-                     f"It said: {text[:200]}")
+                     f"It said: {quote(text)}")
     answer: dict[str, Any] = {"selected": named, "choice": named[0], "reasoning": reasoning,
                               "fallback": fallback}
     if key == "available_tests":
@@ -181,7 +196,7 @@ def _many_of(text: str, options: list[str], key: str) -> dict[str, Any]:
     return answer
 
 
-def _triage(text: str, situation: str) -> dict[str, Any]:
+def _triage(text: str, situation: str, quote: Callable[[str], str]) -> dict[str, Any]:
     first = next((line for line in text.splitlines() if line.strip()), "")
     severity = match_option(first, SEVERITIES)[0] or match_option(text, SEVERITIES)[0]
     fallback = severity is None
@@ -202,11 +217,11 @@ def _triage(text: str, situation: str) -> dict[str, Any]:
             actions.append(re.sub(r"^([-*•]|\d+[.)])\s+", "", line))
     if not issue:
         rest = [line.strip() for line in text.splitlines()[1:] if line.strip()]
-        issue = rest[0] if rest else (situation.strip().splitlines() or [""])[0][:200]
+        issue = rest[0] if rest else quote((situation.strip().splitlines() or [""])[0])
     reasoning = text
     if fallback:
         severity = "unknown"
-        reasoning = f"the model's answer named no severity. It said: {text[:200]}"
+        reasoning = f"the model's answer named no severity. It said: {quote(text)}"
     return {"severity": severity, "choice": severity, "issue": issue, "actions": actions,
             "reasoning": reasoning, "fallback": fallback}
 

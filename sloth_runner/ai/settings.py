@@ -145,7 +145,7 @@ def normalise(values: dict[str, Any], origin: str) -> dict[str, Any]:
             try:
                 value = parse_duration(value)
             except ValueError as exc:
-                raise ConfigError(field, str(exc)) from None
+                raise ConfigError(field, str(exc)) from exc
             _expect(value > 0, field, "a positive duration")
         elif key in ("retry_attempts", "threads", "context_size"):
             _expect(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
@@ -187,7 +187,7 @@ def load_config_file(path: str, key: str | None) -> dict[str, Any]:
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as exc:
-        raise ConfigError("ai.config_file", f"cannot read {path}: {exc.strerror or exc}") from None
+        raise ConfigError("ai.config_file", f"cannot read {path}: {exc.strerror or exc}") from exc
     if key:
         raw = decrypt(raw, key, path)
     from sloth_runner.services.codec import yaml_decode
@@ -195,8 +195,14 @@ def load_config_file(path: str, key: str | None) -> dict[str, Any]:
     try:
         data = yaml_decode(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
+        # a YAML error quotes the offending line, which may hold the API key
+        from sloth_runner.ai.errors import scrub_chain
+        from sloth_runner.scrub import Scrubber
+
+        scrubber = Scrubber()
+        scrub_chain(exc, lambda text: str(scrubber.scrub(text)[0]))
         hint = " (is it encrypted? pass encryption_key)" if not key else ""
-        raise ConfigError("ai.config_file", f"{path}: {exc}{hint}") from None
+        raise ConfigError("ai.config_file", f"{path}: {exc}{hint}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -212,9 +218,9 @@ def _fernet(key: str) -> Any:
 
     try:
         return Fernet(key.encode() if isinstance(key, str) else key)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError) as exc:
         raise ConfigError("ai.encryption_key", "not a Fernet key (32 url-safe base64-encoded "
-                          "bytes; `sloth-runner ai encrypt-config` can make one)") from None
+                          "bytes; `sloth-runner ai encrypt-config` can make one)") from exc
 
 
 def encrypt(data: bytes, key: str) -> bytes:
@@ -226,9 +232,9 @@ def decrypt(data: bytes, key: str, path: str = "config") -> bytes:
 
     try:
         return bytes(_fernet(key).decrypt(data))
-    except InvalidToken:
+    except InvalidToken as exc:
         raise ConfigError("ai.encryption_key", f"cannot decrypt {path}: wrong encryption key, "
-                          "or the file is not encrypted") from None
+                          "or the file is not encrypted") from exc
 
 
 def new_key() -> str:

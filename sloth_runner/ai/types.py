@@ -12,6 +12,17 @@ GENERATION_OPTIONS = ("max_tokens", "temperature", "top_p", "frequency_penalty",
                       "presence_penalty", "stop", "seed")
 
 
+class CallContext:
+    """Who is calling (for usage rows and budgets) and by when it must be done: `deadline` is
+    a time.monotonic() value (a task's timeout), bounding every attempt and retry wait."""
+
+    __slots__ = ("run_id", "workflow", "task", "deadline")
+
+    def __init__(self, run_id: str | None = None, workflow: str | None = None,
+                 task: str | None = None, deadline: float | None = None) -> None:
+        self.run_id, self.workflow, self.task, self.deadline = run_id, workflow, task, deadline
+
+
 class AIRequest:
     """One call. `messages` is always set; `prompt` too for plain completions."""
 

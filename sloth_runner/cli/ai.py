@@ -41,6 +41,7 @@ def handle(args: argparse.Namespace) -> int:
         raise UsageError("ai needs an operation: usage, logs, encrypt-config or decrypt-config")
     if args.op in ("encrypt-config", "decrypt-config"):
         return _crypt(args)
+    from sloth_runner.ai.money import usd
     from sloth_runner.store.ai_usage import AIUsageStore
 
     usage = AIUsageStore(open_store())
@@ -57,13 +58,13 @@ def handle(args: argparse.Namespace) -> int:
             print_json(stats)
             return 0
         print(f"today: {stats['calls_today']} calls, {stats['tokens_today']} tokens, "
-              f"${stats['estimated_cost']:.4f}")
+              f"{usd(stats['estimated_cost'])}")
         print(f"last {args.since}: {stats['failed_attempts']} failed attempts")
         for title, key in (("by model", "by_model"), ("by workflow", "by_workflow")):
             print(f"{title}:")
             for name, row in sorted(stats[key].items()):
                 print(f"  {name:<32} {row['calls']:>5} calls {row['tokens']:>9} tokens "
-                      f"${row['cost']:.4f}")
+                      f"{usd(row['cost'])}")
         return 0
     if args.n < 1:
         raise UsageError("-n must be at least 1")
@@ -76,7 +77,7 @@ def handle(args: argparse.Namespace) -> int:
         where = "/".join(x for x in (r["workflow"], r["task"]) if x) or "-"
         head = (f"{when} {r['provider']}:{r['model']} {r['operation']} #{r['attempt']} "
                 f"{r['status']} {where} {r['prompt_tokens']}+{r['completion_tokens']} tok "
-                f"{(r['latency_ms'] or 0):.0f} ms ${r['cost_usd']:.5f}"
+                f"{(r['latency_ms'] or 0):.0f} ms {usd(r['cost_usd'])}"
                 + (" cached" if r["cached"] else ""))
         print(head)
         for label, text in (("prompt", r["prompt"]), ("response", r["response"]),

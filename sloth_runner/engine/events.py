@@ -36,9 +36,10 @@ class Listener:
 
 
 class Broadcast(Listener):
-    """Fan one event stream out to several listeners, in order."""
+    """Fan one event stream out to several listeners, in order. A listener may be anything
+    with the Listener methods: the store's run recorder has them without importing this."""
 
-    def __init__(self, *listeners: Listener) -> None:
+    def __init__(self, *listeners: Any) -> None:
         self.listeners = [listener for listener in listeners if listener is not None]
 
     def workflow_started(self, workflow: Workflow) -> None:
@@ -80,9 +81,14 @@ class Redacting(Listener):
     are handed over in memory, never shown); what is printed, returned or stored is not.
     """
 
-    def __init__(self, inner: Listener, scrub: Callable[[str], str]) -> None:
+    def __init__(self, inner: Listener, scrub: Callable[[str], str],
+                 stream_scrubber: Callable[[], Any] | None = None) -> None:
         self.inner = inner
         self.scrub = scrub
+        # Streamed text is scrubbed as it comes, holding back only what could still turn into
+        # a secret: `stream_scrubber()` gives an object with feed(text) -> str and flush().
+        self.stream_scrubber = stream_scrubber
+        self._streams: dict[tuple[str | None, str | None], Any] = {}
 
     def _deep(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -131,7 +137,23 @@ class Redacting(Listener):
         self.inner.log(level, self._deep(message), workflow, task)
 
     def stream(self, workflow: str | None, task: str | None, text: str | None) -> None:
-        self.inner.stream(workflow, task, text)
+        if self.stream_scrubber is None:
+            self.inner.stream(workflow, task, None if text is None else self.scrub(text))
+            return
+        key = (workflow, task)
+        if text is None:
+            scrubber = self._streams.pop(key, None)
+            rest = scrubber.flush() if scrubber is not None else ""
+            if rest:
+                self.inner.stream(workflow, task, rest)
+            self.inner.stream(workflow, task, None)
+            return
+        scrubber = self._streams.get(key)
+        if scrubber is None:
+            scrubber = self._streams[key] = self.stream_scrubber()
+        safe = scrubber.feed(text)
+        if safe:
+            self.inner.stream(workflow, task, safe)
 
     def idle(self) -> None:
         self.inner.idle()

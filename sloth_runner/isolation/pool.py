@@ -16,7 +16,14 @@ import os
 import socket
 import threading
 
-from sloth_runner.engine.model import Blocking, Outcome, Readable, TaskContext, TaskTimeout
+from sloth_runner.engine.model import (
+    Blocking,
+    Outcome,
+    Readable,
+    TaskContext,
+    TaskInterrupted,
+    TaskTimeout,
+)
 from sloth_runner.errors import LoadError, ScriptExit, WorkerLost, user_message
 from sloth_runner.isolation.channel import Channel, ProtocolError, decode
 from sloth_runner.services import proctree
@@ -284,6 +291,8 @@ def _answer(channel: Channel, message: dict[str, Any], handlers: Handlers,
 
     try:
         value = yield Blocking(job, progress)
+    except (TaskTimeout, TaskInterrupted):
+        raise  # the task ends here; its worker is being killed
     except Exception as exc:
         channel.send("reply", id=call_id, ok=False, error=user_message(exc))
         return
@@ -302,6 +311,7 @@ def _serve_now(channel: Channel, message: dict[str, Any], listener: Listener,
         return
     program = _answer(channel, message, handlers, None)
     request = next(program)
+    assert isinstance(request, Blocking)
     try:
         value = request.fn(lambda item: channel.send("progress", id=message.get("id"),
                                                      item=item))

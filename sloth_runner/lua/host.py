@@ -25,7 +25,7 @@ import time
 
 from sloth_runner.engine.events import Listener
 from sloth_runner.engine.model import Blocking, Outcome, Sleep, TaskContext, TaskResult, TaskTimeout
-from sloth_runner.errors import LoadError, SlothError
+from sloth_runner.errors import SlothError
 from sloth_runner.isolation.channel import Channel, ProtocolError
 
 TYPE_CHECKING = False

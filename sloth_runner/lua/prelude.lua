@@ -12,7 +12,7 @@ local getinfo, sethook, traceback = debug.getinfo, debug.sethook, debug.tracebac
 local co_create, co_resume, co_status, co_yield, co_running, co_isyieldable, co_close =
       coroutine.create, coroutine.resume, coroutine.status, coroutine.yield,
       coroutine.running, coroutine.isyieldable, coroutine.close
-local now = host.now
+local check = host.check
 
 local S = {}                       -- what Python sees
 local REG = {tasks = {}, workflows = {}}
@@ -408,8 +408,10 @@ function S.blocking(name)
     end
 end
 
-local function always_timeout()
-    error(TIMEOUT, 0)
+local STOPPED = setmetatable({}, {__tostring = function() return "run interrupted" end})
+
+local function always(e)
+    return function() error(e, 0) end
 end
 
 local function describe(err)
@@ -422,6 +424,7 @@ end
 local function after(co, ok, a, ...)
     if not ok then
         if a == TIMEOUT then return "timeout", nil end
+        if a == STOPPED then return "interrupted", nil end
         return "error", describe(a), traceback(co)
     end
     if co_status(co) == "dead" then return "done", a, ... end
@@ -431,20 +434,65 @@ end
 
 -- Start fn in a task coroutine; Python gets back a step function (resume with values) and a
 -- close function. (lupa cannot hand a coroutine object to Python and back, so it stays here.)
+-- Every 10,000 instructions a task asks the host whether it is past its deadline (1) or the
+-- run is being interrupted (2). Once so, every instruction raises: a pcall loop cannot
+-- swallow it. (A task with a deadline also runs in a worker process that is killed when it
+-- overruns, because no hook runs inside a long C call.)
+local function watch(co, deadline)
+    sethook(co, function()
+        local why = check(deadline)
+        if why ~= 0 then
+            local e = why == 1 and TIMEOUT or STOPPED
+            sethook(co, always(e), "", 1)
+            error(e, 0)
+        end
+    end, "", 10000)
+end
+
 function S.start(fn, deadline)
     local co = co_create(fn)
     TASKCO[co] = fn
-    if deadline then
-        sethook(co, function()
-            if now() >= deadline then
-                -- From now on every instruction raises, so a pcall loop cannot swallow it.
-                sethook(co, always_timeout, "", 1)
-                error(TIMEOUT, 0)
-            end
-        end, "", 10000)
-    end
+    watch(co, deadline)
     return function(...) return after(co, co_resume(co, ...)) end,
            function() co_close(co) end
+end
+
+-- Coroutines a task makes for itself are watched like the task: hooks are per coroutine.
+local gethook = debug.gethook
+local function inherit(co)
+    local hook, mask, count = gethook(co_running())
+    if hook then sethook(co, hook, mask, count) end
+    return co
+end
+coroutine.create = function(f) return inherit(co_create(f)) end
+coroutine.wrap = function(f)
+    local co = inherit(co_create(f))
+    return function(...)
+        local r = table.pack(co_resume(co, ...))
+        if not r[1] then
+            co_close(co)
+            error(r[2], type(r[2]) == "string" and 2 or 0)
+        end
+        return table.unpack(r, 2, r.n)
+    end
+end
+
+-- Top-level code of the file is watched for interruption too (a loop at load time).
+function S.watch_main()
+    sethook(function()
+        if check(nil) == 2 then
+            sethook(always(STOPPED), "", 1)
+            error(STOPPED, 0)
+        end
+    end, "", 10000)
+end
+
+function S.unwatch_main()
+    sethook()
+end
+
+function S.is_stopped(e)
+    return e == STOPPED
 end
 
 -- Interpret what a command returned: true|false, "message", {outputs}, or an exec.run result.

@@ -15,7 +15,14 @@ from collections.abc import Callable, Generator
 
 from lupa import lua54
 
-from sloth_runner.engine.model import Blocking, Outcome, Request, TaskContext, TaskTimeout
+from sloth_runner.engine.model import (
+    Blocking,
+    Outcome,
+    Request,
+    TaskContext,
+    TaskInterrupted,
+    TaskTimeout,
+)
 from sloth_runner.errors import LuaScriptError, ScriptExit, user_message
 from sloth_runner.lua.convert import to_lua, to_python
 
@@ -116,7 +123,8 @@ class LuaRuntime:
         self._load_file, exit_mt = self.lua.execute(_LOAD_FILE)
         with open(os.path.join(os.path.dirname(__file__), "prelude.lua"), encoding="utf-8") as fh:
             prelude = fh.read()
-        host = self.lua.table_from({"now": time.monotonic, "call_sync": self._call_sync})
+        self.stopping = False  # set by interrupt(): every task's Lua code raises at its next hook
+        host = self.lua.table_from({"check": self._check, "call_sync": self._call_sync})
         self.S = self.lua.execute(prelude, host)
         self._wrap = self.lua.execute(_WRAP, self.S.raise_error, self.S.clean_args)
         self.lua.execute(_SETUP, sandbox, exit_mt)
@@ -128,6 +136,19 @@ class LuaRuntime:
             "function(f, ...) local r = table.pack(pcall(f, ...)) "
             "if not r[1] then r[2] = tostring(r[2]) end return table.unpack(r, 1, r.n) end")
         self._chunks: list[str] = []
+
+    def _check(self, deadline: float | None) -> int:
+        """Asked by the Lua hook of a running task: 2 interrupted, 1 past deadline, 0 go on."""
+        if self.stopping:
+            return 2
+        if deadline is not None and time.monotonic() >= deadline:
+            return 1
+        return 0
+
+    def interrupt(self) -> None:
+        """Stop Lua code wherever it runs in this state, at its next hook (a pcall cannot
+        swallow it). Safe in a signal handler."""
+        self.stopping = True
 
     # -- attribute filters: no route from Lua into Python internals --------------------------
     @staticmethod
@@ -184,7 +205,13 @@ class LuaRuntime:
     # -- loading -------------------------------------------------------------------------------
     def run_file(self, source: str, chunkname: str, debug: bool = False) -> None:
         self._chunks.append(chunkname)
-        ok, message, trace = self._load_file(source, "@" + chunkname)
+        self.S.watch_main()
+        try:
+            ok, message, trace = self._load_file(source, "@" + chunkname)
+        finally:
+            self.S.unwatch_main()
+        if self.stopping:
+            raise KeyboardInterrupt("interrupted while loading")
         if ok == "exit":
             raise ScriptExit(int(message))
         if not ok:
@@ -237,6 +264,8 @@ class LuaRuntime:
                 return reply
             if tag == "timeout":
                 raise TaskTimeout()
+            if tag == "interrupted":
+                raise TaskInterrupted("interrupted")
             name, lua_args = reply[1], reply[2:]
             op = self.ops[name]
             try:
@@ -246,7 +275,7 @@ class LuaRuntime:
                 continue
             try:
                 value = yield job if isinstance(job, Blocking) else Blocking(job)
-            except TaskTimeout:
+            except (TaskTimeout, TaskInterrupted):
                 close()
                 raise
             except Exception as exc:

@@ -1,5 +1,5 @@
 """Secret and PII scrubbing: a plain service used by the AI module, logs, and `ai.sanitize_data`."""
 
-from sloth_runner.scrub.engine import Finding, Scrubber
+from sloth_runner.scrub.engine import Finding, PatternTimeout, Scrubber, clip
 
-__all__ = ["Finding", "Scrubber"]
+__all__ = ["Finding", "PatternTimeout", "Scrubber", "clip"]

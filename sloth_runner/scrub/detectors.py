@@ -6,8 +6,8 @@ Each detector has a name, a compiled Python `re` pattern, and optionally:
   - `anchors` or `prefilters`: cheap-to-find text that tells where the pattern is worth
     running (a substring search is far faster than any regex pass: that is how scrubbing
     stays fast);
-  - `check`: a function the matched value must pass (Luhn for card numbers, a real parse for
-    IPv6, an entropy threshold for unlabelled high-entropy strings).
+  - `check`: a function the matched value must pass (Luhn for card numbers, a real parse and
+    a plausibility test for IPv6, an entropy threshold for unlabelled high-entropy strings).
 
 Patterns are written to be linear: no nested quantifiers, bounded repetitions where a lazy
 match spans text (PEM blocks), so adversarial input cannot cause catastrophic backtracking.
@@ -68,13 +68,27 @@ def card_ok(value: str) -> bool:
 
 
 def ipv6_ok(value: str) -> bool:
-    if value.count(":") < 2 or len(value) < 6:
+    if value.count(":") < 2 or len(value) < 6 or not ipv6_plausible(value):
         return False
     try:
         addr = ipaddress.IPv6Address(value)
     except ValueError:
         return False
     return not (addr.is_unspecified or addr.is_loopback)
+
+
+def ipv6_plausible(value: str) -> bool:
+    """Whether a string that parses as IPv6 reads like an address rather than words or numbers
+    with colons. Hex letters spell English ("Face::add", "de::ad", "Cafe::Bed" in code and
+    prose) and short numbers make times and ratios ("10::20", "12:30:45:12:30:45:12:30"). A
+    real address has a digit (fe80::1, 2001:db8::), writes each group in one case, and is not
+    made only of one- or two-digit numbers."""
+    groups = [g for g in value.split("%", 1)[0].split(":") if g]
+    if not any(c.isdigit() for g in groups for c in g):
+        return False
+    if any(g != g.lower() and g != g.upper() for g in groups):
+        return False
+    return not all(g.isdigit() and len(g) <= 2 for g in groups)
 
 
 def ipv4_ok(value: str) -> bool:

@@ -6,6 +6,11 @@ Scrubber (one per run), so a model can still reason about "the same key in both 
 `restore` puts the values back, for local use of a model's answer.
 
 Scrubbing is idempotent: placeholders never match a detector.
+
+SCRUB FIRST, CUT AFTER: a text cut before it is scrubbed can end in half a secret that no
+detector recognises any more (a private key without its END line, 22 of an API key's 32
+characters). Whoever shortens a text scrubs it whole first, then cuts it with `clip`, which
+never cuts a placeholder in half either. `stream()` scrubs text that arrives in pieces.
 """
 
 from __future__ import annotations
@@ -23,8 +28,15 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
 
+    from sloth_runner.scrub.stream import StreamScrubber
+
 _UNSET: Any = object()
 PLACEHOLDER_RE = re.compile(r"\[REDACTED:[a-z0-9_]+:\d+\]")
+# A placeholder or a mask (`mask` leaves `[REDACTED:type]`, without a number), for `clip`
+_ANY_PLACEHOLDER = re.compile(r"\[REDACTED[^\]\s]{0,60}\]")
+# User patterns (remove_patterns) run under this bound per text: one that backtracks fails
+# with PatternTimeout instead of holding a task for seconds or minutes.
+PATTERN_TIMEOUT_S = 1.0
 _DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
 # str.lower() can change the length of a string (e.g. "İ"); positions must stay aligned
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
@@ -65,18 +77,44 @@ def select(detectors: str | Iterable[str]) -> list[Detector]:
     return [d for d in DETECTORS if d.name in wanted]
 
 
-def compile_patterns(patterns: Iterable[str]) -> list[re.Pattern[str]]:
-    """User patterns are Python `re` regular expressions; a bad one is a clear ValueError."""
+class PatternTimeout(ValueError):
+    """A user pattern ran past PATTERN_TIMEOUT_S on one text (it backtracks); names the pattern."""
+
+    def __init__(self, pattern: str, size: int, seconds: float = PATTERN_TIMEOUT_S) -> None:
+        super().__init__(f"remove_patterns: pattern {pattern!r} ran longer than {seconds:g}s on "
+                         f"a {size}-character text and was stopped (it backtracks: avoid nested "
+                         "or overlapping repetition such as (a+)+ or (a|aa)+)")
+        self.pattern = pattern
+
+
+def compile_patterns(patterns: Iterable[str]) -> list[Any]:
+    """User patterns, compiled with the `regex` module (Python `re` syntax), so that matching
+    them can be bounded in time (`PATTERN_TIMEOUT_S`); a bad one is a clear ValueError."""
     compiled = []
     for p in patterns:
         if not isinstance(p, str) or not p:
             raise ValueError(f"remove_patterns entries must be non-empty strings, got {p!r}")
+        import regex  # ~7 ms: only for user patterns
+
         try:
-            compiled.append(re.compile(p))
-        except re.error as exc:
+            compiled.append(regex.compile(p))
+        except regex.error as exc:
             raise ValueError(f"bad pattern {p!r}: {exc} (patterns use Python's re syntax)") \
-                from None
+                from exc
     return compiled
+
+
+def clip(text: str, limit: int, marker: str = "…") -> str:
+    """`text` cut to `limit` characters (then `marker`), never inside a placeholder. Cut only
+    what was scrubbed whole: SCRUB FIRST, CUT AFTER."""
+    if len(text) <= limit:
+        return text
+    cut = limit
+    for m in _ANY_PLACEHOLDER.finditer(text, max(0, limit - 70), limit + 70):
+        if m.start() < limit < m.end():
+            cut = m.start()
+            break
+    return text[:cut] + marker
 
 
 class Scrubber:
@@ -118,9 +156,12 @@ class Scrubber:
                 candidates.append((0, start, start + len(secret), "api_key"))
                 start = text.find(secret, start + len(secret))
         for pattern in self.patterns:
-            for m in pattern.finditer(text):
-                if m.end() > m.start():
-                    candidates.append((1, m.start(), m.end(), "custom"))
+            try:
+                for m in pattern.finditer(text, timeout=PATTERN_TIMEOUT_S):
+                    if m.end() > m.start():
+                        candidates.append((1, m.start(), m.end(), "custom"))
+            except TimeoutError as exc:
+                raise PatternTimeout(pattern.pattern, len(text)) from exc
         views: dict[str, str] = {"text": text}
         positions_cache: dict[tuple[str, str], list[int]] = {}
         size = len(text)
@@ -207,6 +248,29 @@ class Scrubber:
             last = f.end
         parts.append(text[last:])
         return "".join(parts), findings
+
+    def mask(self, text: str) -> str:
+        """Scrubbed for keeping beyond the run (the response cache): what is found becomes
+        `[REDACTED:type]`, without a number, and is not remembered, because another run's
+        `restore` must not put one of its own values there. Placeholders already in the text
+        (this run's, from the prompt) stay as they are: they mean the same in any run."""
+        findings = self.scan(text) if text else []
+        if not findings:
+            return text
+        parts: list[str] = []
+        last = 0
+        for f in findings:
+            parts.append(text[last:f.start])
+            parts.append(f"[REDACTED:{f.type}]")
+            last = f.end
+        parts.append(text[last:])
+        return "".join(parts)
+
+    def stream(self) -> StreamScrubber:
+        """A scrubber for text that arrives in pieces (streamed tokens); see scrub/stream.py."""
+        from sloth_runner.scrub.stream import StreamScrubber
+
+        return StreamScrubber(self)
 
     def _placeholder(self, kind: str, value: str) -> str:
         with self._lock:

@@ -1,4 +1,5 @@
-"""AI call log, response cache, and the usage queries behind `ai.get_usage_stats` and the CLI."""
+"""AI call log, response cache, the shared rate-limit log, and the usage queries behind
+`ai.get_usage_stats` and the CLI."""
 
 from __future__ import annotations
 
@@ -9,7 +10,23 @@ from sloth_runner.store.db import Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+    from sloth_runner.ai.ratelimit import Entry
+
+# The rate-limit log (ai/ratelimit.py). Created here on first use until a migration creates it:
+# IF NOT EXISTS either way, so the two agree.
+RATE_LOG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ai_rate_log (
+    id      INTEGER PRIMARY KEY,
+    bucket  TEXT NOT NULL,
+    until   REAL NOT NULL,
+    tokens  INTEGER NOT NULL,
+    settled INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS ai_rate_log_bucket ON ai_rate_log(bucket, until)
+"""
 
 
 def today() -> str:
@@ -84,3 +101,40 @@ class AIUsageStore:
     def logs(self, limit: int = 20) -> list[dict[str, Any]]:
         rows = self.store.query("SELECT * FROM ai_calls ORDER BY id DESC LIMIT ?", (limit,))
         return [dict(r) for r in rows]
+
+
+class SQLiteRateLog:
+    """The rate-limit log in the home's database, shared by every process using it. `admit`
+    is one write transaction (BEGIN IMMEDIATE: processes take turns), so two processes can
+    never both take the last slot; `settle` is another. Expired entries are deleted as it goes.
+    Times are wall-clock (time.time()), the one clock processes share."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        with store.transaction() as c:
+            for statement in RATE_LOG_SCHEMA.split(";"):
+                c.execute(statement)
+
+    def admit(self, bucket: str, clock: Callable[[], float], fits: Callable[[int, int], bool],
+              lease: float, tokens: int) -> tuple[int | None, float, list[Entry]]:
+        """As MemoryLog.admit, in one write transaction."""
+        with self.store.transaction() as c:
+            now = clock()  # read once the write lock is held, not before waiting for it
+            c.execute("DELETE FROM ai_rate_log WHERE bucket = ? AND until <= ?", (bucket, now))
+            count, used = c.execute("SELECT count(*), coalesce(sum(tokens), 0) FROM ai_rate_log"
+                                    " WHERE bucket = ?", (bucket,)).fetchone()
+            if not fits(count, used):
+                from sloth_runner.ai.ratelimit import Entry
+
+                return None, now, [Entry(r[0], r[1], r[2], bool(r[3])) for r in c.execute(
+                    "SELECT id, until, tokens, settled FROM ai_rate_log WHERE bucket = ?"
+                    " ORDER BY until", (bucket,))]
+            cur = c.execute("INSERT INTO ai_rate_log (bucket, until, tokens) VALUES (?, ?, ?)",
+                            (bucket, now + lease, tokens))
+            return cur.lastrowid, now, []
+
+    def settle(self, bucket: str, entry_id: int, clock: Callable[[], float], window: float,
+               tokens: int) -> None:
+        with self.store.transaction() as c:
+            c.execute("UPDATE ai_rate_log SET until = ?, tokens = ?, settled = 1"
+                      " WHERE id = ? AND bucket = ?", (clock() + window, tokens, entry_id, bucket))

@@ -94,4 +94,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "004_ai_rate_log",
+        """
+        CREATE TABLE IF NOT EXISTS ai_rate_log (id INTEGER PRIMARY KEY, bucket TEXT NOT NULL,
+          until REAL NOT NULL, tokens INTEGER NOT NULL, settled INTEGER NOT NULL DEFAULT 0);
+        CREATE INDEX IF NOT EXISTS ai_rate_log_bucket ON ai_rate_log(bucket, until)
+        """,
+    ),
 ]

@@ -6,7 +6,11 @@ plays a script of actions, one per request, then "ok" forever:
     ok                      a normal answer ("reply text" is configurable)
     status:429:2            HTTP 429 with Retry-After: 2 (other statuses likewise; no header
                             when the third part is missing)
+    error:401:SOME TEXT     HTTP 401 whose JSON error message is SOME TEXT
     slow:3                  wait 3 s before answering (for client timeouts)
+    drip:0.5                a normal answer (plain or streamed), its body sent one byte every
+                            0.5 s: every read is quick, the whole answer is not
+    drip_headers:0.5        the status line and headers sent one byte every 0.5 s
     cut                     a stream that stops after two chunks, without finish_reason
     drop                    close the connection without answering
     malformed               HTTP 200 with a body that is not JSON
@@ -84,6 +88,7 @@ def _make_handler(server: FaultServer):
                                     "at": time.monotonic(), "peer": self.client_address})
             action = server.next_action()
             kind, _, arg = action.partition(":")
+            self.drip = 0.0
             if kind == "status":
                 code, _, retry_after = arg.partition(":")
                 payload = json.dumps({"error": {"message": f"scripted {code}", "type": "test"}})
@@ -92,8 +97,18 @@ def _make_handler(server: FaultServer):
                     self.send_header("Retry-After", retry_after)
                 self._send_body(payload.encode(), "application/json")
                 return
+            if kind == "error":
+                code, _, message = arg.partition(":")
+                payload = json.dumps({"error": {"message": message, "type": "test"}})
+                self.send_response(int(code))
+                self._send_body(payload.encode(), "application/json")
+                return
             if kind == "slow":
                 time.sleep(float(arg))
+            self.drip = float(arg) if kind in ("drip", "drip_headers") else 0.0
+            if kind == "drip_headers":
+                self._drip_headers(body, server.reply)
+                return
             if kind == "drop":
                 self.close_connection = True
                 self.connection.close()
@@ -114,7 +129,28 @@ def _make_handler(server: FaultServer):
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            self._write(data)
+
+        def _write(self, data: bytes):
+            """All at once, or one byte every `self.drip` seconds (the handler ends as soon as
+            the client hangs up: the next write fails)."""
+            if not self.drip:
+                self.wfile.write(data)
+                return
+            self.wfile.flush()
+            for i in range(len(data)):
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+                time.sleep(self.drip)
+
+        def _drip_headers(self, body: dict, text: str):
+            data = json.dumps(_answer(self.path, body, text)).encode()
+            head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(data)}\r\nX-Padding: {'p' * 200}\r\n\r\n").encode()
+            self.close_connection = True
+            self._write(head)
+            self.drip = 0.0
+            self._write(data)
 
         def _stream(self, body: dict, text: str, cut: bool):
             self.send_response(200)
@@ -140,9 +176,9 @@ def _make_handler(server: FaultServer):
                     obj = "text_completion"
                 chunk = {"id": "x", "object": obj, "created": 0, "model": body.get("model"),
                          "choices": [choice]}
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self._write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.flush()
-            self.wfile.write(b"data: [DONE]\n\n")
+            self._write(b"data: [DONE]\n\n")
             self.wfile.flush()
 
     return Handler

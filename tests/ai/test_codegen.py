@@ -92,3 +92,25 @@ def test_json_on_the_local_model_is_valid():
                                       "temperature": 0})  # greedy: the same answer every run
         assert result["valid"] is True and result["errors"] == [], result
         assert codegen.CHECKERS["json"](result["code"]) is None
+
+
+@pytest.mark.parametrize("text, code", [
+    # the shapes small models produce
+    ("echo hi\n```", "echo hi"),                                   # a closing fence only
+    ("echo hi\n```\n", "echo hi"),
+    ("echo hi```", "echo hi"),                                     # glued to the last line
+    ("```bash\necho hi```", "echo hi"),
+    ("```bash\necho hi\n```\n```", "echo hi"),                     # a stray fence after
+    ("```bash\necho hi\n``` \nThis prints hi.", "echo hi"),        # text after, fence + space
+    ("Sure!\n\n```sh\nset -e\necho hi\n```\n\nRun it with bash.", "set -e\necho hi"),
+    ("```python3\nprint('a')\n", "print('a')"),                     # unterminated, language tag
+    ("```\n```bash\necho hi\n```", "echo hi"),                     # an empty block first
+    ("```bash echo hi```", "echo hi"),                             # all on one line
+    ("```echo hi```", "echo hi"),
+    ("~~~python\nx = 1\n~~~", "x = 1"),
+    ("  ```bash\n  echo hi\n    x\n  ```", "echo hi\n  x"),          # an indented fence
+    ("```", ""),
+])
+def test_extract_code_from_the_answers_small_models_give(text, code):
+    assert codegen.extract_code(text) == code
+    assert "```" not in codegen.extract_code(text)

@@ -133,3 +133,19 @@ def test_encrypt_and_decrypt_config(tmp_path):
                env={"CONFIG_ENCRYPTION_KEY": "wrong"})
     assert proc.returncode == 3 and "not a Fernet key" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_backtracking_remove_pattern_fails_the_task_naming_the_pattern(workflow_file):
+    path = workflow_file('''
+        task("t"):command(function()
+            local clean = ai.sanitize_data(string.rep("a", 40) .. "!",
+                                           {remove_patterns = {"(a|aa)+$"}})
+            return true, clean
+        end):build()
+    ''')
+    code, doc = cli_json("run", "-f", path)
+    t = tasks_by_name(doc)["t"]
+    assert code == 1 and t["status"] == "failed"
+    assert t["error"].startswith(f"{path}:3: remove_patterns: pattern '(a|aa)+$' ran longer "
+                                 "than 1s")
+    assert t["duration_s"] < 3  # stopped, not left to backtrack for minutes

@@ -66,3 +66,17 @@ def test_encrypted_config_file_roundtrip_and_wrong_key(tmp_path):
         resolve({"config_file": str(enc)}, {}, None)
     with pytest.raises(ConfigError, match="cannot read"):
         resolve({"config_file": str(tmp_path / "missing.yaml")}, {}, None)
+
+
+def test_a_broken_config_file_does_not_quote_its_secret(tmp_path):
+    cfg = tmp_path / "ai.yaml"
+    cfg.write_text('model: gpt-4o\napi_key: "sk-proj-Zq8Lm2Xv9Kp4Rt7Wn3Bc6Hd1Qw5Ty8\n')
+    with pytest.raises(ConfigError) as err:
+        resolve({"config_file": str(cfg)}, {}, None)
+    assert "ai.config_file" in str(err.value)
+    chain, exc = [], err.value
+    while exc is not None:
+        chain.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    assert len(chain) > 1  # the YAML error is kept as the cause
+    assert not any("Zq8Lm2Xv9Kp4" in text for text in chain), chain

@@ -197,6 +197,19 @@ HARD_NEGATIVES = [
     lambda: f"[REDACTED:password:{R.randint(1, 9)}] stays as it is",
 ]
 
+# Plain words and numbers with colons that parse as IPv6 (a model's answer once lost
+# "Face::add" to [REDACTED:ipv6:1]). Fixed strings, appended after the shuffle, so the
+# generated entries above stay as they were.
+COLON_NEGATIVES = [
+    "use std::vector<int> here", "Note: add: the flag first", "at 12:30:45 the job ran",
+    "call a::b then c::d", "magic number dead:beef:cafe", "Step 1:: install the agent",
+    "Face::add(x) returns the new face", "Cafe::Bed is a class in the demo",
+    "fe::ed and de::ad are not addresses", "see 10::20 for details", "Bad::Add() was renamed",
+    "DEAD::BEEF marks freed memory", "time 1:2:3:4:5:6:7:8", "12:30:45:12:30:45:12:30",
+    "Base::Feed::Add is deprecated", "Option A:: B", "the ratio 3::4 holds", "Be::Fade(in)",
+    "add::fee, cafe::babe", "impl Deref for Face::Bad", "Abc::Def::Ace",
+]
+
 
 def main() -> None:
     entries = []
@@ -211,6 +224,8 @@ def main() -> None:
         entries.append({"text": HARD_NEGATIVES[i % len(HARD_NEGATIVES)](), "secrets": [],
                         "context": "hard_negative"})
     R.shuffle(entries)
+    entries += [{"text": text, "secrets": [], "context": "hard_negative"}
+                for text in COLON_NEGATIVES]
     out = Path(__file__).with_name("corpus.jsonl")
     out.write_text("".join(json.dumps(e) + "\n" for e in entries))
     print(f"wrote {len(entries)} entries to {out}")

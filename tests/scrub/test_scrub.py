@@ -104,6 +104,8 @@ def test_hard_negatives_stay_untouched():
         make_corpus.R.seed(rng.random())
         text = make()
         assert s.scrub(text)[0] == text, text
+    for text in make_corpus.COLON_NEGATIVES:
+        assert s.scrub(text)[0] == text, text
 
 
 def test_one_pass_finder_gives_the_same_findings_as_the_portable_path():
@@ -122,3 +124,36 @@ def test_one_pass_finder_gives_the_same_findings_as_the_portable_path():
         for secret in e["secrets"]:
             start = text.find(secret["value"])
             assert any(f.start <= start and f.end >= start + len(secret["value"]) for f in found)
+
+
+@pytest.mark.parametrize("text", [
+    "use std::vector<int> here", "Note: add: the flag", "at 12:30:45 the job ran",
+    "call a::b then", "dead:beef:cafe", "Step 1:: install it", "Face::add(x)",
+    "Cafe::Bed is a class", "fe::ed", "de::ad", "see 10::20 for details", "Bad::Add()",
+    "DEAD::BEEF", "time 1:2:3:4:5:6:7:8", "12:30:45:12:30:45:12:30", "Base::Feed::Add",
+    "Option A:: B", "ratio 3::4", "Be::Fade", "add::fee", "cafe::babe is a word",
+])
+def test_words_and_numbers_with_colons_are_not_ipv6(text):
+    assert Scrubber().scrub(text)[0] == text
+
+
+@pytest.mark.parametrize("address", [
+    "fe80::1", "2001:db8::ff00:42:8329", "fe80::1%eth0", "ff02::1", "fd00::5:12",
+    "2001:0db8:0000:0000:0000:ff00:0042:8329", "2001:DB8::8A2E:370:7334", "64:ff9b::c000:221",
+    "2a00:1450:4001:82a::200e",
+])
+def test_real_ipv6_addresses_are_still_found(address):
+    out = Scrubber().scrub(f"connection from {address} refused")[0]
+    assert address not in out and "[REDACTED:ipv6:1]" in out
+
+
+def test_a_backtracking_user_pattern_is_stopped_and_named():
+    from sloth_runner.scrub import PatternTimeout
+
+    s = Scrubber(patterns=[r"(a|aa)+$"])
+    started = time.perf_counter()
+    with pytest.raises(PatternTimeout, match=r"pattern '\(a\|aa\)\+\$' ran longer than 1s"):
+        s.scrub("a" * 36 + "!")
+    assert time.perf_counter() - started < 3
+    # a well-behaved pattern on the same text is unaffected
+    assert Scrubber(patterns=[r"a{3}!"]).scrub("a" * 36 + "!")[0].endswith("[REDACTED:custom:1]")

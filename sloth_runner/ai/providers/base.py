@@ -14,9 +14,11 @@ class Provider:
     can_stream = False
     can_logprobs = False
 
-    def execute(self, request: AIRequest, on_token: Callable[[str], None] | None = None
-                ) -> AIResponse:
-        """Run one request once (no retries: the client does those). Raise AIError subclasses."""
+    def execute(self, request: AIRequest, on_token: Callable[[str], None] | None = None,
+                deadline: float | None = None) -> AIResponse:
+        """Run one request once (no retries: the client does those), finished or abandoned by
+        `deadline` (a time.monotonic() value; AITimeout past it). Raise AIError subclasses,
+        translated from the library's own exceptions in one place, keeping the cause."""
         raise NotImplementedError
 
     def default_model(self) -> str:

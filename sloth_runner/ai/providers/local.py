@@ -4,17 +4,25 @@ One loaded model per (file, settings) for the whole process, behind a lock: llam
 are not thread-safe. Log-probs need `logits_all=True`, which is much slower, so a second instance
 is loaded only when a call asks for them. Threads default to 1 and OpenMP waits passively: with
 two threads on a busy 2-core box llama.cpp's spin-waiting drops to ~2 tokens/s.
+
+Every call is decoded as a stream, even when the caller wants the whole answer at once: between
+two tokens is the only place a generation can be stopped, so that is where an attempt's deadline
+is checked (llama.cpp calls Python hooks such as logits processors through ctypes, which
+swallows their exceptions). Usage is still exact: the prompt's tokens are the context's length
+when the first token arrives, and each chunk is one token.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 
+from sloth_runner.ai.errors import AITimeout
 from sloth_runner.ai.providers import bundled
 from sloth_runner.ai.providers.base import Provider
 from sloth_runner.ai.types import AIRequest, AIResponse
-from sloth_runner.errors import AIProviderError, ConfigError
+from sloth_runner.errors import AIError, AIProviderError, ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,9 +61,9 @@ def load_model(path: str, *, logits_all: bool, device: str, threads: int, contex
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             from llama_cpp import Llama
-        except ImportError:
+        except ImportError as exc:
             raise ConfigError("ai.provider", "the local provider needs llama-cpp-python: "
-                              "pip install 'sloth-runner[local]'") from None
+                              "pip install 'sloth-runner[local]'") from exc
         if device == "gpu" and notice is not None:
             import llama_cpp
 
@@ -67,7 +75,7 @@ def load_model(path: str, *, logits_all: bool, device: str, threads: int, contex
                           n_gpu_layers=-1 if device == "gpu" else 0, logits_all=logits_all,
                           verbose=False)
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ConfigError("ai.model_path", f"cannot load {path}: {exc}") from None
+            raise ConfigError("ai.model_path", f"cannot load {path}: {exc}") from exc
         found = (llama, threading.Lock())
         if not _models:
             import atexit
@@ -104,8 +112,8 @@ class LocalProvider(Provider):
             return bundled.MODEL_NAME
         return base[:-5] if base.endswith(".gguf") else base
 
-    def execute(self, request: AIRequest, on_token: Callable[[str], None] | None = None
-                ) -> AIResponse:
+    def execute(self, request: AIRequest, on_token: Callable[[str], None] | None = None,
+                deadline: float | None = None) -> AIResponse:
         s = self.settings
         llama, lock = load_model(self.path, logits_all=request.logprobs, device=s.device,
                                  threads=s.threads, context=s.context_size, notice=self.notice)
@@ -117,49 +125,64 @@ class LocalProvider(Provider):
 
             options["grammar"] = llama_cpp.LlamaGrammar.from_string(request.grammar,
                                                                     verbose=False)
-        stream = bool(request.stream and on_token is not None)
-        with lock:
-            try:
-                if request.api == "completions":
-                    raw = llama.create_completion(request.prompt or "", stream=stream,
-                                                  logprobs=1 if request.logprobs else None,
-                                                  **options)
-                else:
-                    if request.logprobs:
-                        options.setdefault("top_logprobs", 1)  # else llama.cpp returns none
-                    raw = llama.create_chat_completion(request.messages, stream=stream,
-                                                       logprobs=request.logprobs or None,
-                                                       **options)
-                if stream:
-                    return self._read_stream(raw, model, request.api, on_token)
-                return self._read(raw, model, request.api)
-            except ValueError as exc:  # e.g. the prompt does not fit the context window
-                raise AIProviderError(self.name, model, str(exc)) from None
+        show = on_token if request.stream else None
+        wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not lock.acquire(timeout=wait):  # another call is using the model
+            raise AITimeout(self.name, model, self._timed_out("waiting for the model"))
+        try:
+            if request.api == "completions":
+                raw = llama.create_completion(request.prompt or "", stream=True,
+                                              logprobs=1 if request.logprobs else None,
+                                              **options)
+            else:
+                if request.logprobs:
+                    options.setdefault("top_logprobs", 1)  # else llama.cpp returns none
+                raw = llama.create_chat_completion(request.messages, stream=True,
+                                                   logprobs=request.logprobs or None,
+                                                   **options)
+            return self._read_stream(llama, raw, model, request.api, show, deadline)
+        except AIError:
+            raise
+        except (ValueError, RuntimeError) as exc:  # e.g. the prompt does not fit the context
+            raise AIProviderError(self.name, model, str(exc)) from exc
+        finally:
+            lock.release()
 
-    def _read(self, raw: dict, model: str, api: str) -> AIResponse:
-        choice = raw["choices"][0]
-        text = choice["text"] if api == "completions" else (choice["message"].get("content") or "")
-        usage = raw.get("usage") or {}
-        return AIResponse(text, model, self.name, choice.get("finish_reason"),
-                          usage.get("prompt_tokens"), usage.get("completion_tokens"),
-                          _logprobs(choice))
+    def _timed_out(self, what: str = "") -> str:
+        return (f"no answer within {self.settings.timeout:g}s from the local model"
+                + (f" ({what})" if what else "") + " (ai.configure{timeout = ...})")
 
-    def _read_stream(self, raw: Any, model: str, api: str,
-                     on_token: Callable[[str], None] | None) -> AIResponse:
+    def _read_stream(self, llama: Any, raw: Any, model: str, api: str,
+                     on_token: Callable[[str], None] | None,
+                     deadline: float | None) -> AIResponse:
         parts: list[str] = []
         logprobs: list[float] = []
         finish = None
-        for chunk in raw:
-            choice = chunk["choices"][0]
-            piece = choice.get("text") if api == "completions" else \
-                (choice.get("delta") or {}).get("content")
-            if piece:
-                parts.append(piece)
-                if on_token is not None:
-                    on_token(piece)
-            logprobs.extend(_logprobs(choice) or [])
-            finish = choice.get("finish_reason") or finish
-        return AIResponse("".join(parts), model, self.name, finish, None, None, logprobs or None)
+        prompt_tokens = None
+        tokens = 0
+        try:
+            for chunk in raw:
+                if prompt_tokens is None:
+                    prompt_tokens = int(llama.n_tokens)  # the prompt, evaluated
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise AITimeout(self.name, model, self._timed_out(f"stopped after {tokens} "
+                                    "tokens"), partial=bool(parts and on_token is not None))
+                choice = chunk["choices"][0]
+                piece = choice.get("text") if api == "completions" else \
+                    (choice.get("delta") or {}).get("content")
+                if piece:
+                    tokens += 1
+                    parts.append(piece)
+                    if on_token is not None:
+                        on_token(piece)
+                logprobs.extend(_logprobs(choice) or [])
+                finish = choice.get("finish_reason") or finish
+        finally:
+            close = getattr(raw, "close", None)
+            if close is not None:
+                close()  # stops the generation when the loop was left early
+        return AIResponse("".join(parts), model, self.name, finish, prompt_tokens, tokens,
+                          logprobs or None)
 
 
 def _logprobs(choice: dict) -> list[float] | None:

@@ -1,18 +1,24 @@
 """OpenAI and every OpenAI-compatible server (vLLM, Ollama, LM Studio, llama.cpp's server).
 
 A compatible server is configuration (`base_url`, `model`, key), not a class. One SDK client per
-(base_url, key, timeout) for the whole process, so connections are pooled: building a client per
-call costs ~44 ms (measured with simonw/llm). The SDK's own retries are off: the AI client does
-retries itself, so that every attempt is counted and `Retry-After` is honoured.
+(base_url, key, timeout) for the whole process, over one pooled HTTP client, so connections are
+reused: building a client per call costs ~44 ms (measured with simonw/llm). The SDK's own retries
+are off: the AI client does retries itself, so that every attempt is counted and `Retry-After`
+is honoured. Each attempt is bounded as a whole by its deadline (providers/deadline.py).
+
+Foreign exceptions (the SDK's, httpx's) become the error tree in one place, `_translate`, with
+the cause kept. The provider's own words are not cut here: the client scrubs them whole first.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
+from sloth_runner.ai.errors import AIStatusError, AIStreamBroken, AITimeout
 from sloth_runner.ai.providers.base import Provider
 from sloth_runner.ai.types import AIRequest, AIResponse
-from sloth_runner.errors import AIConnectionError, AIProviderError
+from sloth_runner.errors import AIConnectionError, AIError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,10 +33,10 @@ _clients_lock = threading.Lock()
 
 ADVICE = {
     400: "the provider rejected the request; check the parameters and the model's limits",
-    401: "check the API key (OPENAI_API_KEY or ai.configure{api_key=...})",
+    401: "check the API key (OPENAI_API_KEY or ai.configure{api_key = ...})",
     403: "the key is not allowed to use this model or endpoint",
     404: "check the model name and base_url",
-    429: "rate limited: lower ai.configure{rate_limit=...} or try again later",
+    429: "rate limited: lower ai.configure{rate_limit = ...} or try again later",
 }
 
 
@@ -42,10 +48,23 @@ def shared_client(base_url: str | None, api_key: str | None, timeout: float,
         if client is None:
             import openai
 
+            from sloth_runner.ai.providers import deadline
+
             client = openai.OpenAI(api_key=api_key or "no-key-needed", base_url=base_url,
-                                   timeout=timeout, max_retries=0, http_client=http_client)
+                                   timeout=timeout, max_retries=0,
+                                   http_client=http_client or deadline.http_client())
             _clients[key] = client
         return client
+
+
+class _Progress:
+    """How far an attempt got, for the error that ends it."""
+
+    __slots__ = ("chunks", "delivered")
+
+    def __init__(self) -> None:
+        self.chunks = 0
+        self.delivered = False  # text reached the caller (on_token)
 
 
 class OpenAIProvider(Provider):
@@ -60,44 +79,71 @@ class OpenAIProvider(Provider):
     def default_model(self) -> str:
         return self.settings.model or DEFAULT_MODEL
 
-    def execute(self, request: AIRequest, on_token: Callable[[str], None] | None = None
-                ) -> AIResponse:
-        import openai
+    def execute(self, request: AIRequest, on_token: Callable[[str], None] | None = None,
+                deadline: float | None = None) -> AIResponse:
+        from sloth_runner.ai.providers.deadline import attempt_deadline
 
         s = self.settings
-        client = shared_client(s.base_url, s.api_key, s.timeout, self.http_client)
         model = request.model or self.default_model()
-        options = {k: v for k, v in request.options.items() if v is not None}
-        stream = bool(request.stream and on_token is not None)
+        progress = _Progress()
+        if deadline is not None and deadline <= time.monotonic():
+            raise AITimeout(self.name, model, self._timed_out())
         try:
-            if request.api == "completions":
-                if request.logprobs:
-                    options["logprobs"] = 1
-                raw = client.completions.create(model=model, prompt=request.prompt or "",
-                                                stream=stream, **options)
-            else:
-                if request.logprobs:
-                    options["logprobs"] = True
-                    options.setdefault("top_logprobs", 1)  # llama.cpp returns none without it
-                raw = client.chat.completions.create(model=model, messages=request.messages,
-                                                     stream=stream, **options)
-            if stream:
-                return self._read_stream(raw, model, request.api, on_token)
-            return self._read(raw, model, request.api)
-        except openai.APIStatusError as exc:
-            raise AIProviderError(self.name, model, _status_message(exc),
-                                  status=exc.status_code,
-                                  retry_after=_retry_after(exc.response)) from None
-        except openai.APITimeoutError:
-            raise AIConnectionError(self.name, model, f"no answer within {s.timeout:g}s from "
-                                    f"{self._where()} (ai.configure{{timeout=...}})") from None
-        except openai.APIConnectionError as exc:
+            client = shared_client(s.base_url, s.api_key, s.timeout, self.http_client)
+            options = {k: v for k, v in request.options.items() if v is not None}
+            stream = bool(request.stream and on_token is not None)
+            with attempt_deadline(deadline):
+                if request.api == "completions":
+                    if request.logprobs:
+                        options["logprobs"] = 1
+                    raw = client.completions.create(model=model, prompt=request.prompt or "",
+                                                    stream=stream, **options)
+                else:
+                    if request.logprobs:
+                        options["logprobs"] = True
+                        options.setdefault("top_logprobs", 1)  # llama.cpp sends none without
+                    raw = client.chat.completions.create(model=model, messages=request.messages,
+                                                         stream=stream, **options)
+                if stream:
+                    return self._read_stream(raw, model, request.api, on_token, progress)
+                return self._read(raw, model, request.api)
+        except AIError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc, model, progress, deadline) from exc
+
+    def _translate(self, exc: Exception, model: str, progress: _Progress,
+                   deadline: float | None) -> AIError:
+        """The one place where the SDK's and httpx's exceptions become ours."""
+        import openai
+
+        where = self._where()
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            advice = ADVICE.get(status) or ("the provider had a server error" if status >= 500
+                                            else "")
+            return AIStatusError(self.name, model, _detail(exc), advice, status,
+                                 _retry_after(exc.response))
+        timed_out = isinstance(exc, openai.APITimeoutError) or (
+            deadline is not None and time.monotonic() >= deadline - 0.005)
+        if timed_out:  # a stream cut by the deadline raises httpx's own ReadTimeout
+            return AITimeout(self.name, model, self._timed_out(progress.chunks),
+                             partial=progress.delivered)
+        if progress.chunks:
+            return AIStreamBroken(self.name, model, f"stream from {where} broke off after "
+                                  f"{progress.chunks} chunks: {type(exc).__name__}: {exc}",
+                                  partial=progress.delivered)
+        if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc
-            raise AIConnectionError(self.name, model, f"cannot reach {self._where()}: "
-                                    f"{type(cause).__name__}: {cause}") from None
-        except (openai.APIError, ValueError, OSError) as exc:  # includes malformed bodies
-            raise AIConnectionError(self.name, model, f"bad response from {self._where()}: "
-                                    f"{type(exc).__name__}: {exc}") from None
+            return AIConnectionError(self.name, model, f"cannot reach {where}: "
+                                     f"{type(cause).__name__}: {cause}")
+        return AIConnectionError(self.name, model, f"bad response from {where}: "  # malformed
+                                 f"{type(exc).__name__}: {exc}")
+
+    def _timed_out(self, chunks: int = 0) -> str:
+        got = f" (the answer stopped after {chunks} chunks)" if chunks else ""
+        return (f"no answer within {self.settings.timeout:g}s from {self._where()}{got} "
+                "(ai.configure{timeout = ...})")
 
     def _where(self) -> str:
         return self.settings.base_url or "api.openai.com"
@@ -126,59 +172,52 @@ class OpenAIProvider(Provider):
                           getattr(usage, "completion_tokens", None), logprobs)
 
     def _read_stream(self, raw: Any, model: str, api: str,
-                     on_token: Callable[[str], None] | None) -> AIResponse:
+                     on_token: Callable[[str], None] | None,
+                     progress: _Progress) -> AIResponse:
         parts: list[str] = []
         logprobs: list[float] = []
         finish = None
         usage = None
         served_model = model
-        try:
-            for chunk in raw:
-                served_model = getattr(chunk, "model", None) or served_model
-                if getattr(chunk, "usage", None) is not None:
-                    usage = chunk.usage
-                if not chunk.choices:
-                    continue
-                choice = chunk.choices[0]
-                if api == "completions":
-                    piece = choice.text or ""
-                else:
-                    piece = (choice.delta.content if choice.delta is not None else None) or ""
-                    content = getattr(getattr(choice, "logprobs", None), "content", None)
-                    if content:
-                        logprobs.extend(t.logprob for t in content)
-                if piece:
-                    parts.append(piece)
-                    if on_token is not None:
-                        on_token(piece)
-                if choice.finish_reason:
-                    finish = choice.finish_reason
-        except Exception as exc:
-            error = AIConnectionError(self.name, model, f"stream from {self._where()} broke off "
-                                      f"after {len(parts)} chunks: {type(exc).__name__}: {exc}")
-            error.partial = bool(parts)  # type: ignore[attr-defined]
-            raise error from None
+        for chunk in raw:
+            progress.chunks += 1
+            served_model = getattr(chunk, "model", None) or served_model
+            if getattr(chunk, "usage", None) is not None:
+                usage = chunk.usage
+            if not chunk.choices:
+                continue
+            choice = chunk.choices[0]
+            if api == "completions":
+                piece = choice.text or ""
+            else:
+                piece = (choice.delta.content if choice.delta is not None else None) or ""
+                content = getattr(getattr(choice, "logprobs", None), "content", None)
+                if content:
+                    logprobs.extend(t.logprob for t in content)
+            if piece:
+                parts.append(piece)
+                if on_token is not None:
+                    progress.delivered = True
+                    on_token(piece)
+            if choice.finish_reason:
+                finish = choice.finish_reason
         if finish is None:
-            error = AIConnectionError(self.name, model, f"stream from {self._where()} ended "
-                                      f"before the model finished ({len(parts)} chunks)")
-            error.partial = bool(parts)  # type: ignore[attr-defined]
-            raise error
+            raise AIStreamBroken(self.name, model, f"stream from {self._where()} ended "
+                                 f"before the model finished ({progress.chunks} chunks)",
+                                 partial=progress.delivered)
         return AIResponse("".join(parts), served_model, self.name, finish,
                           getattr(usage, "prompt_tokens", None),
                           getattr(usage, "completion_tokens", None), logprobs or None)
 
 
-def _status_message(exc: Any) -> str:
-    status = exc.status_code
+def _detail(exc: Any) -> str:
+    """The provider's own words, whole: the client scrubs them before it cuts them."""
     body = exc.body if isinstance(exc.body, dict) else None
     detail = ""
     if body:
         err = body.get("error", body)
         detail = err.get("message", "") if isinstance(err, dict) else str(err)
-    detail = detail or str(getattr(exc, "message", "") or "")
-    advice = ADVICE.get(status) or ("the provider had a server error" if status >= 500 else "")
-    text = detail.strip()[:300]
-    return f"{text}; {advice}" if text and advice else (text or advice or "error")
+    return str(detail or getattr(exc, "message", "") or "")
 
 
 def _retry_after(response: Any) -> float | None:
@@ -196,7 +235,6 @@ def _retry_after(response: Any) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        import time
         from email.utils import parsedate_to_datetime
 
         try:
