@@ -21,6 +21,7 @@ from sloth_runner.engine import dag
 from sloth_runner.engine.events import Broadcast, Listener, Redacting
 from sloth_runner.engine.model import Task, Workflow
 from sloth_runner.errors import UsageError
+from sloth_runner.grants import KINDS, Grants
 from sloth_runner.store.runs import new_run_id
 
 TYPE_CHECKING = False
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from sloth_runner.isolation.pool import WorkerPool, Zygote
     from sloth_runner.store import Store
 
-GRANTS = ("exec", "fs", "net", "env")
 
 
 class Run:
@@ -44,15 +44,15 @@ class Run:
                  listener: Listener | None = None, sandbox: bool = False,
                  grants: tuple[str, ...] | frozenset[str] = (), debug: bool = False,
                  force: bool = False) -> None:
-        unknown = set(grants) - set(GRANTS)
+        unknown = set(grants) - set(KINDS)
         if unknown:
             raise UsageError(f"--allow: unknown grant '{sorted(unknown)[0]}' (grants: "
-                             f"{', '.join(GRANTS)})")
+                             f"{', '.join(KINDS)})")
         self.path = path
         self.params = params or {}
         self.listener = listener or Listener()
         self.sandbox = sandbox
-        self.grants = frozenset(grants) if sandbox else frozenset(GRANTS)
+        self.grants = Grants(sandbox, tuple(grants))
         self.debug = debug
         self.force = force
         self.run_id = new_run_id()
@@ -139,7 +139,7 @@ class Run:
         self._services = Services(
             _Forward(self), state_store, self.spool,
             lambda: AIGateway(lambda method, args, on_token: ai(method, args, None, on_token)),
-            params=self.params)
+            params=self.params, grants=self.grants)
         self._loaded = load_file(self.path, self._services, sandbox=self.sandbox,
                                  debug=self.debug)
         self.warnings = list(self._loaded.warnings)
@@ -240,7 +240,7 @@ class Run:
         store = self.store
         recover_interrupted(store)
         recorder = RunRecorder(store, self.run_id, self.path, self.redact(self.params),
-                               ",".join(sorted(self.grants)) if self.sandbox else "")
+                               self.grants.describe())
         self._events = self._redacting(Broadcast(self.listener, recorder))
         status, error = "failed", None
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sloth_runner.durations import parse_duration
+from sloth_runner.grants import Grants
 from sloth_runner.engine.events import Listener
 from sloth_runner.engine.model import TaskContext
 from sloth_runner.lua.convert import lua_type, to_python
@@ -31,8 +32,10 @@ class Services:
     its logs and AI calls go to the parent, and it opens its own database connection."""
 
     def __init__(self, listener: Listener, state: Callable[[], StateStore], spool: str,
-                 ai: Callable[[], Any], *, params: dict[str, Any] | None = None) -> None:
+                 ai: Callable[[], Any], *, params: dict[str, Any] | None = None,
+                 grants: Grants | None = None) -> None:
         self.listener = listener
+        self.grants = grants or Grants()  # what the workflow may do (--sandbox, --allow)
         self.state = state  # opened on first use: most workflows never touch state
         self.spool = spool
         self._ai_factory = ai  # the AI stack loads only if a workflow calls it
