@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import threading
 
 from sloth_runner import paths
 from sloth_runner.engine import dag
@@ -26,7 +28,7 @@ from sloth_runner.store.runs import new_run_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from typing import Any
 
     from sloth_runner.ai.client import AIService
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
     from sloth_runner.isolation.pool import WorkerPool, Zygote
     from sloth_runner.store import Store
 
+
+
+_GUARDING: Run | None = None  # the run that owns this process's signal handlers
 
 
 class Run:
@@ -50,7 +55,8 @@ class Run:
                              f"{', '.join(KINDS)})")
         self.path = path
         self.params = params or {}
-        self.listener = listener or Listener()
+        self.listener: Listener = _OutputGuard(listener, self._output_closed) if listener \
+            else Listener()
         self.sandbox = sandbox
         self.grants = Grants(sandbox, tuple(grants))
         self.debug = debug
@@ -66,6 +72,9 @@ class Run:
         self._pool: WorkerPool | None = None
         self._loaded: Any = None
         self._services: Any = None
+        self._recorder: Any = None
+        self._guarded: dict[int, Any] = {}
+        self._watchdog: Any = None
         self._events: Listener = self._redacting(self.listener)
         self._scheduler: Scheduler | None = None
         self.interrupted: str | None = None
@@ -125,6 +134,7 @@ class Run:
         from sloth_runner.lua.loader import load_file
         from sloth_runner.lua.modules import Services
 
+        self._guard()
         self.handlers = handlers_for(self)
         ai = self.handlers["ai"]
         state: dict[str, Any] = {}
@@ -242,13 +252,14 @@ class Run:
         recorder = RunRecorder(store, self.run_id, self.path, self.redact(self.params),
                                self.grants.describe())
         self._events = self._redacting(Broadcast(self.listener, recorder))
+        self._recorder = recorder
         status, error = "failed", None
+        self._guard()
         try:
-            with self._signals():
-                result = run_workflows(chosen, run_id=self.run_id, params=self.params,
-                                       max_parallel=max_parallel, listener=self._events,
-                                       freshness=self._freshness(),
-                                       on_scheduler=self._set_scheduler)
+            result = run_workflows(chosen, run_id=self.run_id, params=self.params,
+                                   max_parallel=max_parallel, listener=self._events,
+                                   freshness=self._freshness(),
+                                   on_scheduler=self._set_scheduler)
             status = result.status
             error = f"run {self.interrupted}" if self.interrupted else None
             return result
@@ -276,27 +287,74 @@ class Run:
         if scheduler is not None and self.interrupted is not None:
             scheduler.interrupt(self.interrupted)
 
-    def _signals(self) -> Any:
-        from contextlib import contextmanager
+    def _guard(self) -> None:
+        """Own SIGINT, SIGTERM and SIGHUP for the run's life, with the watchdog behind them
+        (only on the main thread: elsewhere the embedding program owns its signals)."""
+        global _GUARDING
+        if _GUARDING is not None or threading.current_thread() is not threading.main_thread():
+            return  # one run of a process owns the signals at a time
+        _GUARDING = self
+        from sloth_runner.isolation.watchdog import Watchdog
 
-        @contextmanager
-        def installed() -> Iterator[None]:
-            def handler(signum: int, frame: object) -> None:
-                self.interrupt(f"interrupted by {signal.Signals(signum).name}")
+        def handler(signum: int, frame: object) -> None:
+            if self._watchdog is not None:
+                self._watchdog.acknowledge()
+            self.interrupt(f"interrupted by {signal.Signals(signum).name}")
 
-            previous = {}
+        self._guarded = {sig: signal.signal(sig, handler)
+                         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        self._watchdog = Watchdog(self._emergency)
+
+    def _unguard(self) -> None:
+        global _GUARDING
+        if _GUARDING is not self:
+            return
+        _GUARDING = None
+        if self._watchdog is not None:
+            self._watchdog.close()
+            self._watchdog = None
+        for sig, previous in self._guarded.items():
+            signal.signal(sig, previous)
+        self._guarded = {}
+
+    def _output_closed(self) -> None:
+        """stdout is a closed pipe (`sloth-runner run ... | head`): an interruption, like
+        Ctrl-C. Later writes go nowhere instead of failing again."""
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+        self.interrupt("interrupted: the output was closed (broken pipe)")
+
+    def _emergency(self, signum: int) -> None:
+        """On the watchdog's thread, when the main thread is stuck inside a long C call and
+        cannot answer a signal: kill everything the run started, record it as interrupted
+        from a connection of our own, and exit 130."""
+        from sloth_runner.services import process, proctree
+
+        for pid in list(process.LIVE):
+            proctree.kill_tree(pid)
+        if self._pool is not None:
+            for pid in self._pool.pids():
+                proctree.kill_tree(pid)
+        reason = (f"interrupted by {signal.Signals(signum).name} while Lua code was inside a "
+                  "long call; stopped without waiting for it")
+        recorder, scheduler = self._recorder, self._scheduler
+        if recorder is not None:
+            running = scheduler.running() if scheduler is not None else []
+            waiting = scheduler.not_started() if scheduler is not None else []
+            workflow = scheduler.workflow.name if scheduler is not None else ""
             try:
-                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                    previous[sig] = signal.signal(sig, handler)
-            except ValueError:  # not the main thread: the embedding program owns signals
+                recorder.finish_elsewhere(workflow, running, waiting, f"run {reason}")
+            except Exception:  # the exit matters more than the record
                 pass
-            try:
-                yield
-            finally:
-                for sig, old in previous.items():
-                    signal.signal(sig, old)
-
-        return installed()
+        sys.stderr.write(f"\nsloth-runner: {reason}\n")
+        if sys.stdout.isatty():
+            sys.stdout.write("\x1b[?25h")  # the live display hid the cursor
+        sys.stderr.flush()
+        os._exit(130)
 
     def _freshness(self) -> Any:
         from sloth_runner.freshness import Freshness
@@ -311,6 +369,7 @@ class Run:
 
     def close(self) -> None:
         """Stop the zygote and the workers (and everything they started)."""
+        self._unguard()
         if self._ai is not None:  # an attempt cut at its deadline still writes its log row
             self._ai.wait_idle(2.0)
         if self._pool is not None:
@@ -339,3 +398,45 @@ class _Forward(Listener):
 
     def stream(self, workflow: str | None, task: str | None, text: str | None) -> None:
         self.run._events.stream(workflow, task, text)
+
+
+class _OutputGuard(Listener):
+    """The reporter, with a closed output (EPIPE) turned into an interruption of the run."""
+
+    def __init__(self, inner: Listener, closed: Callable[[], None]) -> None:
+        self.inner = inner
+        self.closed = closed
+        self.muted = False
+
+    def _call(self, method: str, *args: Any) -> None:
+        if self.muted:
+            return
+        try:
+            getattr(self.inner, method)(*args)
+        except BrokenPipeError:
+            self.muted = True
+            self.closed()
+
+    def workflow_started(self, workflow: Workflow) -> None:
+        self._call("workflow_started", workflow)
+
+    def task_started(self, workflow: str, task: str, attempt: int) -> None:
+        self._call("task_started", workflow, task, attempt)
+
+    def attempt_finished(self, record: Any) -> None:
+        self._call("attempt_finished", record)
+
+    def task_finished(self, workflow: str, result: Any) -> None:
+        self._call("task_finished", workflow, result)
+
+    def workflow_finished(self, result: Any) -> None:
+        self._call("workflow_finished", result)
+
+    def log(self, level: str, message: str, workflow: str | None, task: str | None) -> None:
+        self._call("log", level, message, workflow, task)
+
+    def stream(self, workflow: str | None, task: str | None, text: str | None) -> None:
+        self._call("stream", workflow, task, text)
+
+    def idle(self) -> None:
+        self._call("idle")

@@ -65,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
     try:
         first = args_list[0] if args_list else None
         parser = build_parser(first if first in COMMANDS else None)
@@ -83,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
+    except BrokenPipeError:  # `history | head`: the reader has all it wanted
+        _silence_stdout()
         return 0
     except Exception as exc:  # a bug of ours: say so, briefly, unless debugging
         if debug:
@@ -95,3 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _silence_stdout() -> None:
+    """Python flushes stdout at exit: to a closed pipe that prints a second error."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -61,9 +61,10 @@ _INTERRUPT = object()
 
 
 class _Running:
-    __slots__ = ("task", "ctx", "program", "waiting", "request", "fd")
+    __slots__ = ("task", "ctx", "program", "waiting", "request", "fd", "started")
 
     def __init__(self, task: Task, ctx: TaskContext, program: Program) -> None:
+        self.started = time.time()
         self.task = task
         self.ctx = ctx
         self.program = program
@@ -97,6 +98,7 @@ class Scheduler:
         self._deadline: float | None = None
         self._wake_r = self._wake_w = -1
         self._readers: dict[int, _Running] = {}
+        self._running: dict[int, _Running] = {}
 
     # -- public --------------------------------------------------------------------------------
     def run(self) -> WorkflowResult:
@@ -181,6 +183,16 @@ class Scheduler:
             status = "failed"
         return WorkflowResult(name=wf.name, status=status, tasks=ordered,
                               duration_s=time.time() - started, error=self.aborted)
+
+    def running(self) -> list[tuple[str, int, float]]:
+        """(task, attempt, started) of what runs now; readable from another thread."""
+        return [(r.task.name, r.ctx.attempt, r.started) for r in list(self._running.values())]
+
+    def not_started(self) -> list[str]:
+        """Tasks neither running nor concluded; readable from another thread."""
+        busy = {r.task.name for r in list(self._running.values())}
+        return [t.name for t in self.workflow.tasks
+                if t.name not in self.results and t.name not in busy]
 
     def interrupt(self, reason: str = "interrupted") -> None:
         """Stop the run: safe to call from a signal handler or another thread."""

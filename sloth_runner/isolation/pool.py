@@ -137,6 +137,10 @@ class WorkerPool:
             if not worker.dead:
                 self._idle.append(worker)
 
+    def pids(self) -> list[int]:
+        """Every process of the pool, the zygote last (for an emergency stop)."""
+        return [w.pid for w in list(self._all)] + [self.zygote.pid]
+
     def close(self) -> None:
         with self._lock:
             workers, self._all, self._idle = self._all, [], []

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
         def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]: ...
 
+# Process groups of the commands running now, for an emergency stop from another thread.
+LIVE: set[int] = set()
 OUTPUT_CAP_BYTES = 1 << 20  # per stream, kept in memory; the rest stays in the spool file
 KILL_GRACE_S = 1.0
 _SHELL = next((s for s in ("/bin/bash", "/usr/bin/bash") if os.path.exists(s)), "/bin/sh")
@@ -123,9 +125,11 @@ def run(
         timer.daemon = True
         timer.start()
     unregister = cancel.on_cancel(lambda: kill_group(False)) if cancel is not None else None
+    LIVE.add(proc.pid)
     try:
         _, status, usage = os.wait4(proc.pid, 0)
     finally:
+        LIVE.discard(proc.pid)
         if timer is not None:
             timer.cancel()
         if unregister is not None:

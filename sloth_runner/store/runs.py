@@ -108,6 +108,31 @@ class RunRecorder:
                           " outputs_json, cpu_s, max_rss_kb)"
                           " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
+    def finish_elsewhere(self, workflow: str, running: list[tuple[str, int, float]],
+                         not_started: list[str], error: str) -> None:
+        """Record the run as interrupted from another thread, on a connection of its own,
+        while the thread that owns this recorder is stuck: what was buffered, a final row
+        for each task still running, the run's status."""
+        now = time.time()
+        rows = list(self._pending)
+        rows += [(self.run_id, workflow, task, attempt, 1, "interrupted", started, now,
+                  now - started, None, "", "interrupted", HOST, None, 0.0, 0)
+                 for task, attempt, started in running]
+        rows += [(self.run_id, workflow, task, 0, 1, "skipped", now, now, 0.0, None,
+                  "not run: run interrupted", None, HOST, None, 0.0, 0) for task in not_started]
+        store = Store(self.store.path)
+        try:
+            with store.transaction() as c:
+                c.executemany("INSERT INTO attempts (run_id, workflow, task, attempt, final, "
+                              "status, started_at, ended_at, duration_s, exit_code, message, "
+                              "error, host, outputs_json, cpu_s, max_rss_kb)"
+                              " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                c.execute("UPDATE runs SET status = 'interrupted', ended_at = ?, error = ? "
+                          "WHERE id = ?", (now, error, self.run_id))
+        finally:
+            store.close()
+        _unlink(paths.lock_file(self.run_id))
+
     def finish(self, status: str, workflows: list[str], error: str | None = None) -> None:
         self.flush()
         with self.store.transaction() as c:
