@@ -369,6 +369,7 @@ class Run:
 
     def close(self) -> None:
         """Stop the zygote and the workers (and everything they started)."""
+        self.listener.close()
         self._unguard()
         if self._ai is not None:  # an attempt cut at its deadline still writes its log row
             self._ai.wait_idle(2.0)
@@ -440,3 +441,6 @@ class _OutputGuard(Listener):
 
     def idle(self) -> None:
         self._call("idle")
+
+    def close(self) -> None:
+        self._call("close")

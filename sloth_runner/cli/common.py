@@ -60,20 +60,9 @@ def _finite_key(key: Any) -> Any:
 def parse_params(pairs: list[str] | None, values_file: str | None) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if values_file:
-        from sloth_runner.services.codec import yaml_decode
+        from sloth_runner.values import read_values_file
 
-        try:
-            with open(values_file, encoding="utf-8") as fh:
-                loaded = yaml_decode(fh.read())
-        except OSError as exc:
-            raise UsageError(f"--values {values_file}: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise ConfigError(f"--values {values_file}", str(exc)) from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"--values {values_file}", "must contain a mapping of names to values")
-        params.update(loaded)
+        params.update(read_values_file(values_file))
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:

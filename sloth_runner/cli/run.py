@@ -56,6 +56,7 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, params: dict[str, Any], grants: tuple[str, ...]) -> int:
+    from sloth_runner.engine.dag import select_tasks
     from sloth_runner.reporting import make_reporter
     from sloth_runner.running import Run
 
@@ -65,7 +66,7 @@ def _run(args: argparse.Namespace, params: dict[str, Any], grants: tuple[str, ..
         run.load()
         workflows = [_workflow(run, name) for name in args.workflows] or run.workflows
         if args.task:
-            workflows = _select_tasks(workflows, args.task)
+            workflows = select_tasks(workflows, args.task)
         if not workflows:  # a script: its top-level code has run, and that is all it asked for
             if args.output == "json":
                 print_json({"run_id": None, "status": "success", "workflows": []})
@@ -101,22 +102,6 @@ def _workflow(run: Any, name: str) -> Any:
             return wf
     names = ", ".join(w.name for w in run.workflows) or "none"
     raise LoadError(f"{run.path}: no workflow named '{name}' (workflows: {names})")
-
-
-def _select_tasks(workflows: list, names: list[str]) -> list:
-    from sloth_runner.engine import dag
-
-    chosen = []
-    found: set[str] = set()
-    for wf in workflows:
-        here = [n for n in names if any(t.name == n for t in wf.tasks)]
-        if here:
-            chosen.append(dag.select(wf, here))
-            found.update(here)
-    missing = [n for n in names if n not in found]
-    if missing:
-        raise UsageError(f"--task: no task named '{missing[0]}' in the selected workflows")
-    return chosen
 
 
 def _dry_run(args: argparse.Namespace, workflows: list) -> int:

@@ -77,6 +77,24 @@ def select(workflow: Workflow, targets: Iterable[str]) -> Workflow:
     return workflow.with_tasks(tasks)
 
 
+def select_tasks(workflows: list[Workflow], names: list[str]) -> list[Workflow]:
+    """The workflows that hold any of `names`, each reduced to those tasks and their
+    dependencies (`run --task`). A name found in no workflow is a usage error."""
+    from sloth_runner.errors import UsageError
+
+    chosen = []
+    found: set[str] = set()
+    for wf in workflows:
+        here = [n for n in names if any(t.name == n for t in wf.tasks)]
+        if here:
+            chosen.append(select(wf, here))
+            found.update(here)
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise UsageError(f"--task: no task named '{missing[0]}' in the selected workflows")
+    return chosen
+
+
 def levels(workflow: Workflow) -> list[list[str]]:
     """Tasks grouped by the earliest wave they could run in (for --dry-run and `list`)."""
     depth: dict[str, int] = {}

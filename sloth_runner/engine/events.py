@@ -34,6 +34,9 @@ class Listener:
     def idle(self) -> None:
         """The scheduler is about to wait for I/O: a good moment to flush buffers."""
 
+    def close(self) -> None:
+        """The run is over, however it ended (a live display must give the terminal back)."""
+
 
 class Broadcast(Listener):
     """Fan one event stream out to several listeners, in order. A listener may be anything

@@ -45,13 +45,24 @@ def _key(k: Any) -> str:
 def to_lua(runtime: Any, value: Any) -> Any:
     if isinstance(value, dict | list | tuple):
         return runtime.table_from(_plain(value), recursive=True)
-    return value
+    return _text(value)
 
 
 def _plain(value: Any) -> Any:
-    """lupa's recursive table_from handles dicts and lists; tuples become lists first."""
+    """lupa's recursive table_from handles dicts and lists; tuples become lists first, and a
+    string holding bytes that were not UTF-8 (a command-line argument, decoded by Python with
+    surrogate escapes) becomes those very bytes, as Lua strings are."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if v is not None}
+        return {_text(k): _plain(v) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
+    return _text(value)
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape")
     return value

@@ -11,19 +11,23 @@ from rich.text import Text
 
 from sloth_runner.engine.events import Listener
 from sloth_runner.engine.model import (
+    ERROR,
     FAILED,
+    INTERRUPTED,
     SKIPPED,
     SUCCESS,
     TIMEOUT,
+    UP_TO_DATE,
     AttemptRecord,
     TaskResult,
     Workflow,
     WorkflowResult,
 )
-from sloth_runner.reporting.plain import format_log, summary_counts
+from sloth_runner.reporting.plain import failure_details, format_log, summary_counts
 
 STYLES = {SUCCESS: ("✓", "green"), FAILED: ("✗", "red"), TIMEOUT: ("⏱", "red"),
-          SKIPPED: ("-", "yellow")}
+          SKIPPED: ("-", "yellow"), ERROR: ("!", "red"), INTERRUPTED: ("■", "yellow"),
+          UP_TO_DATE: ("=", "green")}
 
 
 class LiveReporter(Listener):
@@ -63,11 +67,16 @@ class LiveReporter(Listener):
         if detail and detail.strip():
             line.append(f"  {detail.strip().splitlines()[0]}", style=colour if result.status != SUCCESS else "dim")
         self.console.print(line)
+        for extra in failure_details(result, self.debug):
+            self.console.print(Text("      " + extra, style="dim"))
 
-    def workflow_finished(self, result: WorkflowResult) -> None:
-        if self.live is not None:
+    def close(self) -> None:
+        if self.live is not None:  # transient: the panel and its spinner line are erased
             self.live.stop()
             self.live = None
+
+    def workflow_finished(self, result: WorkflowResult) -> None:
+        self.close()
         table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
         for col in ("task", "status", "attempts", "duration"):
             table.add_column(col)

@@ -6,10 +6,13 @@ import time
 
 from sloth_runner.engine.events import Listener
 from sloth_runner.engine.model import (
+    ERROR,
     FAILED,
+    INTERRUPTED,
     SKIPPED,
     SUCCESS,
     TIMEOUT,
+    UP_TO_DATE,
     AttemptRecord,
     TaskResult,
     Workflow,
@@ -20,7 +23,11 @@ TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never eva
 if TYPE_CHECKING:
     from typing import TextIO
 
-MARKS = {SUCCESS: "ok", FAILED: "FAILED", SKIPPED: "skipped", TIMEOUT: "TIMEOUT"}
+MARKS = {SUCCESS: "ok", FAILED: "FAILED", SKIPPED: "skipped", TIMEOUT: "TIMEOUT",
+         ERROR: "ERROR", INTERRUPTED: "STOPPED", UP_TO_DATE: "fresh"}
+STATUS_ORDER = (SUCCESS, UP_TO_DATE, FAILED, TIMEOUT, ERROR, INTERRUPTED, SKIPPED)
+TAIL_LINES = 8        # of a failed command's stdout and stderr, in the output
+TAIL_CHARS = 2000
 
 
 class LogOnlyReporter(Listener):
@@ -61,6 +68,8 @@ class PlainReporter(LogOnlyReporter):
 
     def task_finished(self, workflow: str, result: TaskResult) -> None:
         self._line(task_line(result))
+        for line in failure_details(result, self.debug):
+            self._line("          " + line)
 
     def workflow_finished(self, result: WorkflowResult) -> None:
         counts = summary_counts(result)
@@ -104,5 +113,25 @@ def summary_counts(result: WorkflowResult) -> str:
     counts: dict[str, int] = {}
     for t in result.tasks:
         counts[t.status] = counts.get(t.status, 0) + 1
-    order = [SUCCESS, FAILED, TIMEOUT, SKIPPED]
-    return ", ".join(f"{counts[s]} {s}" for s in order if counts.get(s))
+    order = list(STATUS_ORDER) + sorted(set(counts) - set(STATUS_ORDER))
+    return ", ".join(f"{counts[s]} {s.replace('_', ' ')}" for s in order if counts.get(s))
+
+
+def failure_details(result: TaskResult, debug: bool = False) -> list[str]:
+    """What a user needs to see of a task that did not succeed: the last lines of its
+    command's stdout and stderr (grep, make and pytest explain themselves on stdout), and the
+    traceback of an error under --debug. Text was scrubbed before it reached the reporter."""
+    if result.status in (SUCCESS, SKIPPED, UP_TO_DATE):
+        return []
+    lines: list[str] = []
+    outputs = result.outputs if isinstance(result.outputs, dict) else {}
+    for stream in ("stdout", "stderr"):
+        text = outputs.get(stream)
+        if not isinstance(text, str) or not text.strip():
+            continue
+        tail = text[-TAIL_CHARS:].rstrip("\n").splitlines()[-TAIL_LINES:]
+        lines.append(f"{stream} (last {len(tail)} lines):" if len(tail) > 1 else f"{stream}:")
+        lines.extend("  " + line for line in tail)
+    if debug and result.trace:
+        lines.extend(result.trace.rstrip("\n").splitlines())
+    return lines

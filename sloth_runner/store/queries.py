@@ -27,12 +27,23 @@ def recent_runs(store: Store, limit: int = 20) -> list[dict[str, Any]]:
             "status": run["status"], "started_at": run["started_at"], "ended_at": ended,
             "duration_s": (ended - run["started_at"]) if ended else None,
             "host": run["host"], "tasks": counts, "error": run["error"],
+            "grants": run["grants"] or "",
         })
     return out
 
 
-def run_attempts(store: Store, run_id: str) -> list[dict[str, Any]]:
-    rows = store.query("SELECT * FROM attempts WHERE run_id = ? ORDER BY id", (run_id,))
+def run_row(store: Store, run_id: str) -> dict[str, Any]:
+    rows = store.query("SELECT * FROM runs WHERE id = ?", (run_id,))
+    return dict(rows[0]) if rows else {}
+
+
+def run_attempts(store: Store, run_id: str, task: str | None = None) -> list[dict[str, Any]]:
+    """The run's attempts in the order they ended; with `task`, only that task's."""
+    if task is None:
+        rows = store.query("SELECT * FROM attempts WHERE run_id = ? ORDER BY id", (run_id,))
+    else:
+        rows = store.query("SELECT * FROM attempts WHERE run_id = ? AND task = ? ORDER BY id",
+                           (run_id, task))
     return [dict(row) for row in rows]
 
 
