@@ -48,6 +48,14 @@ def independent(n: int) -> tuple[str, str]:
     return lua, dodo
 
 
+def bounded(n: int) -> tuple[str, str]:
+    """Independent no-op tasks with a timeout: each runs in a worker process (the isolation
+    that makes a timeout hold inside a long C call), so this measures what isolation costs."""
+    lua = ("for i = 1, %d do task('t' .. i):timeout('30s'):command(function() return true end)"
+           ":build() end\n" % n)
+    return lua, independent(n)[1]
+
+
 def sleepers(n: int, seconds: float) -> tuple[str, str]:
     lua = "for i = 1, %d do task('s' .. i):command('sleep %s'):build() end\n" % (n, seconds)
     dodo = ("def task_sleep():\n    for i in range(%d):\n"
@@ -59,6 +67,7 @@ def sleepers(n: int, seconds: float) -> tuple[str, str]:
 WORKLOADS["1,000-task chain"] = (*chain(1000), [], 0.20)
 WORKLOADS["1,000 independent tasks"] = (*independent(1000), [], 0.20)
 WORKLOADS["10,000-task chain"] = (*chain(10000), [], 1.0)
+WORKLOADS["1,000 tasks with a timeout (workers)"] = (*bounded(1000), [], 0.3)
 WORKLOADS["8 tasks × sleep 0.5"] = (*sleepers(8, 0.5), ["-n", "8", "-P", "thread"], 0.62)
 
 

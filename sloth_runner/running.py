@@ -182,41 +182,39 @@ class Run:
             on_complete=self._hook(name, "on_complete") if d.get("on_complete") else None)
 
     def _task(self, workflow: str, d: dict[str, Any], workflow_bounded: bool) -> Task:
-        """An engine task. Its actions run here, or, when a deadline or a memory limit must
-        hold whatever the code does, in a worker process."""
-        from sloth_runner.engine.shell import ShellAction
-        from sloth_runner.lua.runtime import LuaAction
-
-        name, limit = d["name"], d.get("memory_limit")
-        isolated = workflow_bounded or d.get("timeout") is not None or limit is not None
-        pool = self._workers() if isolated else None
-        actions = self._loaded.actions
-
-        def action(kind: str) -> Any:
+        """An engine task from its description (only the fields it set). Its actions run
+        here, or, when a deadline or a memory limit must hold whatever the code does, in a
+        worker process."""
+        name = d["name"]
+        limit = d.get("memory_limit")
+        isolated = workflow_bounded or "timeout" in d or limit is not None
+        task = Task(name, None, tuple(d.get("depends_on", ())), location=d["where"])
+        for key in ("description", "timeout", "retries", "backoff", "retry_delay", "workdir",
+                    "env", "trigger_rule"):
+            if key in d and d[key] is not None:
+                setattr(task, key, d[key])
+        if "inputs" in d or "outputs" in d:
+            task.inputs, task.outputs = tuple(d.get("inputs", ())), tuple(d.get("outputs", ()))
+            task.fingerprint = (d.get("command") or {}).get("shell") or ""
+        for kind in ("command", "run_if", "abort_if", "on_success", "on_failure"):
             spec = d.get(kind)
-            if not spec:
-                return None
-            shell = spec.get("shell") if isinstance(spec, dict) else None
-            if pool is not None:
-                from sloth_runner.isolation.pool import WorkerAction
+            if spec is not None:
+                setattr(task, "action" if kind == "command" else kind,
+                        self._action(workflow, name, kind, spec.get("shell"), isolated, limit))
+        return task
 
-                return WorkerAction(pool, self._forward, self.handlers, kind, name, shell, limit)
-            if shell is not None:
-                return ShellAction(shell, self.spool)
-            lua: LuaAction = actions[(workflow, name, kind)]
-            return lua
+    def _action(self, workflow: str, task: str, kind: str, shell: str | None, isolated: bool,
+                limit: int | None) -> Any:
+        if isolated:
+            from sloth_runner.isolation.pool import WorkerAction
 
-        command = d.get("command") or {}
-        return Task(
-            name, action("command"), tuple(d.get("depends_on") or ()),
-            description=d.get("description") or "", timeout=d.get("timeout"),
-            retries=d.get("retries") or 0, backoff=d.get("backoff") or "exponential",
-            retry_delay=d["retry_delay"], run_if=action("run_if"), abort_if=action("abort_if"),
-            on_success=action("on_success"), on_failure=action("on_failure"),
-            workdir=d.get("workdir"), env=d.get("env"), location=d.get("where") or "",
-            trigger_rule=d.get("trigger_rule") or "all_success",
-            inputs=tuple(d.get("inputs") or ()), outputs=tuple(d.get("outputs") or ()),
-            fingerprint=command.get("shell") or "")
+            return WorkerAction(self._workers(), self._forward, self.handlers, kind, task, shell,
+                                limit)
+        if shell is not None:
+            from sloth_runner.engine.shell import ShellAction
+
+            return ShellAction(shell, self.spool)
+        return self._loaded.actions[(workflow, task, kind)]
 
     def _hook(self, workflow: str, kind: str) -> Callable[..., Any]:
         """on_start(params) / on_complete(success, result), in this process's Lua state."""
@@ -258,7 +256,7 @@ class Run:
         try:
             result = run_workflows(chosen, run_id=self.run_id, params=self.params,
                                    max_parallel=max_parallel, listener=self._events,
-                                   freshness=self._freshness(),
+                                   freshness=self._freshness(chosen),
                                    on_scheduler=self._set_scheduler)
             status = result.status
             error = f"run {self.interrupted}" if self.interrupted else None
@@ -356,7 +354,11 @@ class Run:
         sys.stderr.flush()
         os._exit(130)
 
-    def _freshness(self) -> Any:
+    def _freshness(self, workflows: list[Workflow]) -> Any:
+        """Up-to-date checks, for runs that have tasks with inputs or outputs (hashing costs
+        an import that other runs need not pay)."""
+        if not any(t.inputs or t.outputs for wf in workflows for t in wf.tasks):
+            return None
         from sloth_runner.freshness import Freshness
 
         return Freshness(self, force=self.force)
@@ -409,38 +411,61 @@ class _OutputGuard(Listener):
         self.closed = closed
         self.muted = False
 
-    def _call(self, method: str, *args: Any) -> None:
-        if self.muted:
-            return
-        try:
-            getattr(self.inner, method)(*args)
-        except BrokenPipeError:
-            self.muted = True
-            self.closed()
+    def _broken(self) -> None:
+        self.muted = True
+        self.inner = Listener()
+        self.closed()
 
     def workflow_started(self, workflow: Workflow) -> None:
-        self._call("workflow_started", workflow)
+        try:
+            self.inner.workflow_started(workflow)
+        except BrokenPipeError:
+            self._broken()
 
     def task_started(self, workflow: str, task: str, attempt: int) -> None:
-        self._call("task_started", workflow, task, attempt)
+        try:
+            self.inner.task_started(workflow, task, attempt)
+        except BrokenPipeError:
+            self._broken()
 
     def attempt_finished(self, record: Any) -> None:
-        self._call("attempt_finished", record)
+        try:
+            self.inner.attempt_finished(record)
+        except BrokenPipeError:
+            self._broken()
 
     def task_finished(self, workflow: str, result: Any) -> None:
-        self._call("task_finished", workflow, result)
+        try:
+            self.inner.task_finished(workflow, result)
+        except BrokenPipeError:
+            self._broken()
 
     def workflow_finished(self, result: Any) -> None:
-        self._call("workflow_finished", result)
+        try:
+            self.inner.workflow_finished(result)
+        except BrokenPipeError:
+            self._broken()
 
     def log(self, level: str, message: str, workflow: str | None, task: str | None) -> None:
-        self._call("log", level, message, workflow, task)
+        try:
+            self.inner.log(level, message, workflow, task)
+        except BrokenPipeError:
+            self._broken()
 
     def stream(self, workflow: str | None, task: str | None, text: str | None) -> None:
-        self._call("stream", workflow, task, text)
+        try:
+            self.inner.stream(workflow, task, text)
+        except BrokenPipeError:
+            self._broken()
 
     def idle(self) -> None:
-        self._call("idle")
+        try:
+            self.inner.idle()
+        except BrokenPipeError:
+            self._broken()
 
     def close(self) -> None:
-        self._call("close")
+        try:
+            self.inner.close()
+        except BrokenPipeError:
+            self.muted = True

@@ -45,7 +45,7 @@ class Watchdog:
                 data = os.read(self._r, 64)
             except OSError:
                 return
-            if not data:
+            if not data or 0 in data:  # closed, or close() wrote its stop byte (no signal is 0)
                 return
             self.received += len(data)
             target, until = self.received, time.monotonic() + self.grace
@@ -60,6 +60,10 @@ class Watchdog:
             signal.set_wakeup_fd(self._previous)
         except (ValueError, OSError):  # not the main thread, or the old fd is gone
             signal.set_wakeup_fd(-1)
-        os.close(self._w)  # the thread reads end-of-file and ends
+        try:  # end-of-file is not enough: forked workers hold the write end too
+            os.write(self._w, b"\0")
+        except OSError:
+            pass
         self._thread.join(1.0)
+        os.close(self._w)
         os.close(self._r)

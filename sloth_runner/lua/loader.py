@@ -101,43 +101,35 @@ def _describe(rt: LuaRuntime, path: str) -> LoadedFile:
 
 def _task(rt: LuaRuntime, workflow: str, spec: Any, actions: dict[tuple[str, str, str], Any]
           ) -> dict[str, Any]:
-    f = dict(spec.items())
-    name, where = f["name"], f["where"]
+    """A task's description: only the fields it sets (a definition is a few fields, and a
+    10,000-task file must load fast); `running.Run` supplies the defaults."""
+    fields = dict(spec.items())
+    name, where = fields.pop("name"), fields.pop("where")
+    d: dict[str, Any] = {"name": name, "where": where}
     what = f"task '{name}'"
-
-    def action(kind: str) -> Any:
-        value = f.get(kind)
-        if value is None:
-            return None
-        if isinstance(value, str):
-            return {"shell": value}
-        actions[(workflow, name, kind)] = LuaAction(rt, value, kind)
-        return {"lua": True}
-
-    timeout = _positive_duration(f.get("timeout"), where, f"{what}: :timeout()")
-    delay = _duration(f.get("retry_delay"), where, f"{what}: :retry_delay()")
-    env = f.get("env")
-    limit = f.get("memory_limit")
-    try:
-        memory = parse_size(limit) if limit is not None else None
-    except ValueError as exc:
-        raise DefinitionError(f"{where}: {what}: :memory_limit(): {exc}") from None
-    return {
-        "name": name, "where": where, "description": f.get("description") or "",
-        "depends_on": [str(d) for d in (f["depends_on"].values() if f.get("depends_on") else ())],
-        "timeout": timeout, "retries": f.get("retries") or 0,
-        "backoff": f.get("backoff") or "exponential",
-        "retry_delay": 1.0 if delay is None else delay,
-        "command": action("command"), "run_if": action("run_if"),
-        "abort_if": action("abort_if"), "on_success": action("on_success") is not None,
-        "on_failure": action("on_failure") is not None,
-        "workdir": f.get("workdir"),
-        "env": {str(k): str(v) for k, v in to_python(env).items()} if env is not None else None,
-        "trigger_rule": f.get("trigger_rule") or "all_success",
-        "inputs": list(f["inputs"].values()) if f.get("inputs") else [],
-        "outputs": list(f["outputs"].values()) if f.get("outputs") else [],
-        "memory_limit": memory,
-    }
+    for key, value in fields.items():
+        if key in ACTION_KINDS:
+            if isinstance(value, str):
+                d[key] = {"shell": value}
+            else:
+                actions[(workflow, name, key)] = LuaAction(rt, value, key)
+                d[key] = {"lua": True}
+        elif key in ("depends_on", "inputs", "outputs"):
+            d[key] = list(value.values())
+        elif key == "timeout":
+            d[key] = _positive_duration(value, where, f"{what}: :timeout()")
+        elif key == "retry_delay":
+            d[key] = _duration(value, where, f"{what}: :retry_delay()")
+        elif key == "env":
+            d[key] = {str(k): str(v) for k, v in to_python(value).items()}
+        elif key == "memory_limit":
+            try:
+                d[key] = parse_size(value)
+            except ValueError as exc:
+                raise DefinitionError(f"{where}: {what}: :memory_limit(): {exc}") from exc
+        elif key != "claimed":
+            d[key] = value  # description, retries, backoff, workdir, trigger_rule
+    return d
 
 
 def _duration(value: Any, where: str, what: str) -> float | None:
@@ -146,7 +138,7 @@ def _duration(value: Any, where: str, what: str) -> float | None:
     try:
         return parse_duration(value)
     except ValueError as exc:
-        raise DefinitionError(f"{where}: {what}: {exc}") from None
+        raise DefinitionError(f"{where}: {what}: {exc}") from exc
 
 
 def _positive_duration(value: Any, where: str, what: str) -> float | None:

@@ -514,8 +514,9 @@ end
 -- Start one attempt of a task command or condition: build its params (a fresh shallow copy of
 -- the run's, so a task may change its own), take its deps (outputs of its dependencies, made by
 -- the caller), and return step/close functions. One call across the Python/Lua boundary.
-function S.start_task(fn, deadline, base, wf, task, deps)
+function S.start_task(fn, deadline, base, wf, task, deps, ...)
     deps = deps or {}
+    for i = 1, select("#", ...) do deps[select(i, ...)] = {} end
     local p = {}
     for k, v in next, base do p[k] = v end
     p.task_name = task

@@ -15,7 +15,6 @@ match spans text (PEM blocks), so adversarial input cannot cause catastrophic ba
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import re
 
@@ -71,6 +70,8 @@ def ipv6_ok(value: str) -> bool:
     if value.count(":") < 2 or len(value) < 6 or not ipv6_plausible(value):
         return False
     try:
+        import ipaddress  # only when something looks like an IPv6 address
+
         addr = ipaddress.IPv6Address(value)
     except ValueError:
         return False
@@ -124,8 +125,8 @@ class Detector:
     one or the other.
     """
 
-    __slots__ = ("name", "pattern", "group", "check", "anchors", "window", "prefilters",
-                 "anchor_on", "start_at")
+    __slots__ = ("name", "_source", "_flags", "_pattern", "group", "check", "anchors", "window",
+                 "_prefilter_sources", "_prefilters", "anchor_on", "start_at")
 
     def __init__(self, name: str, pattern: str, *, group: int = 0,
                  check: Callable[[str], bool] | None = None, flags: int = 0,
@@ -133,7 +134,9 @@ class Detector:
                  prefilter: str | tuple[str, ...] = (), anchor_on: str = "lower",
                  start_at: str | None = None) -> None:
         self.name = name
-        self.pattern = re.compile(pattern, flags)
+        # Compiled on first use: ~30 patterns cost a run several milliseconds to compile, and
+        # most texts never reach most detectors (their anchors are not there).
+        self._source, self._flags, self._pattern = pattern, flags, None
         self.group = group
         self.check = check
         # Lower-case substrings; the pattern runs at or around their occurrences only.
@@ -141,14 +144,26 @@ class Detector:
         self.window = window  # characters searched before and after an anchor or prefilter hit
         # Cheap patterns, each led by a literal (fast to search for), whose hits widened by
         # `window` are the only places the real pattern runs.
-        self.prefilters = tuple(re.compile(p) for p in
-                                ((prefilter,) if isinstance(prefilter, str) else prefilter))
+        self._prefilter_sources = (prefilter,) if isinstance(prefilter, str) else prefilter
+        self._prefilters: tuple[re.Pattern[str], ...] | None = None
         # "lower": anchors and prefilters see the ASCII-lower-cased text; "digits": the text
         # with every digit mapped to "0" (so "0" * 13 finds a run of 13 digits).
         self.anchor_on = anchor_on
         # With anchors: "identifier" runs `pattern.match` at the start of the identifier around
         # each anchor, "anchor" at the anchor itself; None searches windows around anchors.
         self.start_at = start_at
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        if self._pattern is None:
+            self._pattern = re.compile(self._source, self._flags)
+        return self._pattern
+
+    @property
+    def prefilters(self) -> tuple[re.Pattern[str], ...]:
+        if self._prefilters is None:
+            self._prefilters = tuple(re.compile(p) for p in self._prefilter_sources)
+        return self._prefilters
 
 
 B64 = r"A-Za-z0-9+/"
