@@ -51,7 +51,7 @@ def handle(args: argparse.Namespace) -> int:
         try:
             since = time.time() - parse_duration(args.since)
         except ValueError as exc:
-            raise UsageError(f"--since: {exc}") from None
+            raise UsageError(f"--since: {exc}") from exc
         stats = usage.stats(since)
         stats["since"] = args.since
         if args.output == "json":
@@ -101,7 +101,7 @@ def _crypt(args: argparse.Namespace) -> int:
         with open(args.input, "rb") as fh:
             data = fh.read()
     except OSError as exc:
-        raise UsageError(f"{args.input}: {exc.strerror or exc}") from None
+        raise UsageError(f"{args.input}: {exc.strerror or exc}") from exc
     if args.op == "decrypt-config":
         if not key:
             raise ConfigError(args.key_env, "is not set: it must hold the key the file was "
@@ -117,7 +117,7 @@ def _crypt(args: argparse.Namespace) -> int:
         try:
             yaml_decode(data.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ConfigError(args.input, f"not a YAML config file: {exc}") from None
+            raise ConfigError(args.input, f"not a YAML config file: {exc}") from exc
         result = encrypt(data, key)
     fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:

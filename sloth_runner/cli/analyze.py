@@ -38,7 +38,7 @@ def handle(args: argparse.Namespace) -> int:
     try:
         window = parse_duration(args.since)
     except ValueError as exc:
-        raise UsageError(f"--since: {exc}") from None
+        raise UsageError(f"--since: {exc}") from exc
     if not 0 <= args.min_confidence <= 1:
         raise UsageError("--min-confidence must be between 0 and 1")
     store = open_store()

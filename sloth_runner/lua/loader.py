@@ -47,7 +47,7 @@ def load_file(path: str, services: Services, *, sandbox: bool = False,
         with open(path, encoding="utf-8") as fh:
             source = fh.read()
     except FileNotFoundError:
-        raise LoadError(f"{path}: no such file") from None
+        raise LoadError(f"{path}: no such file") from None  # the message says it all
     except IsADirectoryError:
         raise LoadError(f"{path}: is a directory, not a workflow file") from None
     except (OSError, UnicodeDecodeError) as exc:

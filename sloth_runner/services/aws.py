@@ -234,7 +234,7 @@ class _errors:  # noqa: N801 (used like a function: `with _errors("ec2", "Descri
         if isinstance(exc, Exception) and not isinstance(exc, IntegrationError):
             translated = _translate(exc, self.service, self.operation)
             if translated is not None:
-                raise translated from None
+                raise translated from exc
 
 
 def _translate(exc: Exception, service: str, operation: str) -> IntegrationError | None:
@@ -261,4 +261,4 @@ def window_seconds(window: Any, default: str = "7d") -> float:
     try:
         return parse_duration(window if window is not None else default)
     except ValueError as exc:
-        raise IntegrationError(f"aws: bad time window: {exc}") from None
+        raise IntegrationError(f"aws: bad time window: {exc}") from exc

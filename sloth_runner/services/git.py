@@ -29,7 +29,7 @@ def git(args: list[str], cwd: str | None = None, deadline: float | None = None,
     try:
         result = run(argv, cwd=cwd, deadline=deadline, env={"GIT_TERMINAL_PROMPT": "0"})
     except ExecError as exc:
-        raise IntegrationError(f"git is not available: {exc}") from None
+        raise IntegrationError(f"git is not available: {exc}") from exc
     if result.timed_out:
         raise IntegrationError(f"{what} timed out")
     if result.exit_code != 0:

@@ -58,12 +58,12 @@ def post_alert(webhook: str, text: str, timeout: float = 10.0) -> dict[str, Any]
     except urllib.error.HTTPError as exc:
         exc.close()
         raise IntegrationError(f"notifications: the alert webhook at {host} answered HTTP "
-                               f"{exc.code}; the alert was not delivered") from None
-    except ValueError:
+                               f"{exc.code}; the alert was not delivered") from exc
+    except ValueError:  # its message quotes the URL, which is a secret: the cause stays out
         raise IntegrationError("notifications: the alert webhook URL is not valid; the alert "
                                "was not delivered") from None
     except OSError as exc:
         reason = getattr(exc, "reason", exc)
         raise IntegrationError(f"notifications: cannot reach the alert webhook at {host}: "
-                               f"{reason}; the alert was not delivered") from None
+                               f"{reason}; the alert was not delivered") from exc
     return {"sent": True, "channel": "webhook", "http_status": code, "destination": host}
