@@ -1,5 +1,8 @@
 """What worker processes may ask of the run they belong to: the AI service.
 
+An AI call that would go over the network is refused here under `--sandbox` without
+`--allow net`, so the check holds for tasks in this process and in workers alike.
+
 AI calls are answered here, in the parent, so a run has one scrubber (placeholders agree
 between a prompt and `ai.restore`), one budget, one rate limiter and one loaded model, however
 many workers call. Each handler takes (method, args, ctx, progress) and returns plain values.
@@ -27,6 +30,7 @@ def handlers_for(run: Run) -> dict[str, Callable[..., Any]]:
 
         service = run.ai
         if method in _CALLS:
+            _require_net(run, service, method, args.get("provider"))
             call = CallContext(run.run_id, args.get("workflow"), args.get("task"),
                                args.get("deadline"))
             spec, provider = args["spec"], args.get("provider")
@@ -60,3 +64,18 @@ def handlers_for(run: Run) -> dict[str, Callable[..., Any]]:
         raise ValueError(f"the AI service has no call '{method}'")
 
     return {"ai": ai}
+
+
+def _require_net(run: Run, service: Any, method: str, provider: str | None) -> None:
+    """Under --sandbox an AI call over HTTP (any OpenAI-compatible server) needs `net`; the
+    local provider runs in this process. Configuring a base_url is fine: the call is refused."""
+    if run.grants.allows("net"):
+        return
+    settings = service.settings(provider)
+    if settings.provider == "local":
+        return
+    from urllib.parse import urlsplit
+
+    host = urlsplit(settings.base_url or "https://api.openai.com").hostname or "?"
+    run.grants.require("net", f"ai.{method} through the {settings.provider} provider "
+                              f"({host})")

@@ -1,16 +1,20 @@
 """What a workflow may do: everything, or under `--sandbox` only what `--allow` grants.
 
-    exec   start processes (exec.run, io.popen, shell-string commands and conditions, git)
-    fs     write files outside the task's workdir (reading is always allowed)
-    net    reach the network (http, alert webhooks, AWS, AI providers over HTTP, health URLs)
-    env    read environment variables beyond a harmless allow-list, and pass the whole
-           environment to processes
+    exec   start processes (exec.run, io.popen, os.execute, shell-string commands and
+           conditions, git)
+    fs     write files outside the task's workdir (reading is always allowed), and use Lua's
+           own `io` library and os.remove/rename/tmpname
+    net    reach the network (alert webhooks, AWS, AI providers over HTTP, health URLs)
+    env    read environment variables beyond a harmless allow-list (SAFE_ENV), and pass the
+           whole environment to processes
 
 The checks live in the module adapters (lua/), where a call names what it needs; this class
-only answers and words the refusal.
+only answers and words the refusal, so every refusal reads the same way and names its grant.
 """
 
 from __future__ import annotations
+
+import os
 
 from sloth_runner.errors import SlothError
 
@@ -35,10 +39,27 @@ class Grants:
     def allows(self, kind: str) -> bool:
         return kind in self.allowed
 
+    def refusal(self, kind: str, what: str) -> str | None:
+        """The refusal of `what` (None when granted), worded for the user: what was refused
+        and the `--allow` that grants it."""
+        if kind in self.allowed:
+            return None
+        return f"{what} is not allowed in the sandbox (run with --allow {kind} to grant it)"
+
     def require(self, kind: str, what: str) -> None:
-        if kind not in self.allowed:
-            raise NotGranted(f"{what} is not allowed in the sandbox (run with --allow {kind} "
-                             f"to grant it)")
+        message = self.refusal(kind, what)
+        if message is not None:
+            raise NotGranted(message)
+
+    def process_env(self, extra: dict[str, str] | None = None) -> dict[str, str] | None:
+        """The complete environment of a process a workflow starts, or None when it may
+        inherit this process's whole environment (env granted, or no sandbox): the SAFE_ENV
+        variables that are set, plus `extra` (the task's :env{} and the call's env option)."""
+        if "env" in self.allowed:
+            return None
+        env = {name: value for name, value in os.environ.items() if name in SAFE_ENV}
+        env.update(extra or {})
+        return env
 
     def describe(self) -> str:
         """For history: '' without the sandbox, else 'sandbox' plus the grants."""

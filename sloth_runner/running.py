@@ -152,9 +152,7 @@ class Run:
             params=self.params, grants=self.grants)
         self._loaded = load_file(self.path, self._services, sandbox=self.sandbox,
                                  debug=self.debug)
-        self.warnings = list(self._loaded.warnings)
-        for warning in self.warnings:
-            self.listener.log("warn", warning, None, None)
+        self.warnings = list(self._loaded.warnings)  # the CLI prints them on stderr
         self.workflows = [self._workflow(d) for d in self._loaded.workflows]
         for wf in self.workflows:
             dag.validate(wf)
@@ -188,11 +186,13 @@ class Run:
         name = d["name"]
         limit = d.get("memory_limit")
         isolated = workflow_bounded or "timeout" in d or limit is not None
-        task = Task(name, None, tuple(d.get("depends_on", ())), location=d["where"])
-        for key in ("description", "timeout", "retries", "backoff", "retry_delay", "workdir",
-                    "env", "trigger_rule"):
+        task = Task(name, _no_command, tuple(d.get("depends_on", ())), location=d["where"])
+        for key in ("description", "timeout", "retries", "backoff", "retry_delay", "env",
+                    "trigger_rule"):
             if key in d and d[key] is not None:
                 setattr(task, key, d[key])
+        if d.get("workdir"):  # relative to where sloth-runner started, once and for all
+            task.workdir = os.path.abspath(d["workdir"])
         if "inputs" in d or "outputs" in d:
             task.inputs, task.outputs = tuple(d.get("inputs", ())), tuple(d.get("outputs", ()))
             task.fingerprint = (d.get("command") or {}).get("shell") or ""
@@ -200,11 +200,16 @@ class Run:
             spec = d.get(kind)
             if spec is not None:
                 setattr(task, "action" if kind == "command" else kind,
-                        self._action(workflow, name, kind, spec.get("shell"), isolated, limit))
+                        self._action(workflow, name, kind, spec.get("shell"), isolated, limit,
+                                     d["where"]))
         return task
 
     def _action(self, workflow: str, task: str, kind: str, shell: str | None, isolated: bool,
-                limit: int | None) -> Any:
+                limit: int | None, where: str) -> Any:
+        if shell is not None:
+            refusal = self.grants.refusal("exec", f"the shell {kind} of task '{task}'")
+            if refusal is not None:  # refused when it runs: `list --sandbox` still loads
+                return _Refused(f"{where}: {refusal}")
         if isolated:
             from sloth_runner.isolation.pool import WorkerAction
 
@@ -213,7 +218,7 @@ class Run:
         if shell is not None:
             from sloth_runner.engine.shell import ShellAction
 
-            return ShellAction(shell, self.spool)
+            return ShellAction(shell, self.spool, base_env=self.grants.process_env())
         return self._loaded.actions[(workflow, task, kind)]
 
     def _hook(self, workflow: str, kind: str) -> Callable[..., Any]:
@@ -387,6 +392,24 @@ class Run:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _no_command(ctx: Any) -> Any:  # replaced below: the DSL makes :command() required
+    raise AssertionError("a task without a command")
+
+
+class _Refused:
+    """An action the sandbox does not allow: it fails, saying why, when the task runs."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+    def __call__(self, ctx: Any) -> Any:
+        from sloth_runner.engine.model import Outcome
+
+        return Outcome(False, error=self.error)
 
 
 class _Forward(Listener):

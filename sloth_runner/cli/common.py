@@ -7,7 +7,7 @@ import json
 import math
 import sys
 
-from sloth_runner.errors import ConfigError, UsageError
+from sloth_runner.errors import UsageError
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
 if TYPE_CHECKING:
@@ -69,6 +69,12 @@ def parse_params(pairs: list[str] | None, values_file: str | None) -> dict[str, 
             raise UsageError(f"--param expects KEY=VALUE, got {pair!r}")
         params[key] = value
     return params
+
+
+def warn(messages: list[str]) -> None:
+    """Warnings about the file itself (not output of the run): on stderr, in every mode."""
+    for message in messages:
+        sys.stderr.write(f"warning: {message}\n")
 
 
 def open_store() -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sloth_runner.cli.common import add_debug, add_output, print_json
+from sloth_runner.cli.common import add_debug, add_output, print_json, warn
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ def handle(args: argparse.Namespace) -> int:
     reporter = make_reporter("json", debug=args.debug)  # load-time logs go to stderr
     with Run(args.file, listener=reporter, sandbox=args.sandbox, debug=args.debug) as run:
         workflows = run.load()
+        warn(run.warnings)
     doc: list[dict[str, Any]] = [
         {"name": wf.name, "description": wf.description, "location": wf.location,
          "tasks": [{"name": t.name, "description": t.description, "depends_on": list(t.depends_on),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sloth_runner.cli.common import add_debug, add_output, parse_params, print_json
+from sloth_runner.cli.common import add_debug, add_output, parse_params, print_json, warn
 from sloth_runner.errors import LoadError, UsageError
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
@@ -64,6 +64,7 @@ def _run(args: argparse.Namespace, params: dict[str, Any], grants: tuple[str, ..
     with Run(args.file, params=params, listener=reporter, sandbox=args.sandbox, grants=grants,
              debug=args.debug, force=args.force) as run:
         run.load()
+        warn(run.warnings)
         workflows = [_workflow(run, name) for name in args.workflows] or run.workflows
         if args.task:
             workflows = select_tasks(workflows, args.task)

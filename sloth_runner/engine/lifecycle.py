@@ -140,11 +140,17 @@ def task_program(
             ctx.deadline = None
             out_of_time = workflow_deadline is not None and time.monotonic() >= workflow_deadline
             final = status == SUCCESS or attempt == attempts or out_of_time
+            wait = 0.0
+            if not final:
+                wait = retry_delay(task.backoff, task.retry_delay, attempt)
+                # an attempt that could not start before the workflow's deadline is not waited for
+                final = workflow_deadline is not None and \
+                    time.monotonic() + wait >= workflow_deadline
             _record(listener, ctx, task, attempt, status, attempt_started, outcome, final)
             attempt_started = None
             if final:
                 break
-            yield Sleep(retry_delay(task.backoff, task.retry_delay, attempt))
+            yield Sleep(wait)
 
         result = _result(
             task, status, ctx.attempt, first_start, message=outcome.message,

@@ -130,6 +130,7 @@ class Scheduler:
                     self._start(ready.popleft())
                     dirty = True
                 if not running:
+                    self._drain_interrupts()  # one may have ended the last task (the Lua hook)
                     break
                 now = time.monotonic()
                 wait: float | None = None
@@ -282,6 +283,15 @@ class Scheduler:
         except BaseException as exc:  # handed back to the program that asked
             self._done.put((run_id, seq, None, exc))
         self._wake()
+
+    def _drain_interrupts(self) -> None:
+        while True:
+            try:
+                item = self._done.get_nowait()
+            except queue.Empty:
+                return
+            if item[0] is _INTERRUPT:
+                self._stop_all(item[1])
 
     def _readable(self, fd: int) -> None:
         run = self._readers.get(fd)

@@ -15,17 +15,20 @@ if TYPE_CHECKING:
 class ShellAction:
     """Success iff the command exits 0; its result fields become the task's outputs."""
 
-    __slots__ = ("command", "spool", "memory_limit")
+    __slots__ = ("command", "spool", "memory_limit", "base_env")
 
     def __init__(self, command: str, spool: str | None = None,
-                 memory_limit: int | None = None) -> None:
+                 memory_limit: int | None = None,
+                 base_env: dict[str, str] | None = None) -> None:
         self.command, self.spool, self.memory_limit = command, spool, memory_limit
+        self.base_env = base_env  # the whole environment, when not this process's (sandbox)
 
     def __call__(self, ctx: TaskContext) -> Generator[Request, Any, Outcome]:
-        cmd, spool, limit = self.command, self.spool, self.memory_limit
+        cmd, spool, limit, base = self.command, self.spool, self.memory_limit, self.base_env
         result: process.ExecResult = yield Blocking(
             lambda: process.run(cmd, deadline=ctx.deadline, env=ctx.env, cwd=ctx.workdir,
-                                cancel=ctx.cancel, spool=spool, memory_limit=limit))
+                                cancel=ctx.cancel, spool=spool, memory_limit=limit,
+                                base_env=base))
         ctx.usage.add(result.cpu_s, result.max_rss_kb)
         message = ""
         if not result.success:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
 
@@ -90,7 +91,10 @@ class Zygote:
                 return
             self.closed = True
             self.channel.close()
-            proctree.kill_tree(self.pid)
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             try:
                 os.waitpid(self.pid, 0)
             except ChildProcessError:
@@ -105,10 +109,19 @@ class Worker:
         self.channel = Channel(sock)
         self.dead = False
 
-    def kill(self) -> None:
+    def kill(self, tree: bool = True) -> None:
+        """Kill the worker: with `tree`, everything it started too (a timeout, an
+        interruption); without, only the worker (the run is over: a daemon a finished task
+        started on purpose lives on, as it does when the task ran in the main process)."""
         if not self.dead:
             self.dead = True
-            proctree.kill_tree(self.pid)
+            if tree:
+                proctree.kill_tree(self.pid)
+            else:
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             self.channel.close()
 
 
@@ -145,7 +158,7 @@ class WorkerPool:
         with self._lock:
             workers, self._all, self._idle = self._all, [], []
         for worker in workers:
-            worker.kill()
+            worker.kill(tree=False)
         self.zygote.close()
 
 

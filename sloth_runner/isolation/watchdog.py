@@ -66,4 +66,5 @@ class Watchdog:
             pass
         self._thread.join(1.0)
         os.close(self._w)
-        os.close(self._r)
+        if not self._thread.is_alive():  # never pull an fd from under a blocked read
+            os.close(self._r)

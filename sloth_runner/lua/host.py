@@ -270,7 +270,8 @@ def _run(message: dict[str, Any], loaded: LoadedFile, services: Services,
         if shell is not None:
             from sloth_runner.engine.shell import ShellAction
 
-            action: Any = ShellAction(shell, services.spool, limit)
+            action: Any = ShellAction(shell, services.spool, limit,
+                                      services.grants.process_env())
         else:
             action = loaded.actions.get((ctx.workflow, message.get("task") or "", kind))
             if action is None:

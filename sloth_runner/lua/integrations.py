@@ -5,6 +5,10 @@ services/aws.py.
 Calls that wait on a process or the network are blocking ops (they yield to the scheduler inside
 a task); reading local load metrics is immediate. Each module is a global and `require`-able,
 like exec and log.
+
+Under `--sandbox` (grants.py): git runs a process, so it needs `exec`; webhooks, health URLs and
+AWS reach the network, so they need `net`. Setting things up (aws.configure) and what stays on
+the machine (an alert without a webhook is a log line; load metrics) need nothing.
 """
 
 from __future__ import annotations
@@ -22,28 +26,37 @@ if TYPE_CHECKING:
     from typing import Any
 
     from sloth_runner.engine.model import TaskContext
+    from sloth_runner.grants import Grants
     from sloth_runner.lua.modules import Services
 
 HEALTH_URLS_ENV = "SLOTH_HEALTH_URLS"
 
 
 def install_integrations(rt: LuaRuntime, services: Services) -> None:
-    _install_git(rt)
+    _install_git(rt, services)
+    grants = services.grants
+
+    def health(ctx: TaskContext | None, options: Any = None) -> Callable[[], Any]:
+        return _health_job(ctx, options, grants)
+
     rt.install("monitoring", {
         "get_load_metrics": rt.wrap(lambda: rt.table(hostmetrics.load_metrics())),
-        "get_health": rt.blocking("monitoring.get_health", BlockingOp(_health_job, _as_table(rt))),
+        "get_health": rt.blocking("monitoring.get_health", BlockingOp(health, _as_table(rt))),
     })
     _install_notifications(rt, services)
-    _install_aws(rt)
+    _install_aws(rt, services)
 
 
 def _as_table(rt: LuaRuntime) -> Callable[[TaskContext | None, Any], Any]:
     return lambda ctx, result: rt.table(result)
 
 
-def _install_git(rt: LuaRuntime) -> None:
+def _install_git(rt: LuaRuntime, services: Services) -> None:
+    grants = services.grants
+
     def op(name: str, fn: Callable[..., Any], revisions: bool) -> Any:
         def prepare(ctx: TaskContext | None, *args: Any) -> Callable[[], Any]:
+            grants.require("exec", f"git.{name} (it runs the git program)")
             if revisions and len(args) > 2:
                 raise TypeError(f"git.{name} takes at most two revisions (base, head)")
             revs = [a for a in args[:2] if a is not None] if revisions else []
@@ -66,7 +79,7 @@ def _install_git(rt: LuaRuntime) -> None:
     })
 
 
-def _health_job(ctx: TaskContext | None, options: Any = None) -> Callable[[], Any]:
+def _health_job(ctx: TaskContext | None, options: Any, grants: Grants) -> Callable[[], Any]:
     """get_health(), get_health("http://..."), get_health{urls = {...}, timeout = 5}."""
     opts = to_python(options) if options is not None else {}
     if isinstance(opts, str):
@@ -83,6 +96,9 @@ def _health_job(ctx: TaskContext | None, options: Any = None) -> Callable[[], An
     timeout = opts.get("timeout", 5)
     if not isinstance(timeout, int | float) or timeout <= 0:
         raise ValueError("monitoring.get_health: timeout must be a positive number of seconds")
+    if urls:
+        hosts = ", ".join(sorted({_host(str(u)) for u in urls}))
+        grants.require("net", f"monitoring.get_health of URLs ({hosts})")
     return lambda: hostmetrics.health(urls, float(timeout))
 
 
@@ -107,6 +123,8 @@ def _install_notifications(rt: LuaRuntime, services: Services) -> None:
             return lambda: {"sent": False, "channel": "log", "text": text}
         if not isinstance(webhook, str):
             raise IntegrationError("notifications: webhook must be a URL string")
+        services.grants.require("net", f"notifications.send_alert to a webhook "
+                                       f"({_host(webhook)})")
         return lambda: notify.post_alert(webhook, text) | {"text": text}
 
     rt.install("notifications", {
@@ -114,11 +132,13 @@ def _install_notifications(rt: LuaRuntime, services: Services) -> None:
     })
 
 
-def _install_aws(rt: LuaRuntime) -> None:
+def _install_aws(rt: LuaRuntime, services: Services) -> None:
     client = aws.AWSClient()
+    grants = services.grants
 
     def windowed(name: str, fn: Callable[[float], Any]) -> Any:
         def prepare(ctx: TaskContext | None, window: Any = None) -> Callable[[], Any]:
+            grants.require("net", f"aws.{name}")
             seconds = aws.window_seconds(window)
             return lambda: fn(seconds)
 
@@ -126,6 +146,7 @@ def _install_aws(rt: LuaRuntime) -> None:
 
     def modify(ctx: TaskContext | None, instance_id: Any = None,
                options: Any = None) -> Callable[[], Any]:
+        grants.require("net", "aws.ec2.modify_instance")
         opts = to_python(options) if options is not None else {}
         if not isinstance(instance_id, str) or not isinstance(opts, dict) or \
                 not isinstance(opts.get("instance_type"), str):
@@ -160,3 +181,13 @@ def _install_aws(rt: LuaRuntime) -> None:
         }),
         "billing": rt.lua.table_from({"get_costs": windowed("billing.get_costs", client.costs)}),
     })
+
+
+def _host(url: str) -> str:
+    """Only the host of a URL goes into a message: a webhook URL is a secret."""
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).hostname or "?"
+    except ValueError:
+        return "?"

@@ -3,16 +3,22 @@
 
 Each function converts Lua values, calls a service, and converts the answer back; the services
 know nothing of Lua. `exec.run` is a blocking op: inside a task it yields to the scheduler.
+
+Under `--sandbox` each adapter asks `services.grants` before it acts (grants.py): exec.run needs
+`exec` (and without `env` its process sees only SAFE_ENV plus the task's and the call's env),
+fs writes outside the workdir need `fs`. The runtime's set-up takes io, os.execute and friends
+and the environment away; `_install_sandbox` gives back what the grants cover.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from sloth_runner.durations import parse_duration
-from sloth_runner.grants import Grants
 from sloth_runner.engine.events import Listener
 from sloth_runner.engine.model import TaskContext
+from sloth_runner.grants import SAFE_ENV, Grants
 from sloth_runner.lua.convert import lua_type, to_python
 from sloth_runner.lua.integrations import install_integrations
 from sloth_runner.lua.runtime import BlockingOp, LuaRuntime
@@ -69,6 +75,8 @@ class Services:
 
 
 def install_core_modules(rt: LuaRuntime, services: Services) -> None:
+    if rt.sandbox:
+        _install_sandbox(rt, services)
     _install_exec(rt, services)
     _install_log(rt, services)
     _install_state(rt, services)
@@ -82,14 +90,106 @@ def install_core_modules(rt: LuaRuntime, services: Services) -> None:
         "encode": rt.wrap(lambda v: codec.yaml_encode(to_python(v))),
         "decode": rt.wrap(lambda text: rt.table(codec.yaml_decode(text))),
     })
+    _install_fs(rt, services)
+
+
+def _install_fs(rt: LuaRuntime, services: Services) -> None:
+    grants = services.grants
+
+    def writable(what: str, path: Any, follow: bool = True, itself: bool = True) -> str:
+        """`path`, if the sandbox lets the workflow write there: inside the workdir (the
+        task's, else the current directory), compared as real paths, or anywhere with fs."""
+        if not isinstance(path, str) or not path:
+            raise TypeError(f"fs.{what} expects a path string, got "
+                            f"{lua_type(path) or type(path).__name__}")
+        if grants.allows("fs"):
+            return path
+        ctx = rt.current
+        root = ctx.workdir if ctx is not None and ctx.workdir else os.getcwd()
+        real = files.target(path, follow)
+        if not files.within(real, root, itself=itself):
+            grants.require("fs", f"fs.{what} of {real} (outside the workdir "
+                                 f"{os.path.realpath(root)})")
+        return path
+
+    def write(p: Any, c: Any, append: Any = False) -> bool:
+        return files.write(writable("write", p), _text(c), bool(append))
+
+    def rm(p: Any, opts: Any = None) -> bool:
+        recursive = bool(_opts(opts).get("recursive"))
+        return files.rm(writable("rm", p, follow=False, itself=False), recursive)
+
     rt.install("fs", {
         "read": rt.wrap(files.read),
-        "write": rt.wrap(lambda p, c, append=False: files.write(p, _text(c), bool(append))),
+        "write": rt.wrap(write),
         "exists": rt.wrap(files.exists),
-        "mkdir": rt.wrap(files.mkdir),
-        "rm": rt.wrap(lambda p, opts=None: files.rm(p, bool(_opts(opts).get("recursive")))),
+        "mkdir": rt.wrap(lambda p: files.mkdir(writable("mkdir", p))),
+        "rm": rt.wrap(rm),
         "ls": rt.wrap(lambda p=".": rt.table(files.ls(p))),
     })
+
+
+_GETENV = """
+local rawgetenv, safe, notice = ...
+local told = {}
+return function(name)
+    local value = rawgetenv(name)
+    if value == nil or safe[name] then return value end
+    if not told[name] then told[name] = true; notice(name) end
+    return nil
+end
+"""
+
+
+def _install_sandbox(rt: LuaRuntime, services: Services) -> None:
+    """Give back what the runtime's sandbox set-up took away, as far as the grants go: io and
+    os.remove/rename/tmpname with fs; os.execute and io.popen with exec and env (their
+    processes inherit the whole environment, which exec.run would filter); every environment
+    variable with env, else only SAFE_ENV. What stays refused raises a clear error instead."""
+    g = rt.lua.globals()
+    take = g["__sloth_kept"]
+    if take is None:  # not a runtime this module knows how to set up
+        return
+    kept = take()  # the set-up's one-shot hand-over: gone from the globals after this call
+    grants = services.grants if services.grants.sandbox else Grants(sandbox=True)
+
+    def refuse(kind: str, what: str) -> Any:
+        def refused(*args: Any) -> None:
+            grants.require(kind, what)
+
+        return rt.wrap(refused)
+
+    def processes(what: str, original: Any) -> Any:
+        if not grants.allows("exec"):
+            return refuse("exec", what)
+        if not grants.allows("env"):
+            return refuse("env", f"{what} (its command would see the whole environment; "
+                                 "exec.run passes only the harmless variables)")
+        return original
+
+    os_lib = g.os
+    os_lib.execute = processes("os.execute", kept.execute)
+    if grants.allows("fs"):
+        io_lib = kept.io
+        io_lib.popen = processes("io.popen", io_lib.popen)
+        g.io = io_lib
+        g.package.loaded.io = io_lib
+        for name in ("remove", "rename", "tmpname"):
+            os_lib[name] = kept[name]
+    else:
+        for name in ("remove", "rename", "tmpname"):
+            os_lib[name] = refuse("fs", f"os.{name}")
+    if grants.allows("env"):
+        os_lib.getenv = kept.getenv
+    else:
+        def notice(name: str) -> None:
+            ctx = rt.current
+            services.listener.log(
+                "warn", f"os.getenv(\"{name}\") is nil: {grants.refusal('env', 'reading it')}",
+                ctx.workflow if ctx else None, ctx.task if ctx else None)
+
+        safe = rt.lua.table_from({name: True for name in SAFE_ENV})
+        os_lib.getenv = rt.lua.execute(_GETENV, kept.getenv, safe, rt.wrap(notice))
 
 
 def _install_ai(rt: LuaRuntime, services: Services) -> None:
@@ -99,7 +199,10 @@ def _install_ai(rt: LuaRuntime, services: Services) -> None:
 
 
 def _install_exec(rt: LuaRuntime, services: Services) -> None:
+    grants = services.grants
+
     def prepare(ctx: TaskContext | None, command: Any = None, opts: Any = None) -> Callable:
+        grants.require("exec", "exec.run")
         cmd = to_python(command)
         if isinstance(cmd, list):
             cmd = [str(part) for part in cmd]
@@ -112,14 +215,15 @@ def _install_exec(rt: LuaRuntime, services: Services) -> None:
                              f"(options: {', '.join(sorted(EXEC_OPTIONS))})")
         timeout = parse_duration(options["timeout"]) if "timeout" in options else None
         env = dict(ctx.env or {}) if ctx else {}
-        env.update(options.get("env") or {})
+        env.update({str(k): str(v) for k, v in (options.get("env") or {}).items()})
+        base = grants.process_env()  # the sandbox without env: only SAFE_ENV underneath
         cwd = options.get("cwd") or (ctx.workdir if ctx else None)
         deadline = ctx.deadline if ctx else None
         cancel = ctx.cancel if ctx else None
         limit = services.memory_limit
         return lambda: process.run(cmd, timeout=timeout, deadline=deadline, env=env or None,
                                    cwd=cwd, cancel=cancel, spool=services.spool,
-                                   memory_limit=limit)
+                                   memory_limit=limit, base_env=base)
 
     def finish(ctx: TaskContext | None, result: process.ExecResult) -> Any:
         if ctx is not None:

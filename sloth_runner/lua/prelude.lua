@@ -213,14 +213,24 @@ setmetatable(methods, {__index = function(_, key)
               table.concat(METHOD_NAMES, ", ")), 2)
 end})
 
+-- A name with control characters (newlines, escape codes, C1 controls, line separators) would
+-- forge lines in the output and the history.
+local function unprintable(name)
+    if name:find("%c") or name:find("\194[\128-\159]") or name:find("\226\128[\168\169]") then
+        return "a name cannot contain control characters (newlines, escape codes)"
+    end
+end
+
+local function shown(name)  -- quoted, every control byte as \ddd: the message itself stays one line
+    return '"' .. name:gsub("[%c\128-\255]", function(c) return fmt("\\%d", c:byte()) end) .. '"'
+end
+
 function task(name)
     if type(name) ~= "string" or name == "" then
         error("task(name) expects a non-empty string, got " .. type(name), 2)
     end
-    if name:find("[%c]") then
-        error(fmt("task(name): a task name cannot contain control characters (newlines, "
-                  .. "escape codes), got %q", name), 2)
-    end
+    local bad = unprintable(name)
+    if bad then error(fmt("task(name): %s, got %s", bad, shown(name)), 2) end
     local spec = {name = name, where = where(3)}
     CREATED[#CREATED + 1] = spec
     return setmetatable({spec}, Builder)
@@ -234,6 +244,9 @@ local function from_table(t, wfname, i)
         error(fmt("workflow '%s': tasks[%s] needs a name (a non-empty string)", wfname,
                   tostring(i)), 3)
     end
+    local bad = unprintable(name)
+    if bad then error(fmt("workflow '%s': tasks[%s]: %s, got %s", wfname, tostring(i), bad,
+                          shown(name)), 3) end
     local b = task(name)
     b[1].where = where(4)
     for k, v in pairs(t) do
@@ -267,6 +280,8 @@ function workflow.define(name, def)
     if type(name) ~= "string" or name == "" then
         error("workflow.define(name, definition) expects a non-empty name", 2)
     end
+    local bad = unprintable(name)
+    if bad then error(fmt("workflow.define(name): %s, got %s", bad, shown(name)), 2) end
     if type(def) ~= "table" then
         error(fmt("workflow '%s': definition must be a table, got %s", name, type(def)), 2)
     end
@@ -427,7 +442,7 @@ local function after(co, ok, a, ...)
         if a == STOPPED then return "interrupted", nil end
         return "error", describe(a), traceback(co)
     end
-    if co_status(co) == "dead" then return "done", a, ... end
+    if co_status(co) == "dead" then return "done", S.clean_args(a, ...) end
     if a == BLOCK then return "block", ... end
     return "error", "a task called coroutine.yield() outside a coroutine of its own", nil
 end
@@ -496,12 +511,10 @@ function S.is_stopped(e)
 end
 
 -- Interpret what a command returned: true|false, "message", {outputs}, or an exec.run result.
-function S.outcome(a, b, c)
-    b = clean(b)
+function S.outcome(a, b, c)  -- (values were made valid UTF-8 when the task returned them)
     if type(a) == "table" and a.exit_code ~= nil then
-        return a.exit_code == 0 and not a.timed_out, b, clean(a), a.exit_code
+        return a.exit_code == 0 and not a.timed_out, b, a, a.exit_code
     end
-    c = clean(c)
     if c ~= nil and type(c) ~= "table" then
         return nil, "the third value a command returns (outputs) must be a table, got " .. type(c)
     end

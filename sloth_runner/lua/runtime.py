@@ -41,9 +41,20 @@ os.exit = function(code)
     error(setmetatable({code = math.tointeger(code) or 1}, exit_mt), 2)
 end
 if sandbox then
+    -- Processes, files and the environment are taken away here and handed, once, to the module
+    -- installer (lua/modules.py: _install_sandbox), which gives back what --allow grants. The
+    -- hand-over removes itself when called; the loader installs the modules, so it is gone
+    -- before any user code runs.
+    local kept = {io = io, execute = os.execute, remove = os.remove, rename = os.rename,
+                  tmpname = os.tmpname, getenv = os.getenv}
+    __sloth_kept = function() __sloth_kept = nil; return kept end
     io = nil; package.loaded.io = nil
     for _, name in ipairs({"execute", "remove", "rename", "tmpname", "setlocale"}) do
         os[name] = nil
+    end
+    os.getenv = function(name)
+        if type(name) ~= "string" then error("bad argument #1 to 'getenv' (string expected)", 2) end
+        return nil
     end
     string.dump = nil
     local rawload = load
@@ -307,10 +318,13 @@ class LuaAction:
         rt = self.rt
         kind = self.kind
         if kind in ("command", "run_if", "abort_if"):
-            deps = rt.table({name: outputs if outputs is not None else {}
-                             for name, outputs in ctx.deps.items()}) if ctx.deps else None
+            # Dependencies without outputs (most of them) are named, not converted: Lua gives
+            # each an empty table.
+            given = {name: out for name, out in ctx.deps.items() if out} if ctx.deps else None
+            empty = [name for name, out in ctx.deps.items() if not out] if ctx.deps else ()
             step, close = rt._start_task(self.fn, ctx.deadline, rt.base_params(ctx.params),
-                                         ctx.workflow, ctx.task, deps)
+                                         ctx.workflow, ctx.task,
+                                         rt.table(given) if given else None, *empty)
             first: tuple = ()
         else:
             step, close = rt._start(self.fn, ctx.deadline)

@@ -136,7 +136,8 @@ class Detector:
         self.name = name
         # Compiled on first use: ~30 patterns cost a run several milliseconds to compile, and
         # most texts never reach most detectors (their anchors are not there).
-        self._source, self._flags, self._pattern = pattern, flags, None
+        self._source, self._flags = pattern, flags
+        self._pattern: re.Pattern[str] | None = None
         self.group = group
         self.check = check
         # Lower-case substrings; the pattern runs at or around their occurrences only.

@@ -1,4 +1,9 @@
-"""File-system helpers behind the `fs` module: small, explicit, and with readable errors."""
+"""File-system helpers behind the `fs` module: small, explicit, and with readable errors.
+
+`target` and `within` answer the sandbox's question "does this write stay inside the workdir?"
+on real paths: `..` and symlinks are resolved first, so neither `../x` nor a link pointing out
+of the directory passes.
+"""
 
 from __future__ import annotations
 
@@ -41,3 +46,22 @@ def rm(path: str, recursive: bool = False) -> bool:
 
 def ls(path: str = ".") -> list[str]:
     return sorted(os.listdir(path))
+
+
+def target(path: str, follow: bool = True) -> str:
+    """The real path a write to `path` touches: relative to the current directory, `..` and
+    symlinks resolved. With follow=False the last component is not followed (removing a
+    symlink removes the link, not what it points to)."""
+    head, tail = os.path.split(path)
+    if follow or tail in ("", ".", ".."):
+        return os.path.realpath(path)
+    return os.path.join(os.path.realpath(head or "."), tail)
+
+
+def within(real: str, root: str, *, itself: bool = True) -> bool:
+    """Whether the real path `real` is inside the directory `root` (resolved here); `root`
+    itself counts only with itself=True."""
+    base = os.path.realpath(root)
+    if real == base:
+        return itself
+    return real.startswith(base if base.endswith(os.sep) else base + os.sep)

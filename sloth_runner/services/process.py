@@ -80,13 +80,15 @@ def run(
     spool: str | None = None,
     cap: int = OUTPUT_CAP_BYTES,
     memory_limit: int | None = None,
+    base_env: Mapping[str, str] | None = None,
 ) -> ExecResult:
     """Run `command` (a shell string, or an argv list run without a shell) and wait for it.
 
     `timeout` is relative, `deadline` absolute (time.monotonic); the sooner wins. On expiry the
     group gets SIGTERM, then what is left of the command's tree (a daemon that left the group
     included, while the command lives) gets SIGKILL after a short grace; `timed_out` is set.
-    `memory_limit` caps each process's address space (RLIMIT_AS), in bytes.
+    `memory_limit` caps each process's address space (RLIMIT_AS), in bytes. `env` is added
+    to `base_env` (default: this process's environment); a sandbox passes a small base.
     """
     limit = timeout
     if deadline is not None:
@@ -94,9 +96,9 @@ def run(
         limit = remaining if limit is None else min(limit, remaining)
     argv = [_SHELL, "-c", command] if isinstance(command, str) else list(command)
     full_env = None
-    if env:
-        full_env = dict(os.environ)
-        full_env.update({str(k): str(v) for k, v in env.items()})
+    if env or base_env is not None:
+        full_env = dict(os.environ if base_env is None else base_env)
+        full_env.update({str(k): str(v) for k, v in (env or {}).items()})
     directory = spool if spool is not None else os.environ.get("TMPDIR", "/tmp")
     os.makedirs(directory, exist_ok=True)
     out_file, out_path = _spool_file(directory, "stdout")
@@ -173,13 +175,22 @@ def _spool_file(directory: str, stream: str) -> tuple[Any, str]:
 
 
 def _terminate_group(pgid: int) -> None:
-    """SIGTERM the group, give it a moment, then SIGKILL whatever is left of the tree."""
+    """SIGTERM the group, give it a moment, then SIGKILL whatever is left of the tree.
+
+    The tree is read before anything is signalled: a daemon that left the group (`setsid`)
+    is re-parented to init as soon as its parent dies, and could not be found afterwards."""
     from sloth_runner.services import proctree
 
+    escaped = proctree.descendants(pgid)
     try:
         os.killpg(pgid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
         return
+    for pid in escaped:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
     end = time.monotonic() + KILL_GRACE_S
     while time.monotonic() < end:
         try:
@@ -188,6 +199,8 @@ def _terminate_group(pgid: int) -> None:
             break
         time.sleep(0.02)
     proctree.kill_tree(pgid)  # the leader (pid == pgid) and descendants that left the group
+    for pid in escaped:
+        proctree.kill_tree(pid)
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
