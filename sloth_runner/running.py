@@ -132,7 +132,7 @@ class Run:
         from sloth_runner.calls import handlers_for
         from sloth_runner.lua.ai_module import AIGateway
         from sloth_runner.lua.loader import load_file
-        from sloth_runner.lua.modules import Services
+        from sloth_runner.lua.services import Services
 
         self._guard()
         self.handlers = handlers_for(self)
@@ -149,7 +149,7 @@ class Run:
         self._services = Services(
             _Forward(self), state_store, self.spool,
             lambda: AIGateway(lambda method, args, on_token: ai(method, args, None, on_token)),
-            params=self.params, grants=self.grants)
+            params=self.params, grants=self.grants, scrubber=lambda: self.scrubber)
         self._loaded = load_file(self.path, self._services, sandbox=self.sandbox,
                                  debug=self.debug)
         self.warnings = list(self._loaded.warnings)  # the CLI prints them on stderr

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from sloth_runner import __version__
-from sloth_runner.errors import SlothError, UsageError
+from sloth_runner.errors import ScriptExit, SlothError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -74,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 3
         return int(args.handler(args) or 0)
+    except ScriptExit as exc:  # the script asked for this exit code: nothing to add
+        return exc.exit_code
     except SlothError as exc:
         if debug:
             import traceback

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from sloth_runner.engine.model import TaskContext
-    from sloth_runner.lua.modules import Services
+    from sloth_runner.lua.services import Services
 
 
 class AIGateway:

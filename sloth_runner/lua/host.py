@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
     from sloth_runner.lua.loader import LoadedFile
-    from sloth_runner.lua.modules import Services
+    from sloth_runner.lua.services import Services
 
 
 class RemoteError(SlothError):

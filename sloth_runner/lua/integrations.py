@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from sloth_runner.engine.model import TaskContext
     from sloth_runner.grants import Grants
-    from sloth_runner.lua.modules import Services
+    from sloth_runner.lua.services import Services
 
 HEALTH_URLS_ENV = "SLOTH_HEALTH_URLS"
 

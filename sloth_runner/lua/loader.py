@@ -17,8 +17,9 @@ import os
 from sloth_runner.durations import parse_duration
 from sloth_runner.errors import DefinitionError, LoadError
 from sloth_runner.lua.convert import to_python
-from sloth_runner.lua.modules import Services, install_core_modules
+from sloth_runner.lua.modules import install_core_modules
 from sloth_runner.lua.runtime import LuaAction, LuaRuntime
+from sloth_runner.lua.services import Services
 from sloth_runner.sizes import parse_size
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated

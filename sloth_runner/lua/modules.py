@@ -16,12 +16,12 @@ import os
 from collections.abc import Callable
 
 from sloth_runner.durations import parse_duration
-from sloth_runner.engine.events import Listener
 from sloth_runner.engine.model import TaskContext
 from sloth_runner.grants import SAFE_ENV, Grants
 from sloth_runner.lua.convert import lua_type, to_python
 from sloth_runner.lua.integrations import install_integrations
 from sloth_runner.lua.runtime import BlockingOp, LuaRuntime
+from sloth_runner.lua.services import Services
 from sloth_runner.services import codec, files, process
 from sloth_runner.store.state import StateStore
 
@@ -30,48 +30,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 EXEC_OPTIONS = {"timeout", "env", "cwd"}
-
-
-class Services:
-    """What the Lua modules talk to. Module functions look these up when called, not when
-    installed: a worker forked from the loaded file swaps them for its own (become_worker), so
-    its logs and AI calls go to the parent, and it opens its own database connection."""
-
-    def __init__(self, listener: Listener, state: Callable[[], StateStore], spool: str,
-                 ai: Callable[[], Any], *, params: dict[str, Any] | None = None,
-                 grants: Grants | None = None) -> None:
-        self.listener = listener
-        self.grants = grants or Grants()  # what the workflow may do (--sandbox, --allow)
-        self.state = state  # opened on first use: most workflows never touch state
-        self.spool = spool
-        self._ai_factory = ai  # the AI stack loads only if a workflow calls it
-        self._ai: Any = None
-        self.params = params or {}
-        self.memory_limit: int | None = None  # of the task running now, for its commands
-        self._scrubber: Any = None
-
-    def ai(self) -> Any:
-        if self._ai is None:
-            self._ai = self._ai_factory()
-        return self._ai
-
-    def become_worker(self, listener: Listener, ai: Callable[[], Any],
-                      state: Callable[[], StateStore]) -> None:
-        """In a process forked from the loaded file: talk to the parent, not to its objects."""
-        self.listener = listener
-        self._ai_factory, self._ai = ai, None
-        self.state = state
-        self._scrubber = None
-
-    @property
-    def scrubber(self) -> Any:
-        """Built on first use (its ~30 compiled patterns are not worth paying for in a run that
-        never needs them)."""
-        if self._scrubber is None:
-            from sloth_runner.scrub import Scrubber
-
-            self._scrubber = Scrubber()
-        return self._scrubber
 
 
 def install_core_modules(rt: LuaRuntime, services: Services) -> None:
@@ -96,12 +54,20 @@ def install_core_modules(rt: LuaRuntime, services: Services) -> None:
 def _install_fs(rt: LuaRuntime, services: Services) -> None:
     grants = services.grants
 
-    def writable(what: str, path: Any, follow: bool = True, itself: bool = True) -> str:
-        """`path`, if the sandbox lets the workflow write there: inside the workdir (the
-        task's, else the current directory), compared as real paths, or anywhere with fs."""
+    def located(what: str, path: Any) -> str:
+        """A relative path is relative to the task's workdir, as for its commands."""
         if not isinstance(path, str) or not path:
             raise TypeError(f"fs.{what} expects a path string, got "
                             f"{lua_type(path) or type(path).__name__}")
+        ctx = rt.current
+        if ctx is not None and ctx.workdir and not os.path.isabs(path):
+            return os.path.join(ctx.workdir, path)
+        return path
+
+    def writable(what: str, path: Any, follow: bool = True, itself: bool = True) -> str:
+        """`path`, if the sandbox lets the workflow write there: inside the workdir (the
+        task's, else the current directory), compared as real paths, or anywhere with fs."""
+        path = located(what, path)
         if grants.allows("fs"):
             return path
         ctx = rt.current
@@ -120,12 +86,12 @@ def _install_fs(rt: LuaRuntime, services: Services) -> None:
         return files.rm(writable("rm", p, follow=False, itself=False), recursive)
 
     rt.install("fs", {
-        "read": rt.wrap(files.read),
+        "read": rt.wrap(lambda p: files.read(located("read", p))),
         "write": rt.wrap(write),
-        "exists": rt.wrap(files.exists),
+        "exists": rt.wrap(lambda p: files.exists(located("exists", p))),
         "mkdir": rt.wrap(lambda p: files.mkdir(writable("mkdir", p))),
         "rm": rt.wrap(rm),
-        "ls": rt.wrap(lambda p=".": rt.table(files.ls(p))),
+        "ls": rt.wrap(lambda p=".": rt.table(files.ls(located("ls", p)))),
     })
 
 
@@ -260,8 +226,18 @@ def _install_state(rt: LuaRuntime, services: Services) -> None:
         value = state().get(key(k))
         return rt.table(value) if value is not None else default
 
-    def set_value(k: Any, v: Any) -> bool:
-        state().set(key(k), to_python(v))
+    def set_value(k: Any, v: Any, opts: Any = None) -> bool:
+        """state.set(key, value [, {scrub = false}]): values are shown by `sloth-runner state`
+        and read by other runs, so secrets in them are scrubbed like log lines; a value that
+        must come back exactly (a token a later run needs) opts out."""
+        options = _opts(opts)
+        unknown = set(options) - {"scrub"}
+        if unknown:
+            raise ValueError(f"state.set: unknown option '{sorted(unknown)[0]}' (options: scrub)")
+        value = to_python(v)
+        if options.get("scrub", True) is not False:
+            value = _scrubbed(value, services.scrubber)
+        state().set(key(k), value)
         return True
 
     rt.install("state", {
@@ -271,6 +247,16 @@ def _install_state(rt: LuaRuntime, services: Services) -> None:
         "increment": rt.wrap(lambda k, by=1: state().increment(key(k), by)),
         "keys": rt.wrap(lambda prefix="": rt.table(state().keys(prefix or ""))),
     })
+
+
+def _scrubbed(value: Any, scrubber: Any) -> Any:
+    if isinstance(value, str):
+        return scrubber.scrub(value)[0] if value else value
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, scrubber) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v, scrubber) for v in value]
+    return value
 
 
 def _opts(opts: Any) -> dict:

@@ -36,9 +36,13 @@ python = nil
 package.loaded.python = nil
 -- os.exit would end the process running the file, not what the user means inside a task; it
 -- becomes an error object that the loader turns into the script's exit code at top level.
+local getinfo = debug.getinfo
 os.exit = function(code)
     if code == nil or code == true then code = 0 elseif code == false then code = 1 end
-    error(setmetatable({code = math.tointeger(code) or 1}, exit_mt), 2)
+    local caller = getinfo(2, "Sl")
+    local where = caller and caller.source:sub(1, 1) == "@" and
+                  (caller.source:sub(2) .. ":" .. caller.currentline .. ": ") or ""
+    error(setmetatable({code = math.tointeger(code) or 1, where = where}, exit_mt), 2)
 end
 if sandbox then
     -- Processes, files and the environment are taken away here and handed, once, to the module
@@ -72,8 +76,8 @@ end
 _LOAD_FILE = """
 local traceback = debug.traceback
 local exit_mt = {__tostring = function(e)
-    return ("os.exit(%d) called inside a task: a task cannot end sloth-runner; return false "
-            .. "(or call error()) to fail it"):format(e.code)
+    return ("%sos.exit(%d) called inside a task: a task cannot end sloth-runner; return false "
+            .. "(or call error()) to fail it"):format(e.where or "", e.code)
 end}
 return function(source, chunkname)
     local fn, err = load(source, chunkname, "t")

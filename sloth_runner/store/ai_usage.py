@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from sloth_runner.ai.ratelimit import Entry
 
 # The rate-limit log (ai/ratelimit.py). Created here on first use until a migration creates it:
 # IF NOT EXISTS either way, so the two agree.
@@ -103,6 +102,16 @@ class AIUsageStore:
         return [dict(r) for r in rows]
 
 
+class RateEntry:
+    """A row of the rate log, with the fields of ai/ratelimit.Entry (the store does not import
+    the AI package: it sits below it)."""
+
+    __slots__ = ("id", "until", "tokens", "settled")
+
+    def __init__(self, id: int, until: float, tokens: int, settled: bool) -> None:
+        self.id, self.until, self.tokens, self.settled = id, until, tokens, settled
+
+
 class SQLiteRateLog:
     """The rate-limit log in the home's database, shared by every process using it. `admit`
     is one write transaction (BEGIN IMMEDIATE: processes take turns), so two processes can
@@ -116,7 +125,7 @@ class SQLiteRateLog:
                 c.execute(statement)
 
     def admit(self, bucket: str, clock: Callable[[], float], fits: Callable[[int, int], bool],
-              lease: float, tokens: int) -> tuple[int | None, float, list[Entry]]:
+              lease: float, tokens: int) -> tuple[int | None, float, list[RateEntry]]:
         """As MemoryLog.admit, in one write transaction."""
         with self.store.transaction() as c:
             now = clock()  # read once the write lock is held, not before waiting for it
@@ -124,9 +133,7 @@ class SQLiteRateLog:
             count, used = c.execute("SELECT count(*), coalesce(sum(tokens), 0) FROM ai_rate_log"
                                     " WHERE bucket = ?", (bucket,)).fetchone()
             if not fits(count, used):
-                from sloth_runner.ai.ratelimit import Entry
-
-                return None, now, [Entry(r[0], r[1], r[2], bool(r[3])) for r in c.execute(
+                return None, now, [RateEntry(r[0], r[1], r[2], bool(r[3])) for r in c.execute(
                     "SELECT id, until, tokens, settled FROM ai_rate_log WHERE bucket = ?"
                     " ORDER BY until", (bucket,))]
             cur = c.execute("INSERT INTO ai_rate_log (bucket, until, tokens) VALUES (?, ?, ?)",

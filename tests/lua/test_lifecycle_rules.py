@@ -347,7 +347,7 @@ def test_os_exit_inside_a_task_fails_that_task_not_the_run(workflow_file, timeou
     assert code == 1 and doc["status"] == "failed"
     t = tasks_by_name(doc)
     assert t["quit"]["status"] == "failed"
-    assert t["quit"]["error"].startswith("os.exit(0) called inside a task")
+    assert f"{path}:" in t["quit"]["error"] and "os.exit(0) called inside a task" in t["quit"]["error"]
     assert t["after"]["status"] == "skipped"
     assert t["after"]["message"] == "dependency 'quit' failed"
     assert (t["other"]["status"], t["other"]["message"]) == ("success", "still here")
