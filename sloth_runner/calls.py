@@ -33,15 +33,9 @@ def handlers_for(run: Run) -> dict[str, Callable[..., Any]]:
             _require_net(run, service, method, args.get("provider"))
             call = CallContext(run.run_id, args.get("workflow"), args.get("task"),
                                args.get("deadline"))
-            spec, provider = args["spec"], args.get("provider")
             try:
-                if method == "complete":
-                    return service.complete(spec, call, progress, provider)
-                if method == "chat":
-                    return service.chat(spec, call, progress, provider)
-                if method == "decide":
-                    return service.decide(spec, call, provider)
-                return service.generate_code(spec, call, provider)
+                return service.request(method, args["spec"], call, progress,
+                                       args.get("provider"))
             except AIDeadline as exc:  # the task's deadline, not the provider's fault
                 raise TaskTimeout() from exc
         if method == "configure":

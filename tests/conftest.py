@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,25 @@ def cli_json(*args: str, **kwargs) -> tuple[int, dict]:
 
 def tasks_by_name(document: dict, workflow: int = 0) -> dict[str, dict]:
     return {t["name"]: t for t in document["workflows"][workflow]["tasks"]}
+
+
+def poll(condition, timeout: float) -> bool:
+    """True as soon as `condition()` holds; False if it still does not after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def gone_or_zombie(pid: int) -> bool:
+    """The process has ended (a zombie has ended too: only its parent has not reaped it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def serving(make):

@@ -192,6 +192,21 @@ class AIService:
 
         return decide.decide(self, spec, ctx, provider)
 
+    def request(self, kind: str, spec: Any, ctx: CallContext | None = None,
+                on_token: Callable[[str], None] | None = None,
+                provider: str | None = None) -> dict[str, Any]:
+        """One of complete, chat, decide or generate_code, by name (decide and generate_code
+        do not stream)."""
+        if kind == "complete":
+            return self.complete(spec, ctx, on_token, provider)
+        if kind == "chat":
+            return self.chat(spec, ctx, on_token, provider)
+        if kind == "decide":
+            return self.decide(spec, ctx, provider)
+        if kind == "generate_code":
+            return self.generate_code(spec, ctx, provider)
+        raise ValueError(f"the AI service has no call '{kind}'")
+
     def analyze_patterns(self, spec: dict[str, Any]) -> list[dict[str, Any]]:
         """Patterns in `data` (a list of attempt records) or in the recorded history."""
         from sloth_runner.analytics import patterns

@@ -39,25 +39,11 @@ class AIGateway:
         return {"workflow": ctx.workflow, "task": ctx.task, "deadline": ctx.deadline} if ctx \
             else {}
 
-    def complete(self, spec: Any, ctx: TaskContext | None = None, on_token: Any = None,
-                 provider: str | None = None) -> Any:
-        return self._call("complete", {"spec": spec, "provider": provider, **self._where(ctx)},
-                          on_token)
-
-    def chat(self, spec: Any, ctx: TaskContext | None = None, on_token: Any = None,
-             provider: str | None = None) -> Any:
-        return self._call("chat", {"spec": spec, "provider": provider, **self._where(ctx)},
-                          on_token)
-
-    def decide(self, spec: Any, ctx: TaskContext | None = None,
-               provider: str | None = None) -> Any:
-        return self._call("decide", {"spec": spec, "provider": provider, **self._where(ctx)},
-                          None)
-
-    def generate_code(self, spec: Any, ctx: TaskContext | None = None,
-                      provider: str | None = None) -> Any:
-        return self._call("generate_code", {"spec": spec, "provider": provider,
-                                            **self._where(ctx)}, None)
+    def request(self, kind: str, spec: Any, ctx: TaskContext | None = None,
+                on_token: Any = None, provider: str | None = None) -> Any:
+        """complete, chat, decide or generate_code, as AIService.request."""
+        return self._call(kind, {"spec": spec, "provider": provider, **self._where(ctx)},
+                          on_token if kind in ("complete", "chat") else None)
 
     def configure(self, values: dict[str, Any]) -> None:
         self._call("configure", {"values": values}, None)
@@ -94,14 +80,7 @@ def build_ai_module(rt: LuaRuntime, get_service: Callable[[], AIGateway],
             workflow, task = (ctx.workflow, ctx.task) if ctx else (None, None)
 
             def run(emit: Callable[[str], None] | None = None) -> Any:
-                service = get_service()
-                if kind == "complete":
-                    return service.complete(value, call, emit, provider)
-                if kind == "chat":
-                    return service.chat(value, call, emit, provider)
-                if kind == "decide":
-                    return service.decide(value, call, provider)
-                return service.generate_code(value, call, provider)
+                return get_service().request(kind, value, call, emit, provider)
 
             if not streaming or kind in ("generate_code", "decide"):
                 return lambda: run(None)

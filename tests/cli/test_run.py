@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import cli, cli_json, tasks_by_name
+from tests.conftest import cli, cli_json, gone_or_zombie, poll, tasks_by_name
 
 PIPELINE = '''
 workflow.define("ci", {
@@ -256,24 +256,6 @@ def test_sigterm_stops_tasks_and_records_interrupted(workflow_file, tmp_path):
     child = int(pidfile.read_text())
     assert poll(lambda: gone_or_zombie(child), 5), "task process survived"
     assert cli_json("history")[1]["runs"][0]["status"] == "interrupted"
-
-
-def poll(condition, timeout: float) -> bool:
-    """True as soon as `condition()` holds; False if it still does not after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def gone_or_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 def test_heavy_modules_are_not_imported(workflow_file):

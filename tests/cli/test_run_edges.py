@@ -12,25 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import cli_json, tasks_by_name
-
-
-def poll(condition, timeout: float) -> bool:
-    """True as soon as `condition()` holds; False if it still does not after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def gone_or_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
+from tests.conftest import cli_json, gone_or_zombie, poll, tasks_by_name
 
 
 def read_pid(path) -> int | None:
