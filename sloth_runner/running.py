@@ -105,8 +105,7 @@ class Run:
 
             self._ai = AIService(usage=lambda: AIUsageStore(self.store),
                                  notice=lambda text: self._events.log("warn", text, None, None),
-                                 scrubber=self.scrubber)
-            self._ai.run_id = self.run_id
+                                 scrubber=self.scrubber, run_id=self.run_id)
         return self._ai
 
     def _redacting(self, listener: Listener) -> Listener:

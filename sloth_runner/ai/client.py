@@ -60,7 +60,7 @@ class AIService:
                  environ: dict[str, str] | None = None, http_client: Any = None,
                  notice: Callable[[str], None] | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 scrubber: Any = None) -> None:
+                 scrubber: Any = None, run_id: str | None = None) -> None:
         self._usage_factory = usage
         self._usage: AIUsageStore | None = None
         self.environ = environ
@@ -71,7 +71,7 @@ class AIService:
         self.sleep = sleep
         self.configured: dict[str, Any] = {}
         self._scrubber = scrubber  # shared with log output, so placeholders agree in a run
-        self.run_id: str | None = None
+        self.run_id = run_id  # of the run this service belongs to, for usage rows and budgets
         self._settings: dict[str | None, AISettings] = {}
         self._providers: dict[str, Provider] = {}
         self._noticed: set[str] = set()

@@ -30,8 +30,7 @@ class ShellAction:
                                 cancel=ctx.cancel, spool=spool, memory_limit=limit,
                                 base_env=base))
         ctx.usage.add(result.cpu_s, result.max_rss_kb)
-        message = ""
-        if not result.success:
-            tail = result.stderr.strip().splitlines()
-            message = f"exit code {result.exit_code}" + (f": {tail[-1]}" if tail else "")
+        # Only the code: a line cut out of stderr here could be part of a secret that is only
+        # recognisable whole (a key block); reporters show the output's tail once scrubbed.
+        message = "" if result.success else f"exit code {result.exit_code}"
         return Outcome(result.success, message, result.as_dict(), exit_code=result.exit_code)

@@ -367,7 +367,6 @@ class LuaAction:
             return Outcome(False, error=str(message))
         py_outputs = to_python(outputs) if outputs is not None else None
         text = "" if message is None else str(to_python(message))
-        if exit_code is not None and not ok and not text:
-            stderr = (py_outputs or {}).get("stderr", "").strip().splitlines()
-            text = f"exit code {exit_code}" + (f": {stderr[-1]}" if stderr else "")
+        if exit_code is not None and not ok and not text:  # (its output's tail is shown)
+            text = f"exit code {exit_code}"
         return Outcome(bool(ok), text, py_outputs, exit_code=exit_code)

@@ -135,7 +135,7 @@ def test_dependents_of_a_shell_string_task_get_its_stdout_and_exit_code(run_lua)
     assert res["a"].status == "success"
     assert res["b"].message == "hello|0|warn\n"
     assert res["bad"].status == "failed"
-    assert res["look"].message == "failed|3|exit code 3: broken"
+    assert res["look"].message == "failed|3|exit code 3"
 
 
 # -- trigger rules --------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ def test_return_forms(run_lua):
     assert res["nothing"].status == "success"
     assert res["exec_ok"].status == "success" and res["exec_ok"].outputs["stdout"] == "hi\n"
     assert res["exec_bad"].status == "failed"
-    assert res["exec_bad"].error == "exit code 4: oops"
+    assert res["exec_bad"].error == "exit code 4"
+    assert res["exec_bad"].outputs["stderr"] == "oops\n"
     assert res["exec_bad"].outputs["exit_code"] == 4
     assert res["weird"].status == "failed" and "must return true or false" in res["weird"].error
     assert "outputs" in res["bad_outputs"].error
