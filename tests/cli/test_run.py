@@ -270,3 +270,17 @@ def test_heavy_modules_are_not_imported(workflow_file):
             "print('HEAVY', heavy, file=sys.stderr)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "HEAVY []" in proc.stderr, proc.stderr
+
+
+def test_a_parameter_that_is_not_utf8_reaches_lua_as_its_bytes(workflow_file):
+    path = workflow_file('''
+        task("p"):command(function(p) return true, "len " .. #p.x .. " byte " .. p.x:byte(2) end)
+            :build()
+        task("q"):command(function() return true end):build()
+    ''')
+    proc = subprocess.run([sys.executable, "-m", "sloth_runner", "run", "-f", path, "-o", "json",
+                           "--param", b"x=a\xffb"], capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    tasks = tasks_by_name(json.loads(proc.stdout))
+    assert tasks["p"]["message"] == "len 3 byte 255"  # the very bytes, not a replacement
+    assert tasks["q"]["status"] == "success"
