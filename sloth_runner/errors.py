@@ -124,3 +124,11 @@ def user_message(exc: BaseException) -> str:
     if isinstance(exc, SlothError | ValueError | TypeError | OSError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def is_internal(exc: BaseException) -> bool:
+    """Whether an exception means "could not run" (the store failed, a worker died, a bug of
+    ours) rather than "the task's request was wrong" (bad arguments, a failed command)."""
+    if isinstance(exc, StoreError | WorkerLost):
+        return True
+    return not isinstance(exc, SlothError | ValueError | TypeError | KeyError | OSError)

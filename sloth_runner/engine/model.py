@@ -147,7 +147,7 @@ class TaskContext:
     """Everything an action may want to know about the attempt it is running."""
 
     __slots__ = ("workflow", "task", "params", "deps", "attempt", "deadline", "cancel", "usage",
-                 "workdir", "env", "result", "held")
+                 "workdir", "env", "result", "held", "fault")
 
     def __init__(self, workflow: str, task: str, params: dict[str, Any],
                  deps: dict[str, dict[str, Any] | None], workdir: str | None = None,
@@ -166,6 +166,9 @@ class TaskContext:
         # What the task's actions hold for its whole life (a worker process, say), by name;
         # each value's release() is called once the task has concluded.
         self.held: dict[str, Any] = {}
+        # (message, traceback) of an internal failure met by the running action (the store
+        # failed, a bug): if the action then fails with it, that is an error, not a failure.
+        self.fault: tuple[str, str] | None = None
 
 
 class Task:

@@ -23,7 +23,7 @@ from sloth_runner.engine.model import (
     TaskInterrupted,
     TaskTimeout,
 )
-from sloth_runner.errors import LuaScriptError, ScriptExit, user_message
+from sloth_runner.errors import LuaScriptError, ScriptExit, is_internal, user_message
 from sloth_runner.lua.convert import to_lua, to_python
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
@@ -118,7 +118,15 @@ class BlockingOp:
         self.finish = finish
 
 
-error_message = user_message
+def error_message(exc: BaseException, ctx: TaskContext | None = None) -> str:
+    """The message a Lua caller sees; an internal failure is also noted on the task's context,
+    so that the task ends as an *error* (it could not run), not as a failure."""
+    message = user_message(exc)
+    if ctx is not None and is_internal(exc):
+        import traceback
+
+        ctx.fault = (message, "".join(traceback.format_exception(exc)))
+    return message
 
 
 class LuaRuntime:
@@ -184,7 +192,7 @@ class LuaRuntime:
             try:
                 result = fn(*args)
             except Exception as exc:
-                return (False, error_message(exc))
+                return (False, error_message(exc, self.current))
             if isinstance(result, tuple):
                 return (True, *result)
             return (True, result)
@@ -215,7 +223,7 @@ class LuaRuntime:
                 result = job()
             return (True, op.finish(self.current, result))
         except Exception as exc:
-            return (False, error_message(exc))
+            return (False, error_message(exc, self.current))
 
     # -- loading -------------------------------------------------------------------------------
     def run_file(self, source: str, chunkname: str, debug: bool = False) -> None:
@@ -286,7 +294,7 @@ class LuaRuntime:
             try:
                 job = op.prepare(ctx, *lua_args)
             except Exception as exc:
-                send = (False, error_message(exc))
+                send = (False, error_message(exc, ctx))
                 continue
             try:
                 value = yield job if isinstance(job, Blocking) else Blocking(job)
@@ -294,12 +302,12 @@ class LuaRuntime:
                 close()
                 raise
             except Exception as exc:
-                send = (False, error_message(exc))
+                send = (False, error_message(exc, ctx))
                 continue
             try:
                 send = (True, op.finish(ctx, value))
             except Exception as exc:
-                send = (False, error_message(exc))
+                send = (False, error_message(exc, ctx))
 
     def base_params(self, params: dict) -> Any:
         """The run's params as a Lua table, converted once per run, not once per task."""
@@ -346,11 +354,15 @@ class LuaAction:
                                               else {}))
                 else:
                     first = (params, result.error if result else None)
+        ctx.fault = None
         reply = yield from rt.drive(step, close, ctx, first)
         if reply[0] == "error":
             error = rt.full_paths(str(reply[1]))
             if len(reply) > 2 and reply[2] and rt.debug:
                 error += "\n" + str(reply[2])
+            fault = ctx.fault
+            if fault is not None and fault[0] in error:  # it ended on an internal failure
+                return Outcome(False, error=error, errored=True, trace=fault[1])
             return Outcome(False, error=error)
         values = reply[1:]
         if kind == "run_if" or kind == "abort_if":

@@ -195,3 +195,30 @@ def test_exec_errors_point_at_the_caller(run_lua):
     assert "wf.lua:3: exec.run: unknown option 'colour'" in res["t"].error
     assert "wf.lua:6: exec.run expects a command string" in res["tail"].error
     assert "wf.lua:11: invalid JSON" in res["sync"].error
+
+
+def test_a_module_failing_inside_is_an_error_of_the_task_not_a_failure(workflow_file, load):
+    path = workflow_file('''
+        task("broken"):command(function() return broken.call() end):build()
+        task("caught"):command(function()
+            local ok = pcall(broken.call)
+            return not ok, "went on"
+        end):build()
+        task("refused"):command(function() return broken.refuse() end):build()
+    ''')
+    run, _ = load(path)
+    rt = run._loaded.runtime
+
+    def call():  # a bug of ours (or a store that cannot be written): the task could not run
+        raise ZeroDivisionError("division by zero")
+
+    def refuse():  # a request that was wrong: the task ran and said no
+        raise ValueError("no such thing")
+
+    rt.install("broken", {"call": rt.wrap(call), "refuse": rt.wrap(refuse)})
+    tasks = {t.name: t for t in run.execute().workflows[0].tasks}
+    assert tasks["broken"].status == "error"
+    assert "ZeroDivisionError: division by zero" in tasks["broken"].error
+    assert "Traceback" in tasks["broken"].trace
+    assert tasks["caught"].status == "success"  # handled by the workflow: nothing went wrong
+    assert tasks["refused"].status == "failed" and "no such thing" in tasks["refused"].error
