@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from sloth_runner.cli.common import add_output, open_store, print_json
@@ -110,15 +111,21 @@ def _task(args: argparse.Namespace, store: Any, run_id: str) -> int:
 
 
 def _print_stream(name: str, text: str, spooled: Any, full: bool) -> None:
-    if full and isinstance(spooled, str):
-        try:  # past the in-memory cap, the whole output stayed in the run's spool file
-            with open(spooled, encoding="utf-8", errors="replace") as fh:
-                text = fh.read()
+    """A stream's last lines, or all of it with --full. Past the 1 MiB kept in memory (the
+    end of the output), the whole output is in the run's spool file."""
+    whole = None
+    if isinstance(spooled, str):
+        try:
+            whole = os.path.getsize(spooled)
+            if full:
+                with open(spooled, encoding="utf-8", errors="replace") as fh:
+                    text = fh.read()
         except OSError:
-            pass
+            whole = None
     lines = text.rstrip("\n").splitlines()
-    if not full and len(lines) > TAIL_LINES:
-        print(f"--- {name} (last {TAIL_LINES} of {len(lines)} lines; --full for all) ---")
+    if not full and (len(lines) > TAIL_LINES or whole is not None):
+        of = f"an output of {whole} bytes" if whole is not None else f"{len(lines)} lines"
+        print(f"--- {name} (last {min(TAIL_LINES, len(lines))} lines of {of}; --full for all) ---")
         lines = lines[-TAIL_LINES:]
     else:
         print(f"--- {name} ---")

@@ -230,12 +230,16 @@ def _install_state(rt: LuaRuntime, services: Services) -> None:
         """state.set(key, value [, {scrub = false}]): values are shown by `sloth-runner state`
         and read by other runs, so secrets in them are scrubbed like log lines; a value that
         must come back exactly (a token a later run needs) opts out."""
-        options = _opts(opts)
+        options = to_python(opts) if opts is not None else {}
+        if not isinstance(options, dict):
+            raise TypeError("state.set options must be a table like {scrub = false}")
         unknown = set(options) - {"scrub"}
         if unknown:
             raise ValueError(f"state.set: unknown option '{sorted(unknown)[0]}' (options: scrub)")
+        if not isinstance(options.get("scrub", True), bool):
+            raise TypeError("state.set: scrub must be true or false")
         value = to_python(v)
-        if options.get("scrub", True) is not False:
+        if options.get("scrub", True):
             value = _scrubbed(value, services.scrubber)
         state().set(key(k), value)
         return True

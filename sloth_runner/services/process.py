@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 # Process groups of the commands running now, for an emergency stop from another thread.
 LIVE: set[int] = set()
-OUTPUT_CAP_BYTES = 1 << 20  # per stream, kept in memory; the rest stays in the spool file
+OUTPUT_CAP_BYTES = 1 << 20  # per stream, its end kept in memory; all of it in the spool file
 KILL_GRACE_S = 1.0
 _SHELL = next((s for s in ("/bin/bash", "/usr/bin/bash") if os.path.exists(s)), "/bin/sh")
 
@@ -208,10 +208,16 @@ def _terminate_group(pgid: int) -> None:
 
 
 def _collect(path: str, cap: int) -> tuple[str, str | None]:
-    """Read up to `cap` bytes; keep the file (and return its path) only if there was more."""
+    """The output, whole if it fits in `cap` bytes (the file is then removed); otherwise its
+    *last* `cap` bytes, where a failing command says what went wrong, and the file's path,
+    which holds all of it."""
     size = os.path.getsize(path)
     with open(path, "rb") as fh:
-        data = fh.read(cap)
+        if size <= cap:
+            data = fh.read()
+        else:
+            fh.seek(size - cap)
+            data = fh.read(cap).lstrip(bytes(range(0x80, 0xC0)))  # no half character
     if size <= cap:
         os.unlink(path)
         return data.decode("utf-8", "replace"), None
