@@ -73,6 +73,7 @@ class Run:
         self._loaded: Any = None
         self._services: Any = None
         self._recorder: Any = None
+        self._handlers: dict[str, Callable[..., Any]] | None = None
         self._guarded: dict[int, Any] = {}
         self._watchdog: Any = None
         self._events: Listener = self._redacting(self.listener)
@@ -80,6 +81,15 @@ class Run:
         self.interrupted: str | None = None
 
     # -- parts, made on first use ---------------------------------------------------------------
+    @property
+    def handlers(self) -> dict[str, Callable[..., Any]]:
+        """What Lua code may ask of the run (the AI service), by service name."""
+        if self._handlers is None:
+            from sloth_runner.calls import handlers_for
+
+            self._handlers = handlers_for(self)
+        return self._handlers
+
     @property
     def store(self) -> Store:
         if self._store is None:
@@ -128,14 +138,11 @@ class Run:
     def load(self) -> list[Workflow]:
         """Load the file and build the engine's workflows; fork the zygote if a task needs
         workers. Top-level code runs now, with its logs and AI calls served as in a task."""
-        from sloth_runner.calls import handlers_for
         from sloth_runner.lua.ai_module import AIGateway
         from sloth_runner.lua.loader import load_file
         from sloth_runner.lua.services import Services
 
         self._guard()
-        self.handlers = handlers_for(self)
-        ai = self.handlers["ai"]
         state: dict[str, Any] = {}
 
         def state_store() -> Any:
@@ -147,7 +154,8 @@ class Run:
 
         self._services = Services(
             _Forward(self), state_store, self.spool,
-            lambda: AIGateway(lambda method, args, on_token: ai(method, args, None, on_token)),
+            lambda: AIGateway(lambda method, args, on_token: self.handlers["ai"](
+                method, args, None, on_token)),
             params=self.params, grants=self.grants, scrubber=lambda: self.scrubber)
         self._loaded = load_file(self.path, self._services, sandbox=self.sandbox,
                                  debug=self.debug)

@@ -3,7 +3,6 @@ listen to the same stream, so output formats never leak into the scheduler."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 from sloth_runner.engine.model import AttemptRecord, TaskResult, Workflow, WorkflowResult
@@ -110,11 +109,11 @@ class Redacting(Listener):
 
     def attempt_finished(self, record: AttemptRecord) -> None:
         if record.message or record.error or record.outputs:
-            clean = copy.copy(record)
-            clean.message = self._deep(record.message)
-            clean.error = self._deep(record.error)
-            clean.outputs = self._deep(record.outputs)
-            record = clean
+            r = record
+            record = AttemptRecord(r.workflow, r.task, r.attempt, r.status, r.started_at,
+                                   r.ended_at, self._deep(r.message), self._deep(r.error),
+                                   r.exit_code, self._deep(r.outputs), r.cpu_s, r.max_rss_kb,
+                                   r.final)
         self.inner.attempt_finished(record)
 
     def task_finished(self, workflow: str, result: TaskResult) -> None:
@@ -123,18 +122,15 @@ class Redacting(Listener):
     def result(self, result: TaskResult) -> TaskResult:
         if not (result.message or result.error or result.outputs or result.trace):
             return result
-        clean = copy.copy(result)
-        clean.message = self._deep(result.message)
-        clean.error = self._deep(result.error)
-        clean.outputs = self._deep(result.outputs)
-        clean.trace = self._deep(result.trace)
-        return clean
+        r = result
+        return TaskResult(r.name, r.status, r.attempts, r.duration_s, self._deep(r.message),
+                          self._deep(r.outputs), self._deep(r.error), self._deep(r.trace))
 
     def workflow_finished(self, result: WorkflowResult) -> None:
-        clean = copy.copy(result)
-        clean.tasks = [self.result(t) for t in result.tasks]
-        clean.error = self._deep(result.error)
-        self.inner.workflow_finished(clean)
+        r = result
+        self.inner.workflow_finished(WorkflowResult(
+            r.name, r.status, [self.result(t) for t in r.tasks], r.duration_s,
+            self._deep(r.error)))
 
     def log(self, level: str, message: str, workflow: str | None, task: str | None) -> None:
         self.inner.log(level, self._deep(message), workflow, task)

@@ -20,7 +20,6 @@ from sloth_runner.lua.convert import to_python
 from sloth_runner.lua.modules import install_core_modules
 from sloth_runner.lua.runtime import LuaAction, LuaRuntime
 from sloth_runner.lua.services import Services
-from sloth_runner.sizes import parse_size
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
 if TYPE_CHECKING:
@@ -124,6 +123,8 @@ def _task(rt: LuaRuntime, workflow: str, spec: Any, actions: dict[tuple[str, str
         elif key == "env":
             d[key] = {str(k): str(v) for k, v in to_python(value).items()}
         elif key == "memory_limit":
+            from sloth_runner.sizes import parse_size
+
             try:
                 d[key] = parse_size(value)
             except ValueError as exc:
