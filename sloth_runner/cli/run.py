@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace, params: dict[str, Any], grants: tuple[str, ..
 
     reporter = make_reporter(args.output, debug=args.debug)
     with Run(args.file, params=params, listener=reporter, sandbox=args.sandbox, grants=grants,
-             debug=args.debug, force=args.force) as run:
+             debug=args.debug, force=args.force, process_ends=True) as run:
         run.load()
         warn(run.warnings)
         workflows = [_workflow(run, name) for name in args.workflows] or run.workflows
