@@ -18,7 +18,10 @@ import os
 from sloth_runner.errors import IntegrationError
 from sloth_runner.lua.convert import lua_type, to_python
 from sloth_runner.lua.runtime import BlockingOp, LuaRuntime
-from sloth_runner.services import aws, git, hostmetrics, notify
+from sloth_runner.services import git, notify
+
+# services/aws.py and services/hostmetrics.py are imported on first call: a run that does not
+# use them does not pay for them at start-up.
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,7 +43,7 @@ def install_integrations(rt: LuaRuntime, services: Services) -> None:
         return _health_job(ctx, options, grants)
 
     rt.install("monitoring", {
-        "get_load_metrics": rt.wrap(lambda: rt.table(hostmetrics.load_metrics())),
+        "get_load_metrics": rt.wrap(lambda: rt.table(_hostmetrics().load_metrics())),
         "get_health": rt.blocking("monitoring.get_health", BlockingOp(health, _as_table(rt))),
     })
     _install_notifications(rt, services)
@@ -99,7 +102,7 @@ def _health_job(ctx: TaskContext | None, options: Any, grants: Grants) -> Callab
     if urls:
         hosts = ", ".join(sorted({_host(str(u)) for u in urls}))
         grants.require("net", f"monitoring.get_health of URLs ({hosts})")
-    return lambda: hostmetrics.health(urls, float(timeout))
+    return lambda: _hostmetrics().health(urls, float(timeout))
 
 
 def _install_notifications(rt: LuaRuntime, services: Services) -> None:
@@ -132,14 +135,33 @@ def _install_notifications(rt: LuaRuntime, services: Services) -> None:
     })
 
 
+def _hostmetrics() -> Any:
+    from sloth_runner.services import hostmetrics
+
+    return hostmetrics
+
+
 def _install_aws(rt: LuaRuntime, services: Services) -> None:
-    client = aws.AWSClient()
+    made: list[Any] = []
     grants = services.grants
 
-    def windowed(name: str, fn: Callable[[float], Any]) -> Any:
-        def prepare(ctx: TaskContext | None, window: Any = None) -> Callable[[], Any]:
+    def client() -> Any:
+        if not made:
+            from sloth_runner.services import aws
+
+            made.append(aws.AWSClient())
+        return made[0]
+
+    def window(value: Any, default: str | None = None) -> float:
+        from sloth_runner.services import aws
+
+        return aws.window_seconds(value, default) if default else aws.window_seconds(value)
+
+    def windowed(name: str, method: str) -> Any:
+        def prepare(ctx: TaskContext | None, period: Any = None) -> Callable[[], Any]:
             grants.require("net", f"aws.{name}")
-            seconds = aws.window_seconds(window)
+            seconds = window(period)
+            fn = getattr(client(), method)
             return lambda: fn(seconds)
 
         return rt.blocking(f"aws.{name}", BlockingOp(prepare, _as_table(rt)))
@@ -155,31 +177,32 @@ def _install_aws(rt: LuaRuntime, services: Services) -> None:
         unknown = set(opts) - {"instance_type", "restart", "dry_run", "wait"}
         if unknown:
             raise ValueError(f"aws.ec2.modify_instance: unknown option '{sorted(unknown)[0]}'")
-        wait = aws.window_seconds(opts.get("wait"), "10m")
-        return lambda: client.modify_instance(instance_id, opts["instance_type"],
-                                              bool(opts.get("restart", True)),
-                                              bool(opts.get("dry_run", False)), wait)
+        wait = window(opts.get("wait"), "10m")
+        aws = client()
+        return lambda: aws.modify_instance(instance_id, opts["instance_type"],
+                                           bool(opts.get("restart", True)),
+                                           bool(opts.get("dry_run", False)), wait)
 
     def configure(settings: Any) -> bool:
         value = to_python(settings)
         if not isinstance(value, dict):
             raise TypeError("aws.configure expects a table {region, profile, endpoint_url}")
-        client.configure(value)
+        client().configure(value)
         return True
 
     rt.install("aws", {
         "configure": rt.wrap(configure),
         "ec2": rt.lua.table_from({
             "get_utilization_metrics": windowed("ec2.get_utilization_metrics",
-                                                client.ec2_utilization),
+                                                "ec2_utilization"),
             "modify_instance": rt.blocking("aws.ec2.modify_instance", BlockingOp(modify,
                                                                                  _as_table(rt))),
         }),
         "rds": rt.lua.table_from({
             "get_performance_metrics": windowed("rds.get_performance_metrics",
-                                                client.rds_performance),
+                                                "rds_performance"),
         }),
-        "billing": rt.lua.table_from({"get_costs": windowed("billing.get_costs", client.costs)}),
+        "billing": rt.lua.table_from({"get_costs": windowed("billing.get_costs", "costs")}),
     })
 
 
