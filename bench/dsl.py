@@ -1,7 +1,8 @@
 """Cost of defining tasks with the fluent DSL, per task (target: <= 5 us).
 
 Measures executing a Lua file that defines N tasks (`task(..):command(fn):depends_on(..):build()`)
-in a fresh runtime, then the whole load including conversion into engine objects.
+in a fresh runtime, then the whole load as a run does it (`Run.load()`: runtime, DSL, the
+description of each task, engine objects, DAG checks).
 
     python bench/dsl.py --tasks 10000 --rounds 5
 """
@@ -14,9 +15,10 @@ import tempfile
 import time
 
 from sloth_runner.engine.events import Listener
-from sloth_runner.lua.loader import load_file
-from sloth_runner.lua.modules import Services, install_core_modules
+from sloth_runner.lua.modules import install_core_modules
 from sloth_runner.lua.runtime import LuaRuntime
+from sloth_runner.lua.services import Services
+from sloth_runner.running import Run
 
 
 def source(n: int) -> str:
@@ -34,7 +36,7 @@ def main() -> int:
     src = source(args.tasks)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(src)
-    services = Services(Listener(), lambda: None, tempfile.gettempdir())
+    services = Services(Listener(), lambda: None, tempfile.gettempdir(), lambda: None)
     define, whole = [], []
     for _ in range(args.rounds):
         rt = LuaRuntime()
@@ -43,8 +45,9 @@ def main() -> int:
         rt.run_file(src, "bench.lua")
         define.append((time.perf_counter() - start) / args.tasks * 1e6)
         start = time.perf_counter()
-        load_file(fh.name, services)
-        whole.append((time.perf_counter() - start) / args.tasks * 1e6)
+        with Run(fh.name) as run:
+            run.load()
+            whole.append((time.perf_counter() - start) / args.tasks * 1e6)
     print(f"{args.tasks} tasks, {args.rounds} rounds, medians: "
           f"Lua DSL {statistics.median(define):.2f} us/task (best {min(define):.2f}); "
           f"whole load (runtime, DSL, conversion, DAG checks) {statistics.median(whole):.2f} us/task "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sloth_runner.store import Store
 from sloth_runner.store.state import StateStore
 
@@ -125,3 +127,21 @@ def test_sanitize_data_from_lua(run_lua):
     assert t.message == "[REDACTED:custom:1] and mail [REDACTED:email:1]"
     assert t.outputs == {"n": 2, "type": "email", "hidden": "ops@example.com",
                          "back": "token=abc123secret and mail ops@example.com"}
+
+
+@pytest.mark.parametrize("where", ["", ':timeout("10s")'])  # main process, then a worker
+def test_relative_fs_paths_are_relative_to_the_tasks_workdir(run_lua, tmp_path, monkeypatch,
+                                                               where):
+    (tmp_path / "wd").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    res, _ = run_lua(f'''
+        task("w"):workdir("{tmp_path / "wd"}"){where}:command(function()
+            fs.write("note.txt", "hi")
+            fs.mkdir("sub")
+            return fs.exists("note.txt") and fs.read("note.txt") == "hi", table.concat(fs.ls("."), ",")
+        end):build()
+    ''')
+    assert res["w"].status == "success" and res["w"].message == "note.txt,sub"
+    assert (tmp_path / "wd" / "note.txt").read_text() == "hi"
+    assert not (tmp_path / "elsewhere" / "note.txt").exists()
