@@ -45,9 +45,9 @@ def run(path: str, *, workflows: list[str] | None = None, tasks: list[str] | Non
         force: bool = False, listener: Listener | None = None) -> RunResult:
     """Run a file's workflows (all, or those named; with `tasks`, only those tasks and what
     they depend on) and return the RunResult. `values` is a mapping or a YAML file's path;
-    `params` win over it. Recorded in history like any run. A file that cannot be loaded
-    raises sloth_runner.errors.LoadError; a failing task is a result, not an exception."""
-    from sloth_runner.errors import UsageError
+    `params` win over it. Recorded in history like any run. A file that cannot be loaded, or
+    that has no workflow of a given name, raises sloth_runner.errors.LoadError; a failing task
+    is a result, not an exception."""
     from sloth_runner.running import Run
 
     merged: dict[str, Any] = {}
@@ -60,18 +60,8 @@ def run(path: str, *, workflows: list[str] | None = None, tasks: list[str] | Non
     merged.update(params or {})
     with Run(path, params=merged, listener=listener, sandbox=sandbox, grants=allow,
              force=force) as r:
-        chosen = r.load()
-        if workflows:
-            known = {wf.name: wf for wf in chosen}
-            missing = [name for name in workflows if name not in known]
-            if missing:
-                raise UsageError(f"{path}: no workflow named '{missing[0]}'")
-            chosen = [known[name] for name in workflows]
-        if tasks:
-            from sloth_runner.engine.dag import select_tasks
-
-            chosen = select_tasks(chosen, tasks)
-        return r.execute(chosen, max_parallel=max_parallel)
+        r.load()
+        return r.execute(r.select(workflows, tasks), max_parallel=max_parallel)
 
 
 def history(limit: int = 20) -> list[dict[str, Any]]:

@@ -1,11 +1,11 @@
-"""What worker processes may ask of the run they belong to: the AI service.
+"""What worker processes may ask of the run they belong to: the AI service, and scrubbing.
 
 An AI call that would go over the network is refused here under `--sandbox` without
 `--allow net`, so the check holds for tasks in this process and in workers alike.
 
 AI calls are answered here, in the parent, so a run has one scrubber (placeholders agree
 between a prompt and `ai.restore`), one budget, one rate limiter and one loaded model, however
-many workers call. Each handler takes (method, args, ctx, progress) and returns plain values.
+many workers call. Each handler takes (method, args, progress) and returns plain values.
 """
 
 from __future__ import annotations
@@ -15,15 +15,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from sloth_runner.engine.model import TaskContext
     from sloth_runner.running import Run
 
 _CALLS = ("complete", "chat", "decide", "generate_code")
 
 
 def handlers_for(run: Run) -> dict[str, Callable[..., Any]]:
-    def ai(method: str, args: dict[str, Any], ctx: TaskContext | None,
-           progress: Callable[[Any], None] | None) -> Any:
+    def ai(method: str, args: dict[str, Any], progress: Callable[[Any], None] | None) -> Any:
         from sloth_runner.ai.client import CallContext
         from sloth_runner.ai.errors import AIDeadline
         from sloth_runner.engine.model import TaskTimeout
@@ -57,7 +55,13 @@ def handlers_for(run: Run) -> dict[str, Callable[..., Any]]:
             return service.analyze_patterns(args.get("spec") or {})
         raise ValueError(f"the AI service has no call '{method}'")
 
-    return {"ai": ai}
+    def run_service(method: str, args: dict[str, Any],
+                    progress: Callable[[Any], None] | None) -> Any:
+        if method == "scrub":  # for a worker: the run's placeholders, the run's known secrets
+            return run.scrub(str(args["text"]))
+        raise ValueError(f"the run has no call '{method}'")
+
+    return {"ai": ai, "run": run_service}
 
 
 def _require_net(run: Run, service: Any, method: str, provider: str | None) -> None:

@@ -51,15 +51,13 @@ class Grants:
         if message is not None:
             raise NotGranted(message)
 
-    def process_env(self, extra: dict[str, str] | None = None) -> dict[str, str] | None:
-        """The complete environment of a process a workflow starts, or None when it may
-        inherit this process's whole environment (env granted, or no sandbox): the SAFE_ENV
-        variables that are set, plus `extra` (the task's :env{} and the call's env option)."""
+    def process_env(self) -> dict[str, str] | None:
+        """The environment a process a workflow starts builds on (its task's :env{} and the
+        call's env are added to it), or None when it may inherit this process's whole
+        environment (env granted, or no sandbox): the SAFE_ENV variables that are set."""
         if "env" in self.allowed:
             return None
-        env = {name: value for name, value in os.environ.items() if name in SAFE_ENV}
-        env.update(extra or {})
-        return env
+        return {name: value for name, value in os.environ.items() if name in SAFE_ENV}
 
     def describe(self) -> str:
         """For history: '' without the sandbox, else 'sandbox' plus the grants."""

@@ -20,9 +20,9 @@ import threading
 
 from sloth_runner import paths
 from sloth_runner.engine import dag
-from sloth_runner.engine.events import Broadcast, Listener, Redacting
+from sloth_runner.engine.events import Broadcast, Listener, Redacting, map_strings
 from sloth_runner.engine.model import Task, Workflow
-from sloth_runner.errors import UsageError
+from sloth_runner.errors import LoadError, LuaScriptError, UsageError
 from sloth_runner.grants import KINDS, Grants
 from sloth_runner.store.runs import new_run_id
 
@@ -34,12 +34,13 @@ if TYPE_CHECKING:
     from sloth_runner.ai.client import AIService
     from sloth_runner.engine.runner import RunResult
     from sloth_runner.engine.scheduler import Scheduler
-    from sloth_runner.isolation.pool import WorkerPool, Zygote
+    from sloth_runner.isolation.pool import WorkerPool
     from sloth_runner.store import Store
 
 
 
 _GUARDING: Run | None = None  # the run that owns this process's signal handlers
+_REMEMBER_FROM = 1024  # characters: shorter texts are scrubbed again, it costs less than a lookup
 # description field -> Task attribute, for the actions and for the fields taken as they are
 _ACTIONS = {"command": "action", "run_if": "run_if", "abort_if": "abort_if",
             "on_success": "on_success", "on_failure": "on_failure"}
@@ -77,12 +78,13 @@ class Run:
         self._store: Store | None = None
         self._scrubber: Any = None
         self._ai: AIService | None = None
-        self._zygote: Zygote | None = None
         self._pool: WorkerPool | None = None
+        self._isolated: set[int] = set()  # id() of the tasks whose actions run in workers
         self._loaded: Any = None
         self._services: Any = None
         self._recorder: Any = None
         self._handlers: dict[str, Callable[..., Any]] | None = None
+        self._scrubbed: dict[str, str] = {}  # long texts already scrubbed (see scrub)
         self._guarded: dict[int, Any] = {}
         self._watchdog: Any = None
         self._events: Listener = self._redacting(self.listener)
@@ -131,17 +133,23 @@ class Run:
         return Redacting(listener, self.scrub, lambda: self.scrubber.stream())
 
     def scrub(self, text: str) -> str:
-        return str(self.scrubber.scrub(text)[0]) if text else text
+        """`text` without secrets. The same output reaches the reporter, the history and the
+        JSON document (an attempt, its task's result, the workflow's): a long text is scrubbed
+        once and remembered."""
+        if not text:
+            return text
+        if len(text) < _REMEMBER_FROM:
+            return str(self.scrubber.scrub(text)[0])
+        clean = self._scrubbed.get(text)
+        if clean is None:
+            if len(self._scrubbed) >= 64:
+                self._scrubbed.clear()
+            clean = self._scrubbed[text] = str(self.scrubber.scrub(text)[0])
+        return clean
 
     def redact(self, value: Any) -> Any:
         """`value` with every string scrubbed, for anything printed, returned or stored."""
-        if isinstance(value, str):
-            return self.scrub(value)
-        if isinstance(value, dict):
-            return {k: self.redact(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.redact(v) for v in value]
-        return value
+        return map_strings(value, self.scrub)
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self) -> list[Workflow]:
@@ -164,10 +172,16 @@ class Run:
         self._services = Services(
             _Forward(self), state_store, self.spool,
             lambda: AIGateway(lambda method, args, on_token: self.handlers["ai"](
-                method, args, None, on_token)),
+                method, args, on_token)),
             params=self.params, grants=self.grants, scrubber=lambda: self.scrubber)
-        self._loaded = load_file(self.path, self._services, sandbox=self.sandbox,
-                                 debug=self.debug)
+        try:
+            self._loaded = load_file(self.path, self._services, sandbox=self.sandbox,
+                                     debug=self.debug)
+        except LoadError as exc:  # its text may quote a secret (`error("token=...")`)
+            clean = self.scrub(str(exc))
+            if clean == str(exc):
+                raise
+            raise type(exc)(clean) from None  # the cause would quote it again
         self.warnings = list(self._loaded.warnings)  # the CLI prints them on stderr
         self.workflows = [self._workflow(d) for d in self._loaded.workflows]
         for wf in self.workflows:
@@ -175,14 +189,14 @@ class Run:
         return self.workflows
 
     def _workers(self) -> WorkerPool:
-        """The pool, with its zygote forked on first need (right after loading, in practice)."""
+        """The pool and its zygote. `execute` makes it before the scheduler starts a thread,
+        if a chosen task needs workers; `list`, `--dry-run` and in-process runs never fork."""
         if self._pool is None:
             from sloth_runner.isolation.pool import WorkerPool, Zygote
             from sloth_runner.lua.host import zygote_main
 
             loaded, services = self._loaded, self._services
-            self._zygote = Zygote(lambda sock: zygote_main(sock, loaded, services))
-            self._pool = WorkerPool(self._zygote)
+            self._pool = WorkerPool(Zygote(lambda sock: zygote_main(sock, loaded, services)))
         return self._pool
 
     def _workflow(self, d: dict[str, Any]) -> Workflow:
@@ -203,6 +217,8 @@ class Run:
         limit = d.get("memory_limit")
         isolated = workflow_bounded or "timeout" in d or limit is not None
         task = Task(name, _no_command, tuple(d.get("depends_on", ())), location=where)
+        if isolated:
+            self._isolated.add(id(task))
         for key, value in d.items():
             if key in _ACTIONS:
                 setattr(task, _ACTIONS[key], self._action(workflow, name, key, value.get("shell"),
@@ -226,8 +242,8 @@ class Run:
         if isolated:
             from sloth_runner.isolation.pool import WorkerAction
 
-            return WorkerAction(self._workers(), self._forward, self.handlers, kind, task, shell,
-                                limit)
+            return WorkerAction(self._workers, self._forward, lambda: self.handlers, kind, task,
+                                shell, limit)
         if shell is not None:
             from sloth_runner.engine.shell import ShellAction
 
@@ -235,17 +251,27 @@ class Run:
         return self._loaded.actions[(workflow, task, kind)]
 
     def _hook(self, workflow: str, kind: str) -> Callable[..., Any]:
-        """on_start(params) / on_complete(success, result), in this process's Lua state."""
-        rt = self._loaded.runtime
-        fn = self._loaded.actions[(workflow, "", kind)].fn
+        """on_start(params) / on_complete(success, results), run like a task's action in this
+        process (so Ctrl-C stops a loop in them, as in a task), outside the scheduler."""
+        from sloth_runner.engine.lifecycle import run_now
+        from sloth_runner.engine.model import TaskContext, TaskInterrupted, TaskResult
+
+        action = self._loaded.actions[(workflow, "", kind)]
 
         def call(*args: Any) -> Any:
-            if kind == "on_start":
-                return rt.call_plain(fn, rt.table(args[0]))
-            success, result = args
-            results = {t.name: {"status": t.status, "message": t.message, "error": t.error,
-                                "outputs": t.outputs} for t in result.tasks}
-            return rt.call_plain(fn, success, rt.table(results))
+            ctx = TaskContext(workflow, "", self.params, {})
+            if kind == "on_complete":
+                success, result = args
+                ctx.result = TaskResult("", "success" if success else "failed", outputs={
+                    t.name: {"status": t.status, "message": t.message, "error": t.error,
+                             "outputs": t.outputs} for t in result.tasks})
+            try:
+                outcome = run_now(action, ctx)
+            except TaskInterrupted as exc:  # the run's handler stopped its Lua code
+                raise KeyboardInterrupt(str(exc)) from exc
+            if outcome.error:
+                raise LuaScriptError(outcome.error)
+            return None if outcome.success else False
 
         return call
 
@@ -255,6 +281,23 @@ class Run:
             self._events.log(*item[1:])
         else:
             self._events.stream(*item[1:])
+
+    def select(self, workflows: list[str] | None = None, tasks: list[str] | None = None
+               ) -> list[Workflow]:
+        """The workflows named (all, in file order, by default), reduced to `tasks` and what
+        they depend on if given: what `run` runs, for the CLI and the Python API alike."""
+        chosen = self.workflows
+        if workflows:
+            known = {wf.name: wf for wf in self.workflows}
+            for name in workflows:
+                if name not in known:
+                    names = ", ".join(known) or "none"
+                    raise LoadError(f"{self.path}: no workflow named '{name}' (workflows: "
+                                    f"{names})")
+            chosen = [known[name] for name in workflows]
+        if tasks:
+            chosen = dag.select_tasks(chosen, tasks)
+        return chosen
 
     # -- running ---------------------------------------------------------------------------------
     def execute(self, workflows: list[Workflow] | None = None,
@@ -271,11 +314,15 @@ class Run:
         self._recorder = recorder
         status, error = "failed", None
         self._guard()
+        if any(id(t) in self._isolated for wf in chosen for t in wf.tasks):
+            self._workers()  # now, before the scheduler starts any thread
         try:
             result = run_workflows(chosen, run_id=self.run_id, params=self.params,
                                    max_parallel=max_parallel, listener=self._events,
                                    freshness=self._freshness(chosen),
                                    on_scheduler=self._set_scheduler)
+            if self.interrupted:  # even after the last task ended: it was asked for
+                result.status = "interrupted"
             status = result.status
             error = f"run {self.interrupted}" if self.interrupted else None
             return result
@@ -445,11 +492,9 @@ class _OutputGuard(Listener):
     def __init__(self, inner: Listener, closed: Callable[[], None]) -> None:
         self.inner = inner
         self.closed = closed
-        self.muted = False
 
     def _broken(self) -> None:
-        self.muted = True
-        self.inner = Listener()
+        self.inner = Listener()  # nothing more to write to
         self.closed()
 
     def workflow_started(self, workflow: Workflow) -> None:
@@ -504,4 +549,4 @@ class _OutputGuard(Listener):
         try:
             self.inner.close()
         except BrokenPipeError:
-            self.muted = True
+            self.inner = Listener()

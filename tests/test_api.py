@@ -75,9 +75,9 @@ def test_run_returns_statuses_and_outputs_with_params_winning_over_values(two_wo
     assert tasks["b"].outputs == {"from_a": "prod"}
 
 
-def test_run_of_an_unknown_workflow_raises_usage_error(two_workflows):
+def test_run_of_an_unknown_workflow_raises_load_error_as_the_cli_exits_2(two_workflows):
     path, _ = two_workflows
-    with pytest.raises(UsageError, match="no workflow named 'nope'"):
+    with pytest.raises(LoadError, match="no workflow named 'nope'"):
         sloth_runner.run(path, workflows=["one", "nope"])
     assert sloth_runner.history() == []
 

@@ -118,8 +118,7 @@ def _print_stream(name: str, text: str, spooled: Any, full: bool) -> None:
         try:
             whole = os.path.getsize(spooled)
             if full:
-                with open(spooled, encoding="utf-8", errors="replace") as fh:
-                    text = fh.read()
+                text = _scrubbed_file(spooled)
         except OSError:
             whole = None
     lines = text.rstrip("\n").splitlines()
@@ -131,3 +130,17 @@ def _print_stream(name: str, text: str, spooled: Any, full: bool) -> None:
         print(f"--- {name} ---")
     for line in lines:
         print(line)
+
+
+def _scrubbed_file(path: str) -> str:
+    """A spool file is the command's raw output (the history keeps only its scrubbed end):
+    it is scrubbed as a stream, so a secret split between two reads is still found."""
+    from sloth_runner.scrub import Scrubber
+
+    stream = Scrubber().stream()
+    parts = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), ""):
+            parts.append(stream.feed(chunk))
+    parts.append(stream.flush())
+    return "".join(parts)

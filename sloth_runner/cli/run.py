@@ -56,7 +56,6 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, params: dict[str, Any], grants: tuple[str, ...]) -> int:
-    from sloth_runner.engine.dag import select_tasks
     from sloth_runner.reporting import make_reporter
     from sloth_runner.running import Run
 
@@ -65,9 +64,7 @@ def _run(args: argparse.Namespace, params: dict[str, Any], grants: tuple[str, ..
              debug=args.debug, force=args.force, process_ends=True) as run:
         run.load()
         warn(run.warnings)
-        workflows = [_workflow(run, name) for name in args.workflows] or run.workflows
-        if args.task:
-            workflows = select_tasks(workflows, args.task)
+        workflows = run.select(args.workflows, args.task)
         if not workflows:  # a script: its top-level code has run, and that is all it asked for
             if args.output == "json":
                 print_json({"run_id": None, "status": "success", "workflows": []})
@@ -95,14 +92,6 @@ def exit_code(result: Any) -> int:
         return 0
     statuses = {t.status for wf in result.workflows for t in wf.tasks}
     return 4 if ERROR in statuses and not statuses & {"failed", "timeout"} else 1
-
-
-def _workflow(run: Any, name: str) -> Any:
-    for wf in run.workflows:
-        if wf.name == name:
-            return wf
-    names = ", ".join(w.name for w in run.workflows) or "none"
-    raise LoadError(f"{run.path}: no workflow named '{name}' (workflows: {names})")
 
 
 def _dry_run(args: argparse.Namespace, workflows: list) -> int:

@@ -12,6 +12,18 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+def map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    """`value` (plain data: dicts, lists, scalars) with `fn` applied to every non-empty string:
+    how a whole result is scrubbed before it is shown or stored."""
+    if isinstance(value, str):
+        return fn(value) if value else value
+    if isinstance(value, dict):
+        return {k: map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [map_strings(v, fn) for v in value]
+    return value
+
+
 class Listener:
     """No-op base: subclasses override what they care about."""
 
@@ -93,13 +105,7 @@ class Redacting(Listener):
         self._streams: dict[tuple[str | None, str | None], Any] = {}
 
     def _deep(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.scrub(value) if value else value
-        if isinstance(value, dict):
-            return {k: self._deep(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self._deep(v) for v in value]
-        return value
+        return map_strings(value, self.scrub)
 
     def workflow_started(self, workflow: Workflow) -> None:
         self.inner.workflow_started(workflow)

@@ -77,8 +77,37 @@ def drive(action: Action, ctx: TaskContext) -> Generator[Request, Any, Outcome]:
     except Exception as exc:
         import traceback
 
-        return Outcome(False, error=f"{type(exc).__name__}: {exc}", errored=True,
+        from sloth_runner.errors import user_message
+
+        return Outcome(False, error=user_message(exc), errored=True,
                        trace=traceback.format_exc())
+
+
+def run_now(action: Action, ctx: TaskContext) -> Outcome:
+    """Run an action to its Outcome on this thread, outside any scheduler: blocking requests
+    simply block (a worker process, a workflow hook). TaskTimeout and TaskInterrupted raised by
+    the action propagate."""
+    program = drive(action, ctx)
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            request = program.throw(error) if error is not None else program.send(value)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        value, error = None, None
+        try:
+            if isinstance(request, Blocking):
+                value = request.fn(request.progress) if request.progress is not None \
+                    else request.fn()
+            elif isinstance(request, Sleep):
+                time.sleep(max(0.0, request.seconds))
+            else:
+                raise TypeError(f"an action outside a scheduler cannot wait on {request!r}")
+        except (TaskTimeout, TaskInterrupted):
+            raise
+        except Exception as exc:
+            error = exc
 
 
 def task_program(

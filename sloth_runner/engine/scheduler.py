@@ -61,7 +61,7 @@ _INTERRUPT = object()
 
 
 class _Running:
-    __slots__ = ("task", "ctx", "program", "waiting", "request", "fd", "started")
+    __slots__ = ("task", "ctx", "program", "waiting", "request", "fd", "started", "armed")
 
     def __init__(self, task: Task, ctx: TaskContext, program: Program) -> None:
         self.started = time.time()
@@ -71,6 +71,7 @@ class _Running:
         self.waiting = 0  # sequence number of the request it waits on; 0 = none
         self.request: Blocking | None = None
         self.fd = -1  # the file descriptor it waits to read, if any
+        self.armed: float | None = None  # the deadline a timer is set for
 
 
 class Scheduler:
@@ -238,6 +239,7 @@ class Scheduler:
 
     def _step(self, run: _Running, value: Any, error: BaseException | None) -> None:
         run.waiting = 0
+        run.request = None
         if run.fd >= 0:
             self._poll.unregister(run.fd)
             del self._readers[run.fd]
@@ -258,15 +260,13 @@ class Scheduler:
                 self._pool = WorkerPool(self.max_parallel)
             run.request = request
             self._pool.submit(self._call, request, id(run), seq)
-            if run.ctx.deadline is not None:
-                heapq.heappush(self._timers, (run.ctx.deadline, seq, "deadline", run))
+            self._arm(run, seq)
         elif isinstance(request, Readable):
             fd = request.source.fileno()
             run.fd = fd
             self._readers[fd] = run
             self._poll.register(fd, select.POLLIN)
-            if run.ctx.deadline is not None:
-                heapq.heappush(self._timers, (run.ctx.deadline, seq, "deadline", run))
+            self._arm(run, seq)
         elif isinstance(request, Sleep):
             heapq.heappush(self._timers, (time.monotonic() + request.seconds, seq, "wake", run))
         else:
@@ -309,16 +309,28 @@ class Scheduler:
         run.request = None
         self._step(run, value, error)
 
+    def _arm(self, run: _Running, seq: int) -> None:
+        """One deadline timer per attempt, not one per wait: a task that waits on its worker
+        for every log line would otherwise fill the heap."""
+        deadline = run.ctx.deadline
+        if deadline is not None and run.armed != deadline:
+            run.armed = deadline
+            heapq.heappush(self._timers, (deadline, seq, "deadline", run))
+
     def _fire_timers(self) -> None:
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
-            _, seq, kind, run = heapq.heappop(self._timers)
-            if run.waiting != seq or id(run) not in self._running:
+            when, seq, kind, run = heapq.heappop(self._timers)
+            if id(run) not in self._running:
                 continue
             if kind == "deadline":
+                # still this attempt's deadline, and the task is waiting on work (not on a
+                # retry timer, whose attempt has ended)
+                if run.ctx.deadline != when or (run.request is None and run.fd < 0):
+                    continue
                 run.ctx.cancel.cancel()
                 self._step(run, None, TaskTimeout())
-            else:
+            elif run.waiting == seq:
                 self._step(run, None, None)
 
     def _finish(self, run: _Running, result: TaskResult) -> None:

@@ -1,21 +1,25 @@
-"""The parent's side of worker processes: the zygote, the pool, and the action that uses them.
+"""The main process's side of worker processes: the zygote, the pool, and the action using them.
 
-- `Zygote` forks the process that loads the workflow file (see lua/host.py) and asks it for
-  workers; it is forked before the parent starts any thread, so the fork is safe.
-- `WorkerPool` hands a worker to a task for its whole life (conditions, attempts, hooks) and
-  takes it back when the task concludes; a killed or crashed worker is replaced by a fresh fork.
-- `WorkerAction` is an engine action like any other: it yields one `Blocking` request whose job
-  sends `run` to the task's worker and waits for `done`, forwarding logs and answering the
-  worker's calls on the way. On a deadline or an interruption the scheduler cancels the
-  attempt, which kills the worker and everything it started.
+- `Zygote` forks the process that holds the loaded file (see lua/host.py) and asks it for
+  workers. It is forked when a run that needs workers starts, before the scheduler starts any
+  thread (the signal watchdog's thread holds no lock while it waits), so the fork is safe.
+- `WorkerPool` hands a fresh worker to each task, for its whole life (conditions, attempts,
+  hooks); when the task concludes, the worker is stopped. So every task starts from the file as
+  it was loaded, whatever other tasks did. The zygote keeps one spare worker forked ahead, so
+  getting one costs a round trip, not a fork.
+- `WorkerAction` is an engine action like any other: it sends `run` to the task's worker and
+  yields `Readable(socket)` until `done`, forwarding log lines and answering the worker's
+  calls on the way. On a deadline or an interruption the scheduler cancels the attempt, which
+  kills the worker and everything it started; a worker that did not end its exchange
+  normally is never used again.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
-import threading
 
 from sloth_runner.engine.model import (
     Blocking,
@@ -25,7 +29,7 @@ from sloth_runner.engine.model import (
     TaskInterrupted,
     TaskTimeout,
 )
-from sloth_runner.errors import LoadError, ScriptExit, WorkerLost, user_message
+from sloth_runner.errors import WorkerLost, user_message
 from sloth_runner.isolation.channel import Channel, ProtocolError, decode
 from sloth_runner.services import proctree
 
@@ -34,11 +38,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Generator
     from typing import Any
 
-    from sloth_runner.engine.events import Listener
     from sloth_runner.engine.model import Request
 
-    # service name -> handler(method, args, ctx, progress) -> JSON-able value
+    # service name -> handler(method, args, progress) -> JSON-able value
     Handlers = dict[str, Callable[..., Any]]
+
+_request_ids = itertools.count(1)
 
 
 class Zygote:
@@ -54,51 +59,29 @@ class Zygote:
         theirs.close()
         self.pid = pid
         self.channel = Channel(mine)
-        self._lock = threading.Lock()
         self.closed = False
 
-    def loaded(self, listener: Listener, handlers: Handlers) -> dict[str, Any]:
-        """Wait for the file to load; serve its logs and calls meanwhile. Raises LoadError."""
-        while True:
-            message = self.channel.recv()
-            if message is None:
-                raise LoadError("the process loading the workflow file died "
-                                f"({_exit_status(self.pid)})")
-            op = message["op"]
-            if op == "loaded":
-                return message
-            if op == "load_error":
-                raise _load_error(message.get("kind"), str(message.get("message")))
-            if op == "exit":
-                raise ScriptExit(int(message.get("code") or 0))
-            _serve_now(self.channel, message, listener, handlers)
-
     def spawn(self) -> Worker:
-        with self._lock:
-            if self.closed:
-                raise WorkerLost("the run is over: no new workers")
-            self.channel.send("spawn")
-            data, fds, _, _ = socket.recv_fds(self.channel.sock, 1024, 1)
-            if not data or not fds:
-                raise WorkerLost(f"the zygote died ({_exit_status(self.pid)})")
-            message = decode(data.rstrip(b"\n"))
-            return Worker(int(message["pid"]), socket.socket(fileno=fds[0]))
+        if self.closed:
+            raise WorkerLost("the run is over: no new workers")
+        self.channel.send("spawn")
+        data, fds, _, _ = socket.recv_fds(self.channel.sock, 1024, 1)
+        if not data or not fds:
+            raise WorkerLost("the process that starts workers died")
+        message = decode(data.rstrip(b"\n"))
+        return Worker(int(message["pid"]), socket.socket(fileno=fds[0]))
 
     def close(self) -> None:
         """Stop the zygote (its workers die with it: they have a parent-death signal)."""
-        with self._lock:
-            if self.closed:
-                return
-            self.closed = True
-            self.channel.close()
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            try:
-                os.waitpid(self.pid, 0)
-            except ChildProcessError:
-                pass
+        if self.closed:
+            return
+        self.closed = True
+        self.channel.close()
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
 
 
 class Worker:
@@ -111,9 +94,9 @@ class Worker:
 
     def kill(self, tree: bool = True) -> None:
         """Kill the worker: with `tree`, everything it started too (a timeout, an
-        interruption); without, only the worker (the run is over: a daemon a finished task
-        started on purpose lives on, as it does when the task ran in the main process)."""
-        if not self.dead:
+        interruption); without, only the worker (its task is over: a daemon that task started
+        on purpose lives on, as it does when a task runs in the main process)."""
+        if not self.dead:  # a worker known to be gone may have a new process's pid now
             self.dead = True
             if tree:
                 proctree.kill_tree(self.pid)
@@ -122,81 +105,59 @@ class Worker:
                     os.kill(self.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            self.channel.close()
+        self.channel.close()
 
 
 class WorkerPool:
-    """Idle workers, reused across tasks; at most one task uses a worker at a time."""
+    """Every worker of the run (for an emergency stop), each used by one task."""
 
     def __init__(self, zygote: Zygote) -> None:
         self.zygote = zygote
-        self._idle: list[Worker] = []
-        self._all: list[Worker] = []
-        self._lock = threading.Lock()
+        self._live: dict[int, Worker] = {}
 
     def acquire(self) -> Worker:
-        with self._lock:
-            while self._idle:
-                worker = self._idle.pop()
-                if not worker.dead:
-                    return worker
         worker = self.zygote.spawn()
-        with self._lock:
-            self._all.append(worker)
+        self._live[worker.pid] = worker
         return worker
 
-    def release(self, worker: Worker) -> None:
-        with self._lock:
-            if not worker.dead:
-                self._idle.append(worker)
+    def release(self, worker: Worker, tree: bool = False) -> None:
+        self._live.pop(worker.pid, None)
+        worker.kill(tree)
 
     def pids(self) -> list[int]:
         """Every process of the pool, the zygote last (for an emergency stop)."""
-        return [w.pid for w in list(self._all)] + [self.zygote.pid]
+        return list(self._live) + [self.zygote.pid]
 
     def close(self) -> None:
-        with self._lock:
-            workers, self._all, self._idle = self._all, [], []
-        for worker in workers:
-            worker.kill(tree=False)
+        for worker in list(self._live.values()):
+            self.release(worker)
         self.zygote.close()
 
 
 class Lease:
-    """One task's claim on a worker, from its first action to its conclusion."""
+    """One task's worker, from its first action to its conclusion. Used on the scheduler's
+    thread only (the scheduler drives the actions and fires the cancellations)."""
 
-    __slots__ = ("pool", "worker", "_lock", "cancelled")
+    __slots__ = ("pool", "worker")
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
         self.worker: Worker | None = None
-        self._lock = threading.Lock()
-        self.cancelled = False
 
     def current(self) -> Worker:
-        """The task's worker, a fresh one if the last was killed (on the job's thread)."""
-        with self._lock:
-            self.cancelled = False
-            if self.worker is not None and not self.worker.dead:
-                return self.worker
-        worker = self.pool.acquire()
-        with self._lock:
-            self.worker = worker
-            if self.cancelled:  # cancelled while we were spawning
-                worker.kill()
-        return worker
+        """The task's worker; a fresh one if the last was killed (after a timeout, say)."""
+        if self.worker is None or self.worker.dead:
+            self.worker = self.pool.acquire()
+        return self.worker
 
     def kill(self) -> None:
         """Cancel what runs now: the worker and every process it started die."""
-        with self._lock:
-            self.cancelled = True
-            worker = self.worker
-        if worker is not None:
-            worker.kill()
+        if self.worker is not None:
+            self.pool.release(self.worker, tree=True)
 
     def release(self) -> None:
-        with self._lock:
-            worker, self.worker = self.worker, None
+        """The task is over."""
+        worker, self.worker = self.worker, None
         if worker is not None:
             self.pool.release(worker)
 
@@ -206,10 +167,10 @@ class WorkerAction:
 
     __slots__ = ("pool", "forward", "handlers", "kind", "task", "shell", "memory_limit")
 
-    def __init__(self, pool: WorkerPool, forward: Callable[[tuple], None], handlers: Handlers,
-                 kind: str, task: str, shell: str | None = None,
-                 memory_limit: int | None = None) -> None:
-        self.pool = pool
+    def __init__(self, pool: Callable[[], WorkerPool], forward: Callable[[tuple], None],
+                 handlers: Callable[[], Handlers], kind: str, task: str,
+                 shell: str | None = None, memory_limit: int | None = None) -> None:
+        self.pool = pool  # made on first use: a run whose chosen tasks need none forks none
         self.forward = forward  # gets ("log", level, message, workflow, task) and ("stream", ...)
         self.handlers = handlers
         self.kind = kind
@@ -220,12 +181,13 @@ class WorkerAction:
     def __call__(self, ctx: TaskContext) -> Generator[Request, Any, Outcome]:
         lease = ctx.held.get("worker")
         if lease is None:
-            lease = ctx.held["worker"] = Lease(self.pool)
+            lease = ctx.held["worker"] = Lease(self.pool())
         result = ctx.result
         message: dict[str, Any] = {
-            "workflow": ctx.workflow, "task": self.task, "kind": self.kind,
-            "attempt": ctx.attempt, "deps": ctx.deps, "deadline": ctx.deadline,
-            "workdir": ctx.workdir, "env": ctx.env, "memory_limit": self.memory_limit,
+            "id": next(_request_ids), "workflow": ctx.workflow, "task": self.task,
+            "kind": self.kind, "attempt": ctx.attempt, "deps": ctx.deps,
+            "deadline": ctx.deadline, "workdir": ctx.workdir, "env": ctx.env,
+            "memory_limit": self.memory_limit,
         }
         if self.shell is not None:
             message["shell"] = self.shell
@@ -233,10 +195,16 @@ class WorkerAction:
             message["result"] = {"status": result.status, "outputs": result.outputs,
                                  "error": result.error}
         unregister = ctx.cancel.on_cancel(lease.kill)
+        reusable = False
         try:
-            reply = yield from _exchange(lease, message, self.forward, self.handlers, ctx)
+            reply = yield from _exchange(lease, message, self.forward, self.handlers(), ctx)
+            if reply.get("timeout") and lease.worker is not None:
+                lease.worker.dead = True  # its own timer reported and ended it: nothing to kill
+            reusable = not reply.get("timeout") and not reply.get("lost")
         finally:
             unregister()
+            if not reusable:  # timed out, interrupted, lost: never trust it again
+                lease.kill()
         ctx.usage.add(reply.get("cpu_s") or 0.0, reply.get("max_rss_kb") or 0)
         if reply.get("timeout"):
             raise TaskTimeout()
@@ -265,17 +233,19 @@ def _exchange(lease: Lease, message: dict[str, Any], forward: Callable[[tuple], 
                 continue
             op = reply["op"]
             if op == "done":
+                if reply.get("id") != message["id"]:
+                    raise ProtocolError(f"an answer to request {reply.get('id')}, not to "
+                                        f"{message['id']}")
                 return reply["outcome"]  # type: ignore[no-any-return]
             if op == "call":
-                yield from _answer(channel, reply, handlers, ctx)
+                yield from _answer(channel, reply, handlers)
             else:
                 forward(_event(reply))
     except (OSError, ProtocolError) as exc:
         if not worker.dead:
-            worker.kill()
             raise WorkerLost(f"lost the worker process: {exc}") from exc
-    worker.dead = True
-    return {"success": False, "errored": True,
+    worker.dead = True  # it is gone (and reaped by the zygote): never signal its pid again
+    return {"success": False, "errored": True, "lost": True,
             "error": "the worker process running this task died (killed, crashed or out of "
                      "memory)"}
 
@@ -290,8 +260,8 @@ def _event(message: dict[str, Any]) -> tuple:
     raise ProtocolError(f"unexpected '{op}' from a worker")
 
 
-def _answer(channel: Channel, message: dict[str, Any], handlers: Handlers,
-            ctx: TaskContext | None) -> Generator[Request, Any, None]:
+def _answer(channel: Channel, message: dict[str, Any], handlers: Handlers
+            ) -> Generator[Request, Any, None]:
     """Answer a worker's call; the handler runs on a pool thread (it may wait for minutes)."""
     call_id = message.get("id")
     handler = handlers.get(str(message.get("service")))
@@ -300,7 +270,7 @@ def _answer(channel: Channel, message: dict[str, Any], handlers: Handlers,
     def job(emit: Callable[[Any], None]) -> Any:
         if handler is None:
             raise ProtocolError(f"no service '{message.get('service')}'")
-        return handler(str(message.get("method")), message.get("args") or {}, ctx,
+        return handler(str(message.get("method")), message.get("args") or {},
                        emit if streaming else None)
 
     def progress(item: Any) -> None:  # on the scheduler's thread
@@ -309,61 +279,8 @@ def _answer(channel: Channel, message: dict[str, Any], handlers: Handlers,
     try:
         value = yield Blocking(job, progress)
     except (TaskTimeout, TaskInterrupted):
-        raise  # the task ends here; its worker is being killed
+        raise  # the task ends here; its worker is killed (WorkerAction)
     except Exception as exc:
         channel.send("reply", id=call_id, ok=False, error=user_message(exc))
         return
     channel.send("reply", id=call_id, ok=True, value=value)
-
-
-def _serve_now(channel: Channel, message: dict[str, Any], listener: Listener,
-               handlers: Handlers) -> None:
-    """While the file loads (no scheduler yet): a log line, a stream, or a call, answered here."""
-    if message["op"] != "call":
-        item = _event(message)
-        if item[0] == "log":
-            listener.log(*item[1:])
-        else:
-            listener.stream(*item[1:])
-        return
-    program = _answer(channel, message, handlers, None)
-    request = next(program)
-    assert isinstance(request, Blocking)
-    try:
-        value = request.fn(lambda item: channel.send("progress", id=message.get("id"),
-                                                     item=item))
-    except Exception as exc:
-        try:
-            program.throw(exc)
-        except StopIteration:
-            return
-    else:
-        try:
-            program.send(value)
-        except StopIteration:
-            return
-
-
-def _load_error(kind: Any, message: str) -> LoadError:
-    from sloth_runner import errors
-
-    cls = getattr(errors, str(kind), LoadError)
-    if not (isinstance(cls, type) and issubclass(cls, LoadError)):
-        cls = LoadError
-    return cls(message)
-
-
-def _exit_status(pid: int) -> str:
-    """How a child ended, for messages; 'exited' when it was not ours to wait for."""
-    try:
-        got, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return "it exited"
-    if got == 0:
-        return "it stopped answering"
-    if os.WIFSIGNALED(status):
-        import signal
-
-        sig = os.WTERMSIG(status)
-        return f"killed by {signal.Signals(sig).name}"
-    return f"exit code {os.WEXITSTATUS(status)}"

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 GRACE_S = 2.0
+WATCHED = frozenset((signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
 
 
 class Watchdog:
@@ -47,11 +48,14 @@ class Watchdog:
                 return
             if not data or 0 in data:  # closed, or close() wrote its stop byte (no signal is 0)
                 return
-            self.received += len(data)
+            ours = sum(1 for signum in data if signum in WATCHED)
+            if not ours:  # another handler's signal (SIGUSR1, SIGWINCH...): not an interruption
+                continue
+            self.received += ours
             target, until = self.received, time.monotonic() + self.grace
             while self.handled < target:
                 if time.monotonic() >= until:
-                    self.emergency(data[-1])
+                    self.emergency(next(s for s in reversed(data) if s in WATCHED))
                     return
                 time.sleep(0.02)
 

@@ -24,8 +24,9 @@ import sys
 import time
 
 from sloth_runner.engine.events import Listener
-from sloth_runner.engine.model import Blocking, Outcome, Sleep, TaskContext, TaskResult, TaskTimeout
-from sloth_runner.errors import SlothError
+from sloth_runner.engine.lifecycle import run_now
+from sloth_runner.engine.model import Outcome, TaskContext, TaskResult, TaskTimeout
+from sloth_runner.errors import SlothError, user_message
 from sloth_runner.isolation.channel import Channel, ProtocolError
 
 TYPE_CHECKING = False
@@ -74,6 +75,17 @@ class Link:
                 raise ProtocolError(f"unexpected '{op}' while waiting for a {service} call")
 
 
+class RemoteScrubber:
+    """The run's scrubber, from a worker: the same placeholders as everywhere in the run, and
+    the secrets it knows (the configured API key) are known here too."""
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+
+    def scrub(self, text: str) -> tuple[str, list[Any]]:
+        return str(self.link.call("run", "scrub", {"text": text})), []
+
+
 class ChannelListener(Listener):
     """Log lines and streamed text of Lua code, sent to the parent (which scrubs and reports)."""
 
@@ -94,7 +106,8 @@ def zygote_main(sock: socket.socket, loaded: LoadedFile, services: Services) -> 
     try:
         _become_helper()
         link = Link(Channel(sock))
-        services.become_worker(ChannelListener(link), _remote_ai(link), _own_state())
+        services.become_worker(ChannelListener(link), _remote_ai(link), _own_state(),
+                               lambda: RemoteScrubber(link))
         _serve_spawns(link, loaded, services)
         code = 0
     except BaseException:
@@ -152,25 +165,34 @@ def _ignore(signum: int, frame: object) -> None:
 
 
 def _serve_spawns(link: Link, loaded: LoadedFile, services: Services) -> None:
-    # Workers are reaped by the kernel: the zygote never waits for them.
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    """Hand out workers. One spare is always forked ahead, so a task waits for a round trip,
+    not for a fork (which then happens while the task runs)."""
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps workers: no zombies
     channel = link.channel
+    spare = _fork_worker(link, loaded, services)
     while True:
         message = channel.recv()
         if message is None:
             return
         if message["op"] != "spawn":
             raise ProtocolError(f"the zygote cannot '{message['op']}'")
-        mine, theirs = socket.socketpair()
-        pid = os.fork()
-        if pid == 0:
-            channel.close()
-            theirs.close()
-            _worker_main(mine, link, loaded, services)
-        mine.close()
+        pid, theirs = spare
         socket.send_fds(channel.sock, [b'{"v":1,"op":"spawned","pid":%d}\n' % pid],
                         [theirs.fileno()])
         theirs.close()
+        spare = _fork_worker(link, loaded, services)
+
+
+def _fork_worker(link: Link, loaded: LoadedFile, services: Services
+                 ) -> tuple[int, socket.socket]:
+    mine, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        link.channel.close()
+        theirs.close()
+        _worker_main(mine, link, loaded, services)
+    mine.close()
+    return pid, theirs
 
 
 # -- a worker ---------------------------------------------------------------------------------
@@ -184,15 +206,14 @@ def _worker_main(sock: socket.socket, link: Link, loaded: LoadedFile,
         proctree.die_with_parent()
         proctree.become_subreaper()  # what a task's commands leave behind stays in our tree
         link.channel = Channel(sock)
-        home = os.getcwd()
         while True:
             message = link.channel.recv()
             if message is None:
                 break
             if message["op"] != "run":
                 raise ProtocolError(f"a worker cannot '{message['op']}'")
-            with _Deadline(message.get("deadline"), link):
-                outcome = _run(message, loaded, services, home)
+            with _Deadline(message, link):
+                outcome = _run(message, loaded, services)
             link.channel.send("done", id=message.get("id"), outcome=outcome)
         code = 0
     except BaseException:
@@ -209,8 +230,9 @@ class _Deadline:
     """A timer thread that ends the worker at its deadline, even inside a long C call: it kills
     what the task started, reports the timeout itself, and exits."""
 
-    def __init__(self, deadline: float | None, link: Link) -> None:
-        self.deadline = deadline
+    def __init__(self, message: dict[str, Any], link: Link) -> None:
+        self.deadline = message.get("deadline")
+        self.request = message.get("id")
         self.link = link
         self.timer: Any = None
 
@@ -233,7 +255,7 @@ class _Deadline:
 
         proctree.kill_tree(os.getpid(), include_root=False)
         try:
-            self.link.channel.send("done", outcome={"timeout": True})
+            self.link.channel.send("done", id=self.request, outcome={"timeout": True})
         finally:
             os._exit(0)
 
@@ -242,8 +264,9 @@ class _Deadline:
 _DEADLINE_SLACK_S = 0.2
 
 
-def _run(message: dict[str, Any], loaded: LoadedFile, services: Services,
-         home: str) -> dict[str, Any]:
+def _run(message: dict[str, Any], loaded: LoadedFile, services: Services) -> dict[str, Any]:
+    """One action, as the main process would run it (its workdir is an absolute path that
+    commands and `fs` use; the worker's own directory does not change)."""
     kind = message["kind"]
     ctx = TaskContext(message["workflow"], message.get("task") or "", services.params,
                       message.get("deps") or {}, workdir=message.get("workdir"),
@@ -257,12 +280,6 @@ def _run(message: dict[str, Any], loaded: LoadedFile, services: Services,
     limit = message.get("memory_limit")
     runtime = loaded.runtime
     try:
-        if ctx.workdir:
-            try:
-                os.chdir(ctx.workdir)
-            except OSError as exc:
-                return _outcome(Outcome(False, error=f"workdir {ctx.workdir}: "
-                                        f"{exc.strerror or exc}"), ctx)
         services.memory_limit = limit
         if limit:
             runtime.lua.set_max_memory(int(limit), total=False)
@@ -278,43 +295,18 @@ def _run(message: dict[str, Any], loaded: LoadedFile, services: Services,
                 return _outcome(Outcome(False, error=f"no {kind} action for '{ctx.task}'",
                                         errored=True), ctx)
         try:
-            return _outcome(_drive(action, ctx), ctx)
+            return _outcome(run_now(action, ctx), ctx)
         except TaskTimeout:
             return {"timeout": True, "cpu_s": ctx.usage.cpu_s, "max_rss_kb": ctx.usage.max_rss_kb}
         except Exception as exc:  # a bug of ours in an action: an error, with its traceback
             import traceback
 
-            return _outcome(Outcome(False, error=f"{type(exc).__name__}: {exc}", errored=True,
+            return _outcome(Outcome(False, error=user_message(exc), errored=True,
                                     trace=traceback.format_exc()), ctx)
     finally:
         if limit:
             runtime.lua.set_max_memory(0)
         services.memory_limit = None
-        if ctx.workdir:
-            os.chdir(home)
-
-
-def _drive(action: Any, ctx: TaskContext) -> Outcome:
-    """Run an engine action here and now: blocking requests simply block."""
-    program = action(ctx)
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            request = program.throw(error) if error is not None else program.send(value)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        value, error = None, None
-        try:
-            if isinstance(request, Blocking):
-                value = request.fn(request.progress) if request.progress is not None \
-                    else request.fn()
-            elif isinstance(request, Sleep):
-                time.sleep(max(0.0, request.seconds))
-        except TaskTimeout:
-            raise
-        except Exception as exc:
-            error = exc
 
 
 def _outcome(outcome: Outcome, ctx: TaskContext) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable
 
 from sloth_runner.durations import parse_duration
+from sloth_runner.engine.events import map_strings
 from sloth_runner.engine.model import TaskContext
 from sloth_runner.grants import SAFE_ENV, Grants
 from sloth_runner.lua.convert import lua_type, to_python
@@ -240,7 +241,8 @@ def _install_state(rt: LuaRuntime, services: Services) -> None:
             raise TypeError("state.set: scrub must be true or false")
         value = to_python(v)
         if options.get("scrub", True):
-            value = _scrubbed(value, services.scrubber)
+            scrubber = services.scrubber
+            value = map_strings(value, lambda text: scrubber.scrub(text)[0])
         state().set(key(k), value)
         return True
 
@@ -251,16 +253,6 @@ def _install_state(rt: LuaRuntime, services: Services) -> None:
         "increment": rt.wrap(lambda k, by=1: state().increment(key(k), by)),
         "keys": rt.wrap(lambda prefix="": rt.table(state().keys(prefix or ""))),
     })
-
-
-def _scrubbed(value: Any, scrubber: Any) -> Any:
-    if isinstance(value, str):
-        return scrubber.scrub(value)[0] if value else value
-    if isinstance(value, dict):
-        return {k: _scrubbed(v, scrubber) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrubbed(v, scrubber) for v in value]
-    return value
 
 
 def _opts(opts: Any) -> dict:

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 class Services:
     """What the Lua modules talk to. Module functions look these up when called, not when
     installed: a worker forked from the loaded file swaps them for its own (become_worker), so
-    its logs and AI calls go to the parent, and it opens its own database connection."""
+    its logs, AI calls and scrubbing go to the run in the parent, and it opens its own
+    database connection."""
 
     def __init__(self, listener: Listener, state: Callable[[], StateStore], spool: str,
                  ai: Callable[[], Any], *, params: dict[str, Any] | None = None,
@@ -42,12 +43,14 @@ class Services:
         return self._ai
 
     def become_worker(self, listener: Listener, ai: Callable[[], Any],
-                      state: Callable[[], StateStore]) -> None:
-        """In a process forked from the loaded file: talk to the parent, not to its objects."""
+                      state: Callable[[], StateStore], scrubber: Callable[[], Any]) -> None:
+        """In a process forked from the loaded file: talk to the parent, not to its objects
+        (log lines, AI calls and scrubbing are the run's; the database connection is not
+        shared across a fork)."""
         self.listener = listener
         self._ai_factory, self._ai = ai, None
         self.state = state
-        self._scrubber, self._scrubber_factory = None, None
+        self._scrubber, self._scrubber_factory = None, scrubber
 
     @property
     def scrubber(self) -> Any:

@@ -14,20 +14,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-# The rate-limit log (ai/ratelimit.py). Created here on first use until a migration creates it:
-# IF NOT EXISTS either way, so the two agree.
-RATE_LOG_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ai_rate_log (
-    id      INTEGER PRIMARY KEY,
-    bucket  TEXT NOT NULL,
-    until   REAL NOT NULL,
-    tokens  INTEGER NOT NULL,
-    settled INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS ai_rate_log_bucket ON ai_rate_log(bucket, until)
-"""
-
-
 def today() -> str:
     return time.strftime("%Y-%m-%d", time.localtime())
 
@@ -119,10 +105,7 @@ class SQLiteRateLog:
     Times are wall-clock (time.time()), the one clock processes share."""
 
     def __init__(self, store: Store) -> None:
-        self.store = store
-        with store.transaction() as c:
-            for statement in RATE_LOG_SCHEMA.split(";"):
-                c.execute(statement)
+        self.store = store  # its table comes from migration 004_ai_rate_log
 
     def admit(self, bucket: str, clock: Callable[[], float], fits: Callable[[int, int], bool],
               lease: float, tokens: int) -> tuple[int | None, float, list[RateEntry]]:
