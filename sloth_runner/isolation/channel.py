@@ -5,12 +5,12 @@ is checked on arrival, so a worker from another version, or a stray writer, is r
 clear error instead of being misread. The same shape serves remote agents later.
 
     parent -> zygote   spawn
-    zygote -> parent   loaded {workflows, warnings} | load_error {kind, message} | spawned {pid}
+    zygote -> parent   spawned {pid}, with the worker's socket (SCM_RIGHTS)
     parent -> worker   run {id, workflow, task, kind, attempt, deps, deadline, workdir, env, ...}
                        reply {id, ok, value | error}      (answer to a call)
                        progress {id, item}                 (streamed part of a call's answer)
     worker -> parent   log {level, message} | stream {text} | call {id, service, method, args}
-                       done {id, outcome}
+                       done {id, outcome}                  (id: the run request's)
 """
 
 from __future__ import annotations

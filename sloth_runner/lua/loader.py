@@ -1,13 +1,13 @@
 """Load a workflow file: run it in a fresh runtime, then describe what it defined.
 
-This runs in the zygote process (see lua/host.py). The result has two halves: a description
-made of plain values (names, dependencies, settings, file:line of each definition), which
-crosses to the parent and becomes engine objects there, and the Lua functions themselves,
-indexed by (workflow, task, kind), which stay here and in the workers forked from here.
+The result has two halves: a description of each task made of plain values (only the fields
+it set, with the file:line of its definition), which `running.Run` turns into engine objects,
+and the Lua functions themselves, indexed by (workflow, task, kind), which run in this process
+or, forked with it, in a worker.
 
 Checks that need the whole file (duration syntax, a zero timeout, builders never built) happen
 here, and every message starts with the file:line of the definition at fault. Graph checks
-(duplicates, unknown dependencies, cycles) are the engine's, in the parent.
+(duplicates, unknown dependencies, cycles) are the engine's.
 """
 
 from __future__ import annotations
