@@ -168,19 +168,25 @@ def _serve_spawns(link: Link, loaded: LoadedFile, services: Services) -> None:
     """Hand out workers. One spare is always forked ahead, so a task waits for a round trip,
     not for a fork (which then happens while the task runs)."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps workers: no zombies
+    import gc
+
+    gc.freeze()  # workers' collections then never touch (and copy) the pages they share
     channel = link.channel
-    spare = _fork_worker(link, loaded, services)
+    spares = [_fork_worker(link, loaded, services) for _ in range(_SPARES)]
     while True:
         message = channel.recv()
         if message is None:
             return
         if message["op"] != "spawn":
             raise ProtocolError(f"the zygote cannot '{message['op']}'")
-        pid, theirs = spare
+        pid, theirs = spares.pop(0)
         socket.send_fds(channel.sock, [b'{"v":1,"op":"spawned","pid":%d}\n' % pid],
                         [theirs.fileno()])
         theirs.close()
-        spare = _fork_worker(link, loaded, services)
+        spares.append(_fork_worker(link, loaded, services))
+
+
+_SPARES = 2  # workers forked ahead: enough to start tasks in parallel without waiting
 
 
 def _fork_worker(link: Link, loaded: LoadedFile, services: Services
