@@ -67,7 +67,8 @@ def sleepers(n: int, seconds: float) -> tuple[str, str]:
 WORKLOADS["1,000-task chain"] = (*chain(1000), [], 0.20)
 WORKLOADS["1,000 independent tasks"] = (*independent(1000), [], 0.20)
 WORKLOADS["10,000-task chain"] = (*chain(10000), [], 1.0)
-WORKLOADS["1,000 tasks with a timeout (workers)"] = (*bounded(1000), [], 0.3)
+# a fresh worker process per task (~1.5 ms each): what a task with a timeout pays for isolation
+WORKLOADS["1,000 tasks with a timeout (workers)"] = (*bounded(1000), [], 2.0)
 WORKLOADS["8 tasks × sleep 0.5"] = (*sleepers(8, 0.5), ["-n", "8", "-P", "thread"], 0.62)
 
 
