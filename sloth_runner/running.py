@@ -383,12 +383,9 @@ class Run:
     def _output_closed(self) -> None:
         """stdout is a closed pipe (`sloth-runner run ... | head`): an interruption, like
         Ctrl-C. Later writes go nowhere instead of failing again."""
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-        except (OSError, ValueError):
-            pass
+        from sloth_runner.reporting import silence_stdout
+
+        silence_stdout()
         self.interrupt("interrupted: the output was closed (broken pipe)")
 
     def _emergency(self, signum: int) -> None:

@@ -87,7 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `history | head`: the reader has all it wanted
-        _silence_stdout()
+        from sloth_runner.reporting import silence_stdout
+
+        silence_stdout()
         return 0
     except Exception as exc:  # a bug of ours: say so, briefly, unless debugging
         if debug:
@@ -99,13 +101,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def _silence_stdout() -> None:
-    """Python flushes stdout at exit: to a closed pipe that prints a second error."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
