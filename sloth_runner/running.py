@@ -310,7 +310,10 @@ class Run:
         recover_interrupted(store)
         recorder = RunRecorder(store, self.run_id, self.path, self.redact(self.params),
                                self.grants.describe())
-        self._events = self._redacting(Broadcast(self.listener, recorder))
+        from sloth_runner.events import run_listener
+
+        hooks = run_listener(self)  # stored events and hooks, when any are registered
+        self._events = self._redacting(Broadcast(self.listener, recorder, hooks))
         self._recorder = recorder
         status, error = "failed", None
         self._guard()

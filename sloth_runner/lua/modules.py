@@ -20,6 +20,7 @@ from sloth_runner.engine.events import map_strings
 from sloth_runner.engine.model import TaskContext
 from sloth_runner.grants import SAFE_ENV, Grants
 from sloth_runner.lua.convert import lua_type, to_python
+from sloth_runner.lua.events_module import install_event_module
 from sloth_runner.lua.integrations import install_integrations
 from sloth_runner.lua.runtime import BlockingOp, LuaRuntime
 from sloth_runner.lua.services import Services
@@ -50,6 +51,7 @@ def install_core_modules(rt: LuaRuntime, services: Services) -> None:
         "decode": rt.wrap(lambda text: rt.table(codec.yaml_decode(text))),
     })
     _install_fs(rt, services)
+    install_event_module(rt, services)
 
 
 def _install_fs(rt: LuaRuntime, services: Services) -> None:

@@ -102,4 +102,45 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX IF NOT EXISTS ai_rate_log_bucket ON ai_rate_log(bucket, until)
         """,
     ),
+    (
+        "005_state_expiry",
+        """
+        ALTER TABLE state ADD COLUMN expires_at REAL
+        """,
+    ),
+    (
+        "006_events_and_hooks",
+        """
+        CREATE TABLE events (
+            id         INTEGER PRIMARY KEY,
+            type       TEXT NOT NULL,
+            at         REAL NOT NULL,
+            run_id     TEXT,
+            workflow   TEXT,
+            task       TEXT,
+            stack      TEXT,
+            data_json  TEXT NOT NULL
+        );
+        CREATE INDEX events_type_at ON events(type, at);
+        CREATE TABLE hooks (
+            name        TEXT PRIMARY KEY,
+            file        TEXT NOT NULL,
+            event_types TEXT NOT NULL,
+            stack       TEXT,
+            enabled     INTEGER NOT NULL DEFAULT 1,
+            added_at    REAL NOT NULL
+        );
+        CREATE TABLE hook_runs (
+            id          INTEGER PRIMARY KEY,
+            hook        TEXT NOT NULL,
+            event_id    INTEGER,
+            started_at  REAL NOT NULL,
+            duration_s  REAL,
+            status      TEXT NOT NULL,
+            error       TEXT,
+            output      TEXT
+        );
+        CREATE INDEX hook_runs_hook ON hook_runs(hook, started_at)
+        """,
+    ),
 ]

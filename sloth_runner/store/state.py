@@ -29,7 +29,8 @@ class StateStore:
             return
         encoded = json.dumps(value, separators=(",", ":"))
         with self.store.transaction() as c:
-            c.execute("INSERT INTO state VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+            c.execute("INSERT INTO state (key, value_json, updated_at) VALUES (?, ?, ?) "
+                      "ON CONFLICT(key) DO UPDATE SET "
                       "value_json = excluded.value_json, updated_at = excluded.updated_at",
                       (key, encoded, time.time()))
 
@@ -45,7 +46,8 @@ class StateStore:
             if not isinstance(current, int | float) or isinstance(current, bool):
                 raise TypeError(f"state '{key}' holds a {type(current).__name__}, not a number")
             value = current + by
-            c.execute("INSERT INTO state VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+            c.execute("INSERT INTO state (key, value_json, updated_at) VALUES (?, ?, ?) "
+                      "ON CONFLICT(key) DO UPDATE SET "
                       "value_json = excluded.value_json, updated_at = excluded.updated_at",
                       (key, json.dumps(value), time.time()))
         return value
