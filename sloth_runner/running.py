@@ -22,7 +22,7 @@ from sloth_runner import paths
 from sloth_runner.engine import dag
 from sloth_runner.engine.events import Broadcast, Listener, Redacting, map_strings
 from sloth_runner.engine.model import Task, Workflow
-from sloth_runner.errors import LoadError, LuaScriptError, UsageError
+from sloth_runner.errors import DependencyError, LoadError, LuaScriptError, UsageError
 from sloth_runner.grants import KINDS, Grants
 from sloth_runner.store.runs import new_run_id
 
@@ -43,9 +43,10 @@ _GUARDING: Run | None = None  # the run that owns this process's signal handlers
 _REMEMBER_FROM = 1024  # characters: shorter texts are scrubbed again, it costs less than a lookup
 # description field -> Task attribute, for the actions and for the fields taken as they are
 _ACTIONS = {"command": "action", "run_if": "run_if", "abort_if": "abort_if",
-            "on_success": "on_success", "on_failure": "on_failure"}
+            "on_success": "on_success", "on_failure": "on_failure", "pre_hook": "pre_hook",
+            "post_hook": "post_hook", "on_timeout": "on_timeout"}
 _PLAIN_FIELDS = frozenset(("description", "timeout", "retries", "backoff", "retry_delay", "env",
-                           "trigger_rule"))
+                           "trigger_rule", "user"))
 
 
 class Run:
@@ -54,13 +55,20 @@ class Run:
     def __init__(self, path: str, *, params: dict[str, Any] | None = None,
                  listener: Listener | None = None, sandbox: bool = False,
                  grants: tuple[str, ...] | frozenset[str] = (), debug: bool = False,
-                 force: bool = False, process_ends: bool = False) -> None:
+                 force: bool = False, process_ends: bool = False,
+                 values: dict[str, Any] | None = None, stack: str | None = None,
+                 delegate_to: str | None = None, gate: Any = None) -> None:
         unknown = set(grants) - set(KINDS)
         if unknown:
             raise UsageError(f"--allow: unknown grant '{sorted(unknown)[0]}' (grants: "
                              f"{', '.join(KINDS)})")
         self.path = path
-        self.params = params or {}
+        # --values files become the Lua global `values`, and are params too (params win)
+        self.values = values
+        self.params = {**(values or {}), **(params or {})}
+        self.stack = stack  # Go's stack name: recorded in history, shown by `history`
+        self.delegate_to = delegate_to  # --delegate-to: every task goes to that agent
+        self.gate = gate  # --interactive: asked before each task (run, skip, abort)
         self.listener: Listener = _OutputGuard(listener, self._output_closed) if listener \
             else Listener()
         self.sandbox = sandbox
@@ -80,6 +88,7 @@ class Run:
         self._ai: AIService | None = None
         self._pool: WorkerPool | None = None
         self._isolated: set[int] = set()  # id() of the tasks whose actions run in workers
+        self._make_workdirs: list[str] = []  # config.create_workdir_before_run
         self._loaded: Any = None
         self._services: Any = None
         self._recorder: Any = None
@@ -173,7 +182,8 @@ class Run:
             _Forward(self), state_store, self.spool,
             lambda: AIGateway(lambda method, args, on_token: self.handlers["ai"](
                 method, args, on_token)),
-            params=self.params, grants=self.grants, scrubber=lambda: self.scrubber)
+            params=self.params, grants=self.grants, scrubber=lambda: self.scrubber,
+            values=self.values)
         try:
             self._loaded = load_file(self.path, self._services, sandbox=self.sandbox,
                                      debug=self.debug)
@@ -182,10 +192,21 @@ class Run:
             if clean == str(exc):
                 raise
             raise type(exc)(clean) from None  # the cause would quote it again
-        self.warnings = list(self._loaded.warnings)  # the CLI prints them on stderr
-        self.workflows = [self._workflow(d) for d in self._loaded.workflows]
+        loaded = self._loaded
+        self.warnings = list(loaded.warnings)  # the CLI prints them on stderr
+        if not loaded.workflows:
+            if loaded.hook_file:
+                raise LoadError(f"{self.path} is a hook definition, not a workflow: register it "
+                                f"with `sloth-runner hook add {self.path}`")
+            if loaded.runtime.calls == 0:
+                raise LoadError(f"{self.path} defines no task and no workflow, and its "
+                                "top-level code calls nothing: there is nothing to run")
+        self.workflows = [self._workflow(d) for d in loaded.workflows]
         for wf in self.workflows:
-            dag.validate(wf)
+            try:
+                dag.validate(wf)
+            except DependencyError as exc:
+                raise _with_build_hint(exc, loaded.unbuilt) from None
         return self.workflows
 
     def _workers(self) -> WorkerPool:
@@ -202,14 +223,20 @@ class Run:
     def _workflow(self, d: dict[str, Any]) -> Workflow:
         name = d["name"]
         bounded = d.get("timeout") is not None
+        defaults = {"workdir": d.get("workdir"),
+                    "delegate_to": self.delegate_to or d.get("delegate_to")}
+        tasks = tuple(self._task(name, t, bounded, defaults) for t in d["tasks"])
+        if d.get("create_workdirs"):
+            self._make_workdirs.extend(t.workdir for t in tasks if t.workdir)
         return Workflow(
-            name, tuple(self._task(name, t, bounded) for t in d["tasks"]),
-            description=d.get("description") or "", max_parallel=d.get("max_parallel"),
-            timeout=d.get("timeout"), location=d.get("where") or "",
+            name, tasks, description=d.get("description") or "",
+            max_parallel=d.get("max_parallel"), timeout=d.get("timeout"),
+            location=d.get("where") or "", fail_fast=bool(d.get("fail_fast")),
             on_start=self._hook(name, "on_start") if d.get("on_start") else None,
             on_complete=self._hook(name, "on_complete") if d.get("on_complete") else None)
 
-    def _task(self, workflow: str, d: dict[str, Any], workflow_bounded: bool) -> Task:
+    def _task(self, workflow: str, d: dict[str, Any], workflow_bounded: bool,
+              defaults: dict[str, Any]) -> Task:
         """An engine task from its description (only the fields it set: one pass over them,
         since a 10,000-task file builds 10,000 of these). Its actions run here, or, when a
         deadline or a memory limit must hold whatever the code does, in a worker process."""
@@ -219,18 +246,27 @@ class Run:
         task = Task(name, _no_command, tuple(d.get("depends_on", ())), location=where)
         if isolated:
             self._isolated.add(id(task))
+        delegated = d.get("delegate_to") or defaults["delegate_to"]
         for key, value in d.items():
             if key in _ACTIONS:
-                setattr(task, _ACTIONS[key], self._action(workflow, name, key, value.get("shell"),
-                                                          isolated, limit, where))
+                if delegated:
+                    action: Any = _Refused(
+                        f"{where}: task '{name}' is delegated to agent '{delegated}': running "
+                        "tasks on agents needs the agents of sloth-runner, which this version "
+                        "does not have yet; without :delegate_to it runs here")
+                else:
+                    action = self._action(workflow, name, key, value.get("shell"), isolated,
+                                          limit, where)
+                setattr(task, _ACTIONS[key], action)
             elif key in _PLAIN_FIELDS:
                 if value is not None:
                     setattr(task, key, value)
-            elif key == "workdir" and value:  # relative to where sloth-runner started
-                task.workdir = os.path.abspath(value)
-            elif key in ("inputs", "outputs"):
+            elif key in ("inputs", "outputs", "artifacts", "consumes"):
                 setattr(task, key, tuple(value))
                 task.fingerprint = (d.get("command") or {}).get("shell") or ""
+        workdir = d.get("workdir") or defaults["workdir"]
+        if workdir:  # relative to where sloth-runner started, once and for all
+            task.workdir = os.path.abspath(workdir)
         return task
 
     def _action(self, workflow: str, task: str, kind: str, shell: str | None, isolated: bool,
@@ -452,6 +488,16 @@ class Run:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _with_build_hint(exc: DependencyError, unbuilt: dict[str, str]) -> DependencyError:
+    """`depends on unknown task 'a'`, when a builder named 'a' was never built: say so."""
+    text = str(exc)
+    for name, where in unbuilt.items():
+        if f"unknown task '{name}'" in text:
+            return DependencyError(f"{text}; a task builder '{name}' at {where} is never built:"
+                                   " end its chain with :build()")
+    return exc
 
 
 def _no_command(ctx: Any) -> Any:  # replaced below: the DSL makes :command() required

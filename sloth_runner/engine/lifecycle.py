@@ -49,8 +49,15 @@ if TYPE_CHECKING:
         def up_to_date(self, task: Task, ctx: TaskContext) -> bool: ...
 
         def remember(self, task: Task, ctx: TaskContext) -> None: ...
+
+    class Artifacts(Protocol):
+        """Files handed from a task to the tasks that consume them (see running.py)."""
+
+        def provide(self, task: Task, ctx: TaskContext) -> None: ...
+
+        def collect(self, task: Task, ctx: TaskContext) -> None: ...
 else:
-    Program = Freshness = object
+    Program = Freshness = Artifacts = object
 
 
 class AbortWorkflow(Exception):
@@ -116,6 +123,7 @@ def task_program(
     listener: Listener,
     workflow_deadline: float | None = None,
     freshness: Freshness | None = None,
+    artifacts: Artifacts | None = None,
 ) -> Program:
     first_start = time.time()
     attempt_started: float | None = None
@@ -142,6 +150,9 @@ def task_program(
                 raise AbortWorkflow(_result(task, FAILED, 0, first_start,
                                             error="abort_if condition held: workflow aborted"))
 
+        if artifacts is not None and task.consumes:
+            yield Blocking(lambda: artifacts.provide(task, ctx))
+
         attempts = task.retries + 1
         outcome = Outcome(False)
         status = FAILED
@@ -157,7 +168,7 @@ def task_program(
             listener.task_started(ctx.workflow, task.name, attempt)
             attempt_started = time.time()
             try:
-                outcome = yield from drive(task.action, ctx)
+                outcome = yield from _attempt(task, ctx)
                 status = SUCCESS if outcome.success else ERROR if outcome.errored else FAILED
             except TaskTimeout:
                 ctx.cancel.cancel()
@@ -166,6 +177,11 @@ def task_program(
                     f"timed out after {task.timeout:g}s"
                 outcome = Outcome(False, error=why)
                 status = TIMEOUT
+                if task.on_timeout is not None:
+                    ctx.deadline = None
+                    hooked = yield from drive(task.on_timeout, ctx)
+                    if hooked.error:
+                        outcome.error = f"{why}; on_timeout hook: {hooked.error}"
             ctx.deadline = None
             out_of_time = workflow_deadline is not None and time.monotonic() >= workflow_deadline
             final = status == SUCCESS or attempt == attempts or out_of_time
@@ -191,6 +207,8 @@ def task_program(
                 f"exit code {outcome.exit_code}" if outcome.exit_code else "task returned false")
         if status == SUCCESS and freshness is not None and (task.inputs or task.outputs):
             yield Blocking(lambda: freshness.remember(task, ctx))
+        if status == SUCCESS and artifacts is not None and task.artifacts:
+            yield Blocking(lambda: artifacts.collect(task, ctx))
         hook = task.on_success if status == SUCCESS else task.on_failure
         if hook is not None:
             ctx.result = result
@@ -209,6 +227,26 @@ def task_program(
                     Outcome(False, error="interrupted"), True)
         return _result(task, INTERRUPTED, ctx.attempt if attempt_started else 0, first_start,
                        error="interrupted")
+
+
+def _attempt(task: Task, ctx: TaskContext) -> Generator[Request, Any, Outcome]:
+    """One attempt: pre_hook, the command, post_hook. A hook that says no fails the attempt
+    (and so it is retried like a failing command)."""
+    if task.pre_hook is not None:
+        pre = yield from drive(task.pre_hook, ctx)
+        if not pre.success:
+            return Outcome(False, error=f"pre_hook: {pre.error or 'returned false'}",
+                           errored=pre.errored, trace=pre.trace)
+    outcome = yield from drive(task.action, ctx)
+    if outcome.success and task.post_hook is not None:
+        ctx.result = TaskResult(task.name, SUCCESS, outputs=outcome.outputs)
+        post = yield from drive(task.post_hook, ctx)
+        ctx.result = None
+        if not post.success:
+            return Outcome(False, outcome.message, outcome.outputs,
+                           f"post_hook: {post.error or 'returned false'}", outcome.exit_code,
+                           errored=post.errored, trace=post.trace)
+    return outcome
 
 
 def _record(listener: Listener, ctx: TaskContext, task: Task, attempt: int, status: str,

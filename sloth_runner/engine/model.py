@@ -147,17 +147,18 @@ class TaskContext:
     """Everything an action may want to know about the attempt it is running."""
 
     __slots__ = ("workflow", "task", "params", "deps", "attempt", "deadline", "cancel", "usage",
-                 "workdir", "env", "result", "held", "fault")
+                 "workdir", "env", "result", "held", "fault", "user")
 
     def __init__(self, workflow: str, task: str, params: dict[str, Any],
                  deps: dict[str, dict[str, Any] | None], workdir: str | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, user: str | None = None) -> None:
         self.workflow = workflow
         self.task = task
         self.params = params
         self.deps = deps
         self.workdir = workdir
         self.env = env
+        self.user = user
         self.attempt = 1
         self.deadline: float | None = None
         self.cancel = CancelToken()
@@ -176,7 +177,8 @@ class Task:
 
     __slots__ = ("name", "action", "depends_on", "description", "timeout", "retries", "backoff",
                  "retry_delay", "run_if", "abort_if", "on_success", "on_failure", "workdir",
-                 "env", "location", "trigger_rule", "inputs", "outputs", "fingerprint")
+                 "env", "location", "trigger_rule", "inputs", "outputs", "fingerprint",
+                 "pre_hook", "post_hook", "on_timeout", "user", "artifacts", "consumes")
 
     def __init__(self, name: str, action: Action, depends_on: tuple[str, ...] = (), *,
                  description: str = "", timeout: float | None = None, retries: int = 0,
@@ -186,7 +188,10 @@ class Task:
                  workdir: str | None = None, env: dict[str, str] | None = None,
                  location: str = "", trigger_rule: str = "all_success",
                  inputs: tuple[str, ...] = (), outputs: tuple[str, ...] = (),
-                 fingerprint: str = "") -> None:
+                 fingerprint: str = "", pre_hook: Action | None = None,
+                 post_hook: Action | None = None, on_timeout: Action | None = None,
+                 user: str | None = None, artifacts: tuple[str, ...] = (),
+                 consumes: tuple[str, ...] = ()) -> None:
         self.name = name
         self.action = action
         self.depends_on = depends_on
@@ -206,6 +211,12 @@ class Task:
         self.inputs = inputs    # file globs: with outputs, what makes the task up to date
         self.outputs = outputs
         self.fingerprint = fingerprint  # what else invalidates "up to date" (a shell command)
+        self.pre_hook = pre_hook    # before each attempt: false fails the attempt
+        self.post_hook = post_hook  # after a successful command: false fails the attempt
+        self.on_timeout = on_timeout  # after an attempt timed out
+        self.user = user  # the account its processes run as (needs root)
+        self.artifacts = artifacts  # files it leaves for others (globs), after a success
+        self.consumes = consumes    # artifacts it needs in its workdir, before it runs
 
     def __repr__(self) -> str:
         return f"Task({self.name!r}, depends_on={self.depends_on!r})"
@@ -213,13 +224,13 @@ class Task:
 
 class Workflow:
     __slots__ = ("name", "tasks", "description", "max_parallel", "timeout", "on_start",
-                 "on_complete", "location")
+                 "on_complete", "location", "fail_fast")
 
     def __init__(self, name: str, tasks: tuple[Task, ...], *, description: str = "",
                  max_parallel: int | None = None, timeout: float | None = None,
                  on_start: Callable[[dict[str, Any]], Any] | None = None,
                  on_complete: Callable[[bool, WorkflowResult], Any] | None = None,
-                 location: str = "") -> None:
+                 location: str = "", fail_fast: bool = False) -> None:
         self.name = name
         self.tasks = tasks
         self.description = description
@@ -228,12 +239,13 @@ class Workflow:
         self.on_start = on_start
         self.on_complete = on_complete
         self.location = location
+        self.fail_fast = fail_fast  # a failure stops the workflow (Go's continue_on_error=false)
 
     def with_tasks(self, tasks: tuple[Task, ...]) -> Workflow:
         return Workflow(self.name, tasks, description=self.description,
                         max_parallel=self.max_parallel, timeout=self.timeout,
                         on_start=self.on_start, on_complete=self.on_complete,
-                        location=self.location)
+                        location=self.location, fail_fast=self.fail_fast)
 
     def __repr__(self) -> str:
         return f"Workflow({self.name!r}, {len(self.tasks)} tasks)"

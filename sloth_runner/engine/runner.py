@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from sloth_runner.engine.lifecycle import Freshness
+    from sloth_runner.engine.lifecycle import Artifacts, Freshness
 
 
 class RunResult:
@@ -45,6 +45,7 @@ def run_workflows(
     max_parallel: int | None = None,
     listener: Listener | None = None,
     freshness: Freshness | None = None,
+    artifacts: Artifacts | None = None,
     on_scheduler: Callable[[Scheduler | None], None] | None = None,
 ) -> RunResult:
     """Run `workflows` in order. `on_scheduler` is told which scheduler is running (None when
@@ -58,7 +59,7 @@ def run_workflows(
             results.append(_not_run(wf, "run interrupted", listener, INTERRUPTED))
             continue
         listener.workflow_started(wf)
-        result = _run_one(wf, params, max_parallel, listener, freshness, on_scheduler)
+        result = _run_one(wf, params, max_parallel, listener, freshness, artifacts, on_scheduler)
         listener.workflow_finished(result)
         results.append(result)
     if any(r.status == INTERRUPTED for r in results):
@@ -69,7 +70,7 @@ def run_workflows(
 
 
 def _run_one(wf: Workflow, params: dict[str, Any], max_parallel: int | None,
-             listener: Listener, freshness: Freshness | None,
+             listener: Listener, freshness: Freshness | None, artifacts: Artifacts | None,
              on_scheduler: Callable[[Scheduler | None], None] | None) -> WorkflowResult:
     if wf.on_start is not None:
         try:
@@ -79,7 +80,7 @@ def _run_one(wf: Workflow, params: dict[str, Any], max_parallel: int | None,
         if go_on is False:
             return _not_run(wf, "on_start returned false", listener)
     scheduler = Scheduler(wf, params=params, max_parallel=max_parallel, listener=listener,
-                          freshness=freshness)
+                          freshness=freshness, artifacts=artifacts)
     if on_scheduler is not None:
         on_scheduler(scheduler)
     try:

@@ -48,7 +48,7 @@ TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never eva
 if TYPE_CHECKING:
     from typing import Any
 
-    from sloth_runner.engine.lifecycle import Freshness
+    from sloth_runner.engine.lifecycle import Artifacts, Freshness
 
 DEFAULT_MAX_PARALLEL = 8
 # History and output are flushed when the scheduler is about to wait, but not more often than
@@ -83,12 +83,14 @@ class Scheduler:
         max_parallel: int | None = None,
         listener: Listener | None = None,
         freshness: Freshness | None = None,
+        artifacts: Artifacts | None = None,
     ) -> None:
         self.workflow = workflow
         self.params = params or {}
         self.max_parallel = max(1, max_parallel or workflow.max_parallel or DEFAULT_MAX_PARALLEL)
         self.listener = listener or Listener()
         self.freshness = freshness
+        self.artifacts = artifacts
         self.results: dict[str, TaskResult] = {}
         self.aborted: str | None = None
         self.interrupted: str | None = None
@@ -217,8 +219,9 @@ class Scheduler:
                                            message="not run: workflow timed out")])
             return
         ctx = TaskContext(self.workflow.name, task.name, self.params, self._deps_of(task),
-                          workdir=task.workdir, env=task.env)
-        program = task_program(task, ctx, self.listener, self._deadline, self.freshness)
+                          workdir=task.workdir, env=task.env, user=task.user)
+        program = task_program(task, ctx, self.listener, self._deadline, self.freshness,
+                               self.artifacts)
         run = _Running(task, ctx, program)
         self._running[id(run)] = run
         self._step(run, None, None)
@@ -367,6 +370,9 @@ class Scheduler:
                     message=result.message, error=result.error))
             self.results[result.name] = result
             self.listener.task_finished(self.workflow.name, result)
+            if self.workflow.fail_fast and result.status in FAILURES and self.aborted is None:
+                self.aborted = f"task '{result.name}' {result.status} (the workflow does not " \
+                               "continue on error)"
             for name in self._dependents[result.name]:
                 if name in self.results:
                     continue

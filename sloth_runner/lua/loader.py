@@ -13,6 +13,7 @@ here, and every message starts with the file:line of the definition at fault. Gr
 from __future__ import annotations
 
 import os
+import re
 
 from sloth_runner.durations import parse_duration
 from sloth_runner.errors import DefinitionError, LoadError
@@ -26,19 +27,23 @@ if TYPE_CHECKING:
     from typing import Any
 
 DEFAULT_WORKFLOW = "default"
-ACTION_KINDS = ("command", "run_if", "abort_if", "on_success", "on_failure")
+ACTION_KINDS = ("command", "run_if", "abort_if", "on_success", "on_failure", "pre_hook",
+                "post_hook", "on_timeout")
 
 
 class LoadedFile:
     """What a file defined: `workflows` (plain descriptions) and `actions` (Lua functions)."""
 
     def __init__(self, path: str, runtime: LuaRuntime, workflows: list[dict[str, Any]],
-                 actions: dict[tuple[str, str, str], Any], warnings: list[str]) -> None:
+                 actions: dict[tuple[str, str, str], Any], warnings: list[str],
+                 unbuilt: dict[str, str]) -> None:
         self.path = path
         self.runtime = runtime
         self.workflows = workflows
         self.actions = actions
         self.warnings = warnings
+        self.unbuilt = unbuilt  # task name -> file:line of a builder never built
+        self.hook_file = False  # the file returned a hook definition
 
 
 def load_file(path: str, services: Services, *, sandbox: bool = False,
@@ -52,59 +57,121 @@ def load_file(path: str, services: Services, *, sandbox: bool = False,
         raise LoadError(f"{path}: is a directory, not a workflow file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise LoadError(f"{path}: cannot read: {exc}") from exc
+    if source.startswith("#!"):  # a shebang line (`#!/usr/bin/env sloth-runner`): a comment
+        source = "--" + source
     rt = LuaRuntime(sandbox=sandbox, debug=debug)
     install_core_modules(rt, services)
-    rt.run_file(source, path, debug=debug)
-    return _describe(rt, path)
+    rt.S.base_dir = os.path.dirname(os.path.abspath(path))  # import() and require() look here
+    if services.values is not None:
+        rt.lua.globals().values = rt.table(services.values)
+    hook_file = rt.run_file(source, path, debug=debug)
+    loaded = _describe(rt, path, services.values or {})
+    loaded.hook_file = hook_file
+    return loaded
 
 
-def _describe(rt: LuaRuntime, path: str) -> LoadedFile:
+def _describe(rt: LuaRuntime, path: str, values: dict[str, Any]) -> LoadedFile:
     actions: dict[tuple[str, str, str], Any] = {}
     workflows: list[dict[str, Any]] = []
+    warnings: list[str] = []
     for wf in rt.S.registry.workflows.values():
         fields = dict(wf.items())
         name = fields["name"]
         where = fields["where"]
         config = to_python(fields["config"]) if fields.get("config") is not None else {}
+        config = {k: interpolate(v, values) for k, v in config.items()}
         for kind in ("on_start", "on_complete"):
             if fields.get(kind) is not None:
                 actions[(name, "", kind)] = LuaAction(rt, fields[kind], kind)
+        if fields.get("unused"):
+            warnings.extend(_unused_config(name, where, list(fields["unused"].values())))
+        delegate = fields.get("delegate_to")
         workflows.append({
             "name": name, "where": where, "description": fields.get("description") or "",
+            "version": fields.get("version"),
             "max_parallel": _positive_int(config.get("max_parallel_tasks"), where,
                                           "config.max_parallel_tasks"),
             "timeout": _positive_duration(config.get("timeout"), where,
                                           f"workflow '{name}': config.timeout"),
+            "workdir": config.get("workdir"),
+            "create_workdirs": bool(config.get("create_workdir_before_run")),
+            "fail_fast": config.get("continue_on_error") is False,
+            "delegate_to": interpolate(delegate, values) if delegate else None,
             "on_start": fields.get("on_start") is not None,
             "on_complete": fields.get("on_complete") is not None,
-            "tasks": [_task(rt, name, spec, actions) for spec in fields["tasks"].values()],
+            "tasks": [_task(rt, name, spec, actions, values)
+                      for spec in fields["tasks"].values()],
         })
     names = [w["name"] for w in workflows]
     for name in names:
         if names.count(name) > 1:
             raise DefinitionError(f"{path}: workflow '{name}' is defined more than once")
     loose = list(rt.S.unclaimed().values())
-    if loose:
-        name = DEFAULT_WORKFLOW if DEFAULT_WORKFLOW not in names else \
-            os.path.splitext(os.path.basename(path))[0]
-        workflows.append({"name": name, "where": f"{path}:1", "description": "",
+    if loose and workflows:
+        # As in the Go sloth-runner: a file with workflows runs what they list, not the rest.
+        listed = ", ".join(f"'{spec['name']}' ({spec['where']})" for spec in loose)
+        warnings.append(f"{path}: built but in no workflow, so not run: {listed}")
+    elif loose:  # a file of tasks only (the seed's form): they make the `default` workflow
+        workflows.append({"name": DEFAULT_WORKFLOW, "where": f"{path}:1", "description": "",
                           "max_parallel": None, "timeout": None, "on_start": False,
                           "on_complete": False,
-                          "tasks": [_task(rt, name, spec, actions) for spec in loose]})
-    warnings = []
+                          "tasks": [_task(rt, DEFAULT_WORKFLOW, spec, actions, values)
+                                    for spec in loose]})
+    unbuilt = {}
     for entry in rt.S.unbuilt().values():
         task_name, _, where = str(entry).partition("\t")
+        unbuilt[task_name] = where
         warnings.append(f"{where}: task '{task_name}' is never built: end its chain with "
                         ":build(), or it does not run")
-    return LoadedFile(path, rt, workflows, actions, warnings)
+    return LoadedFile(path, rt, workflows, actions, warnings, unbuilt)
 
 
-def _task(rt: LuaRuntime, workflow: str, spec: Any, actions: dict[tuple[str, str, str], Any]
-          ) -> dict[str, Any]:
-    """A task's description: only the fields it sets (a definition is a few fields, and a
+CONFIG_KEYS = ("max_parallel_tasks", "timeout", "workdir", "create_workdir_before_run",
+               "continue_on_error")
+
+
+def _unused_config(workflow: str, where: str, keys: list[str]) -> list[str]:
+    """Config keys with no meaning here: a warning (Go files carry keys of their own), or an
+    error when the key looks like a misspelt one that has a meaning."""
+    import difflib
+
+    for key in keys:
+        close = difflib.get_close_matches(key, CONFIG_KEYS, n=1, cutoff=0.75)
+        if close:
+            raise DefinitionError(f"{where}: workflow '{workflow}': config.{key}: unknown, did "
+                                  f"you mean {close[0]}?")
+    return [f"{where}: workflow '{workflow}': " + ", ".join(f"config.{k}" for k in keys)
+            + " has no effect here"]
+
+
+def interpolate(value: Any, values: dict[str, Any]) -> Any:
+    """`${values.a.b}` in a string, from the --values files (Go's syntax for agent names and
+    config strings); a name that is not there stays as written."""
+    if not isinstance(value, str) or "${values." not in value:
+        return value
+
+    def lookup(match: re.Match[str]) -> str:
+        found: Any = values
+        for part in match.group(1).split("."):
+            if not isinstance(found, dict) or part not in found:
+                return match.group(0)
+            found = found[part]
+        return str(found)
+
+    return _VALUE_REF.sub(lookup, value)
+
+
+_VALUE_REF = re.compile(r"\$\{values\.([A-Za-z0-9_.-]+)\}")
+
+
+def _task(rt: LuaRuntime, workflow: str, spec: Any, actions: dict[tuple[str, str, str], Any],
+          values: dict[str, Any]) -> dict[str, Any]:
+    """A task's description: only the fields it set (a definition is a few fields, and a
     10,000-task file must load fast); `running.Run` supplies the defaults."""
     fields = dict(spec.items())
     name, where = fields.pop("name"), fields.pop("where")
+    this = fields.pop("this", None)
+    this_kinds = set(this.keys()) if this is not None else ()
     d: dict[str, Any] = {"name": name, "where": where}
     what = f"task '{name}'"
     for key, value in fields.items():
@@ -112,9 +179,9 @@ def _task(rt: LuaRuntime, workflow: str, spec: Any, actions: dict[tuple[str, str
             if isinstance(value, str):
                 d[key] = {"shell": value}
             else:
-                actions[(workflow, name, key)] = LuaAction(rt, value, key)
+                actions[(workflow, name, key)] = LuaAction(rt, value, key, key in this_kinds)
                 d[key] = {"lua": True}
-        elif key in ("depends_on", "inputs", "outputs"):
+        elif key in ("depends_on", "inputs", "outputs", "artifacts", "consumes"):
             d[key] = list(value.values())
         elif key == "timeout":
             d[key] = _positive_duration(value, where, f"{what}: :timeout()")
@@ -129,8 +196,11 @@ def _task(rt: LuaRuntime, workflow: str, spec: Any, actions: dict[tuple[str, str
                 d[key] = parse_size(value)
             except ValueError as exc:
                 raise DefinitionError(f"{where}: {what}: :memory_limit(): {exc}") from exc
+        elif key == "delegate_to":
+            d[key] = interpolate(value, values) if isinstance(value, str) else \
+                f"(a {value} chosen when the task runs)"
         elif key != "claimed":
-            d[key] = value  # description, retries, backoff, workdir, trigger_rule
+            d[key] = value  # description, retries, backoff, workdir, trigger_rule, user
     return d
 
 

@@ -68,7 +68,7 @@ if sandbox then
     end
     dofile = nil; loadfile = nil
     package.loadlib = nil; package.cpath = ""; package.path = ""
-    package.searchers = {package.searchers[1]}
+    package.searchers = {package.searchers[1], package.searchers[2]}  -- preload, ours (text)
     debug = nil; package.loaded.debug = nil
 end
 """
@@ -86,7 +86,10 @@ return function(source, chunkname)
         if getmetatable(m) == exit_mt then return m end
         return {m, traceback(m, 2)}
     end)
-    if ok then return true, nil, nil end
+    if ok then  -- a hook file returns {name, event_type(s), execute}
+        local hookish = type(e) == "table" and type(e.execute) == "function"
+        return true, hookish, nil
+    end
     if getmetatable(e) == exit_mt then return "exit", e.code, nil end
     if type(e) == "table" then return false, tostring(e[1]), e[2] end
     return false, tostring(e), nil
@@ -144,11 +147,12 @@ class LuaRuntime:
         self.current: TaskContext | None = None  # the task whose Lua code is running now
         # before the sandbox removes debug
         self._load_file, exit_mt = self.lua.execute(_LOAD_FILE)
-        with open(os.path.join(os.path.dirname(__file__), "prelude.lua"), encoding="utf-8") as fh:
-            prelude = fh.read()
         self.stopping = False  # set by interrupt(): every task's Lua code raises at its next hook
-        host = self.lua.table_from({"check": self._check, "call_sync": self._call_sync})
-        self.S = self.lua.execute(prelude, host)
+        self.calls = 0  # module calls so far: did the top-level code of a file do anything?
+        host = self.lua.table_from({"check": self._check, "call_sync": self._call_sync,
+                                    "cwd": os.getcwd, "read_source": _read_source})
+        self.S = self.lua.execute(_source("prelude.lua"), host)
+        self.lua.execute(_source("dsl.lua"), self.S, host)
         self._wrap = self.lua.execute(_WRAP, self.S.raise_error, self.S.clean_args)
         self.lua.execute(_SETUP, sandbox, exit_mt)
         self._start = self.S.start
@@ -189,6 +193,7 @@ class LuaRuntime:
         """A Lua function calling `fn`; Python errors become Lua errors at the caller's line."""
 
         def call(*args: Any) -> tuple:
+            self.calls += 1
             try:
                 result = fn(*args)
             except Exception as exc:
@@ -214,6 +219,7 @@ class LuaRuntime:
 
     def _call_sync(self, name: str, *args: Any) -> tuple:
         """A blocking op called where a yield is impossible: run it here and now."""
+        self.calls += 1
         op = self.ops[name]
         try:
             job = op.prepare(self.current, *args)
@@ -226,7 +232,9 @@ class LuaRuntime:
             return (False, error_message(exc, self.current))
 
     # -- loading -------------------------------------------------------------------------------
-    def run_file(self, source: str, chunkname: str, debug: bool = False) -> None:
+    def run_file(self, source: str, chunkname: str, debug: bool = False) -> bool:
+        """Run a file's top-level code; True when it returned a hook definition (a table with
+        `execute`), which belongs to `sloth-runner hook add`, not to `run`."""
         self._chunks.append(chunkname)
         self.S.watch_main()
         try:
@@ -242,6 +250,7 @@ class LuaRuntime:
             if debug and trace:
                 text += "\n" + str(trace)
             raise LuaScriptError(text)
+        return bool(message)
 
     def full_paths(self, message: str) -> str:
         """Lua shortens long chunk names to "...tail"; put the full file path back."""
@@ -318,42 +327,46 @@ class LuaRuntime:
         return cached[1]
 
 
+def _read_source(path: Any) -> tuple:
+    """For import() and require(): a Lua file's text, or (None, why)."""
+    try:
+        with open(str(path), encoding="utf-8", errors="replace") as fh:
+            return (fh.read(),)
+    except OSError as exc:
+        return (None, exc.strerror or str(exc))
+
+
+def _source(name: str) -> str:
+    with open(os.path.join(os.path.dirname(__file__), name), encoding="utf-8") as fh:
+        return fh.read()
+
+
 class LuaAction:
-    """An engine action backed by a Lua function: command, run_if/abort_if, or a hook."""
+    """An engine action backed by a Lua function: a command, a condition (run_if, abort_if),
+    a task hook (on_success, on_failure, pre_hook, post_hook, on_timeout) or a workflow hook
+    (on_start, on_complete). `this` marks a Go-style function, called with the task's `this`
+    object first."""
 
-    __slots__ = ("rt", "fn", "kind")
+    __slots__ = ("rt", "fn", "kind", "this")
 
-    def __init__(self, rt: LuaRuntime, fn: Any, kind: str) -> None:
-        self.rt, self.fn, self.kind = rt, fn, kind
+    def __init__(self, rt: LuaRuntime, fn: Any, kind: str, this: bool = False) -> None:
+        self.rt, self.fn, self.kind, self.this = rt, fn, kind, this
 
     def __call__(self, ctx: TaskContext) -> Generator[Request, Any, Outcome]:
         rt = self.rt
         kind = self.kind
-        if kind in ("command", "run_if", "abort_if"):
+        if kind in _WITH_DEPS:
             # Dependencies without outputs (most of them) are named, not converted: Lua gives
             # each an empty table.
             given = {name: out for name, out in ctx.deps.items() if out} if ctx.deps else None
             empty = [name for name, out in ctx.deps.items() if not out] if ctx.deps else ()
             step, close = rt._start_task(self.fn, ctx.deadline, rt.base_params(ctx.params),
-                                         ctx.workflow, ctx.task,
+                                         ctx.workflow, ctx.task, self.this, ctx.workdir,
                                          rt.table(given) if given else None, *empty)
             first: tuple = ()
         else:
             step, close = rt._start(self.fn, ctx.deadline)
-            result = ctx.result
-            if kind == "on_start":  # on_start(params)
-                first = (rt.base_params(ctx.params),)
-            elif kind == "on_complete":  # on_complete(success, results); results in .outputs
-                first = (bool(result and result.status == "success"),
-                         rt.table(result.outputs if result and result.outputs else {}))
-            else:  # on_success(params, outputs) / on_failure(params, error)
-                params = rt.base_params({**ctx.params, "task_name": ctx.task,
-                                         "workflow_name": ctx.workflow})
-                if kind == "on_success":
-                    first = (params, rt.table(result.outputs if result and result.outputs
-                                              else {}))
-                else:
-                    first = (params, result.error if result else None)
+            first = self._arguments(ctx)
         ctx.fault = None
         reply = yield from rt.drive(step, close, ctx, first)
         if reply[0] == "error":
@@ -365,10 +378,13 @@ class LuaAction:
                 return Outcome(False, error=error, errored=True, trace=fault[1])
             return Outcome(False, error=error)
         values = reply[1:]
-        if kind == "run_if" or kind == "abort_if":
+        if kind in _DECIDES:  # run_if, abort_if: the first value says
             return Outcome(bool(values and values[0]))
-        if kind == "on_start":
-            return Outcome(not values or values[0] is not False)
+        if kind in _VETOES:  # on_start, pre_hook, post_hook: false (and a message) says no
+            ok = not values or values[0] is not False
+            message = values[1] if len(values) > 1 and isinstance(values[1], str) else ""
+            return Outcome(ok, message, error=None if ok else (message or f"{kind} returned "
+                                                                          "false"))
         if kind != "command":
             return Outcome(True)
         verdict = rt._outcome(*values)
@@ -382,3 +398,31 @@ class LuaAction:
         if exit_code is not None and not ok and not text:  # (its output's tail is shown)
             text = f"exit code {exit_code}"
         return Outcome(bool(ok), text, py_outputs, exit_code=exit_code)
+
+    def _arguments(self, ctx: TaskContext) -> tuple:
+        """What a hook is called with (after `this`, for a Go-style one)."""
+        rt, kind, result = self.rt, self.kind, ctx.result
+        if kind == "on_start":  # on_start(params)
+            return (rt.base_params(ctx.params),)
+        if kind == "on_complete":  # on_complete(success, results); results in .outputs
+            return (bool(result and result.status == "success"),
+                    rt.table(result.outputs if result and result.outputs else {}))
+        params = rt.base_params({**ctx.params, "task_name": ctx.task,
+                                 "workflow_name": ctx.workflow})
+        if kind in ("on_success", "post_hook"):  # (params, outputs)
+            args: tuple = (params, rt.table(result.outputs if result and result.outputs
+                                             else {}))
+        elif kind == "on_failure":  # (params, error); Go-style: (this, params, {error, task_name})
+            error = result.error if result else None
+            args = (params, rt.table({"error": error, "task_name": ctx.task}) if self.this
+                    else error)
+        else:  # on_timeout(params)
+            args = (params,)
+        if self.this:
+            return (rt.S.make_this(ctx.task, ctx.workdir), *args)
+        return args
+
+
+_WITH_DEPS = frozenset(("command", "run_if", "abort_if", "pre_hook"))
+_DECIDES = frozenset(("run_if", "abort_if"))
+_VETOES = frozenset(("on_start", "pre_hook", "post_hook"))

@@ -25,8 +25,10 @@ class Services:
     def __init__(self, listener: Listener, state: Callable[[], StateStore], spool: str,
                  ai: Callable[[], Any], *, params: dict[str, Any] | None = None,
                  grants: Grants | None = None,
-                 scrubber: Callable[[], Any] | None = None) -> None:
+                 scrubber: Callable[[], Any] | None = None,
+                 values: dict[str, Any] | None = None) -> None:
         self.listener = listener
+        self.values = values  # --values files: the Lua global `values` (absent without them)
         self.grants = grants or Grants()  # what the workflow may do (--sandbox, --allow)
         self.state = state  # opened on first use: most workflows never touch state
         self.spool = spool
