@@ -38,6 +38,7 @@ class Services:
         self.memory_limit: int | None = None  # of the task running now, for its commands
         self._scrubber: Any = None
         self._scrubber_factory = scrubber  # the run's, so placeholders agree with the output
+        self.event_port: Any = None  # where event.dispatch sends events (lua/events_module.py)
 
     def ai(self) -> Any:
         if self._ai is None:

@@ -105,11 +105,16 @@ MIGRATIONS: list[tuple[str, str]] = [
     (
         "005_state_expiry",
         """
-        ALTER TABLE state ADD COLUMN expires_at REAL
+        ALTER TABLE state ADD COLUMN expires_at REAL;
+        CREATE INDEX state_expires ON state(expires_at)
         """,
     ),
     (
         "006_events_and_hooks",
+        # events: what happened in runs (and what workflows dispatched), recorded while a hook
+        # applies to the run. source is 'run' (the engine), 'lua' (event.dispatch) or
+        # 'hook:NAME' (dispatched by a hook: recorded, delivered to no hook, so hooks cannot
+        # loop). hooks: registered hook files. hook_runs: every execution of a hook.
         """
         CREATE TABLE events (
             id         INTEGER PRIMARY KEY,
@@ -119,14 +124,18 @@ MIGRATIONS: list[tuple[str, str]] = [
             workflow   TEXT,
             task       TEXT,
             stack      TEXT,
+            source     TEXT NOT NULL DEFAULT 'run',
             data_json  TEXT NOT NULL
         );
         CREATE INDEX events_type_at ON events(type, at);
+        CREATE INDEX events_run ON events(run_id, id);
         CREATE TABLE hooks (
             name        TEXT PRIMARY KEY,
             file        TEXT NOT NULL,
             event_types TEXT NOT NULL,
             stack       TEXT,
+            description TEXT NOT NULL DEFAULT '',
+            timeout_s   REAL NOT NULL DEFAULT 30,
             enabled     INTEGER NOT NULL DEFAULT 1,
             added_at    REAL NOT NULL
         );
@@ -134,13 +143,22 @@ MIGRATIONS: list[tuple[str, str]] = [
             id          INTEGER PRIMARY KEY,
             hook        TEXT NOT NULL,
             event_id    INTEGER,
+            event_type  TEXT,
+            run_id      TEXT,
             started_at  REAL NOT NULL,
             duration_s  REAL,
             status      TEXT NOT NULL,
             error       TEXT,
             output      TEXT
         );
-        CREATE INDEX hook_runs_hook ON hook_runs(hook, started_at)
+        CREATE INDEX hook_runs_hook ON hook_runs(hook, started_at);
+        CREATE INDEX hook_runs_event ON hook_runs(event_id)
+        """,
+    ),
+    (
+        "007_run_stack",
+        """
+        ALTER TABLE runs ADD COLUMN stack TEXT
         """,
     ),
 ]

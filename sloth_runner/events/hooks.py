@@ -1,0 +1,418 @@
+"""Hook files: load one, and run its `execute(event)` in a Lua runtime of its own.
+
+A hook file returns a table:
+
+    return {
+        name = "notify-failure",
+        event_types = {"task.failed", "workflow.failed"},   -- or event_type = "task.failed"
+        stack = "production",                               -- optional: only that stack's runs
+        timeout = "30s",                                    -- optional (default 30 s)
+        description = "...",                                -- optional
+        execute = function(event) ... end,
+    }
+
+`hook add` loads it once to read the declaration; the store keeps the file's path and what it
+declared. Every execution loads the file again, in a fresh runtime with every core module
+(exec, log, state, fs, ai, ...), so an edit to the body takes effect at the next event, and
+no execution sees what another left in Lua globals. The event types, stack and timeout are
+those stored: change them in the file, then `hook add FILE --replace`.
+
+`execute` returning false (and a message) is a failed execution; raising an error is an
+error (with the file:line); running past the timeout is a timeout: its Lua code is stopped
+and the processes it started are killed.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from sloth_runner.engine.events import Listener
+from sloth_runner.engine.model import Outcome, TaskContext, TaskInterrupted, TaskTimeout
+from sloth_runner.errors import DefinitionError, LoadError, LuaScriptError, user_message
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Generator
+    from typing import Any
+
+    from sloth_runner.lua.runtime import LuaRuntime
+    from sloth_runner.lua.services import Services
+    from sloth_runner.store.db import Store
+
+DEFAULT_TIMEOUT_S = 30.0
+FIELDS = ("name", "event_type", "event_types", "stack", "timeout", "description", "execute")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+# Runs the file's top-level code and hands back what it returned (the loader's run_file keeps
+# only whether it ran). The chunk name is the path, so errors carry file:line.
+_READ = """
+local source, chunkname = ...
+local fn, err = load(source, chunkname, "t")
+if not fn then return false, err end
+local ok, value = pcall(fn)
+if not ok then return false, tostring(value) end
+return true, value
+"""
+
+
+class HookSpec:
+    """What a hook file declares."""
+
+    __slots__ = ("name", "event_types", "stack", "timeout_s", "description", "execute", "path")
+
+    def __init__(self, name: str, event_types: list[str], stack: str | None, timeout_s: float,
+                 description: str, execute: Any, path: str) -> None:
+        self.name = name
+        self.event_types = event_types
+        self.stack = stack
+        self.timeout_s = timeout_s
+        self.description = description
+        self.execute = execute
+        self.path = path
+
+
+class HookOutput(Listener):
+    """What a hook logs (log.*, print), kept for its hook_runs row; `echo` also shows it."""
+
+    def __init__(self, echo: Callable[[str], None] | None = None) -> None:
+        self.lines: list[str] = []
+        self.echo = echo
+
+    def log(self, level: str, message: str, workflow: str | None, task: str | None) -> None:
+        line = message if level in ("info", "print") else f"{level}: {message}"
+        self.lines.append(line)
+        if self.echo is not None:
+            self.echo(line)
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+class Stopper:
+    """Lets another thread stop an execution that ran out of time: its Lua code raises at
+    its next instruction hook, and the processes it started are killed."""
+
+    def __init__(self) -> None:
+        self.runtime: LuaRuntime | None = None
+        self.ctx: TaskContext | None = None
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self.runtime is not None:
+            self.runtime.interrupt()
+        if self.ctx is not None:
+            self.ctx.cancel.cancel()
+
+
+def load_hook(path: str, services: Services, stopper: Stopper | None = None
+              ) -> tuple[HookSpec, LuaRuntime]:
+    """Run a hook file and read its declaration; LoadError (with file:line) if it does not
+    load or declares something wrong."""
+    from sloth_runner.lua.modules import install_core_modules
+    from sloth_runner.lua.runtime import LuaRuntime
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            source = fh.read()
+    except FileNotFoundError:
+        raise LoadError(f"{path}: no such hook file") from None
+    except IsADirectoryError:
+        raise LoadError(f"{path}: is a directory, not a hook file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LoadError(f"{path}: cannot read: {exc}") from exc
+    rt = LuaRuntime()
+    if stopper is not None:
+        stopper.runtime = rt
+    install_core_modules(rt, services)
+    rt.S.watch_main()  # a loop at top level stops when the execution is stopped
+    try:
+        ok, value = rt.lua.execute(_READ, source, "@" + path)
+    finally:
+        rt.S.unwatch_main()
+    if rt.stopping:
+        raise TaskInterrupted("stopped while loading")
+    if not ok:
+        raise LuaScriptError(full_paths(str(value), path))
+    return _declaration(value, path, source), rt
+
+
+def _declaration(value: Any, path: str, source: str) -> HookSpec:
+    from sloth_runner.lua.convert import lua_type
+
+    where = f"{path}:{_return_line(source)}"
+    example = ("return {name = \"my-hook\", event_type = \"task.failed\", "
+               "execute = function(event) ... end}")
+    if lua_type(value) != "table":
+        got = lua_type(value) or ("nil" if value is None else type(value).__name__)
+        raise DefinitionError(f"{where}: a hook file must return a table like {example}; it "
+                              f"returned {got}")
+    fields = {str(k): v for k, v in value.items()}
+    unknown = sorted(set(fields) - set(FIELDS))
+    if unknown:
+        raise DefinitionError(f"{where}: unknown hook field '{unknown[0]}' (fields: "
+                              f"{', '.join(FIELDS)})")
+    name = fields.get("name")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise DefinitionError(f"{where}: the hook needs a name: letters, digits, _ . -, at "
+                              f"most 100, starting with a letter or digit (got "
+                              f"{_shown(name)})")
+    if lua_type(fields.get("execute")) != "function":
+        raise DefinitionError(f"{where}: hook '{name}' needs execute = function(event) ... end"
+                              f" (got {_shown(fields.get('execute'))})")
+    types = _event_types(fields, where, name)
+    stack = fields.get("stack")
+    if stack is not None and (not isinstance(stack, str) or not stack.strip()):
+        raise DefinitionError(f"{where}: hook '{name}': stack must be a stack name (got "
+                              f"{_shown(stack)})")
+    description = fields.get("description")
+    if description is not None and not isinstance(description, str):
+        raise DefinitionError(f"{where}: hook '{name}': description must be a string")
+    timeout_s = DEFAULT_TIMEOUT_S
+    if fields.get("timeout") is not None:
+        from sloth_runner.durations import parse_duration
+
+        try:
+            timeout_s = parse_duration(fields["timeout"])
+        except ValueError as exc:
+            raise DefinitionError(f"{where}: hook '{name}': timeout: {exc}") from None
+        if timeout_s <= 0:
+            raise DefinitionError(f"{where}: hook '{name}': timeout must be longer than 0")
+    return HookSpec(name, types, stack, timeout_s, description or "", fields["execute"], path)
+
+
+def _event_types(fields: dict[str, Any], where: str, name: str) -> list[str]:
+    from sloth_runner.lua.convert import lua_type, to_python
+    from sloth_runner.lua.events_module import is_event_type
+
+    one, many = fields.get("event_type"), fields.get("event_types")
+    if one is not None and many is not None:
+        raise DefinitionError(f"{where}: hook '{name}': give event_type or event_types, not "
+                              "both")
+    if one is None and many is None:
+        raise DefinitionError(f"{where}: hook '{name}' needs event_type = \"task.failed\" or "
+                              "event_types = {...}")
+    if many is not None and lua_type(many) != "table":
+        raise DefinitionError(f"{where}: hook '{name}': event_types must be a list of event "
+                              f"types (got {_shown(many)})")
+    types = [one] if one is not None else to_python(many)
+    if not isinstance(types, list) or not types:
+        raise DefinitionError(f"{where}: hook '{name}': event_types must be a non-empty list")
+    for t in types:
+        pattern = isinstance(t, str) and t.endswith("*") and (
+            t == "*" or (t.endswith(".*") and is_event_type(t[:-2])))
+        if not (pattern or is_event_type(t)):
+            raise DefinitionError(f"{where}: hook '{name}': {_shown(t)} is not an event type "
+                                  "(like \"task.failed\", \"task.*\" or \"*\")")
+    return list(dict.fromkeys(types))
+
+
+def _shown(value: Any) -> str:
+    from sloth_runner.lua.convert import lua_type
+
+    if isinstance(value, str):
+        return repr(value)
+    return lua_type(value) or ("nil" if value is None else type(value).__name__)
+
+
+def _return_line(source: str) -> int:
+    """The line of the file's last `return` at the start of a line: where the declaration is
+    (a declaration problem has no Lua error to say where)."""
+    line = 1
+    for number, text in enumerate(source.splitlines(), 1):
+        if text.startswith("return"):
+            line = number
+    return line
+
+
+def full_paths(message: str, path: str) -> str:
+    """Lua shortens a long chunk name to "...tail"; put the path back."""
+    if "..." not in message:
+        return message
+    for cut in range(1, len(path)):
+        marker = "..." + path[cut:] + ":"
+        if marker in message:
+            return message.replace(marker, path + ":")
+    return message
+
+
+# -- running -----------------------------------------------------------------------------------
+class HookHost:
+    """What hook executions of one process share: the store, a scrubber, an AI service (built
+    on first use), the spool folder. Each execution gets Services of its own around them."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._scrubber: Any = None
+        self._ai: Any = None
+        self.run_id = None  # for calls.handlers_for: hooks have no run of their own
+        from sloth_runner.grants import Grants
+
+        self.grants = Grants()  # hooks are the user's own, registered by hand: not sandboxed
+
+    @property
+    def scrubber(self) -> Any:
+        if self._scrubber is None:
+            from sloth_runner.scrub import Scrubber
+
+            self._scrubber = Scrubber()
+        return self._scrubber
+
+    def scrub(self, text: str) -> str:
+        return str(self.scrubber.scrub(text)[0]) if text else text
+
+    @property
+    def ai(self) -> Any:
+        if self._ai is None:
+            from sloth_runner.ai.client import AIService
+            from sloth_runner.store.ai_usage import AIUsageStore
+
+            self._ai = AIService(usage=lambda: AIUsageStore(self.store), scrubber=self.scrubber,
+                                 notice=lambda text: None)
+        return self._ai
+
+    def services(self, output: HookOutput, hook: str | None, event: dict[str, Any] | None
+                 ) -> Services:
+        """Services for one execution of `hook` (None: a file loaded to read its declaration,
+        whose top-level event.dispatch goes nowhere)."""
+        from sloth_runner import paths
+        from sloth_runner.lua.events_module import EventPort
+        from sloth_runner.lua.services import Services
+        from sloth_runner.store.state import StateStore
+
+        def ai() -> Any:
+            from sloth_runner.calls import handlers_for
+            from sloth_runner.lua.ai_module import AIGateway
+
+            handler = handlers_for(self)["ai"]  # type: ignore[arg-type]  # has what it asks
+            return AIGateway(lambda method, args, on_token: handler(method, args, on_token))
+
+        services = Services(output, lambda: StateStore(self.store), paths.spool_dir("hooks"), ai,
+                            scrubber=lambda: self.scrubber)
+        port = EventPort()
+        port.attach(_HookEvents(self, hook, event) if hook is not None else None)
+        services.event_port = port
+        return services
+
+
+class _HookEvents:
+    """event.dispatch inside a hook: recorded (source `hook:NAME`, in the run of the event
+    that triggered it) but delivered to no hook, so hooks cannot trigger each other in a loop."""
+
+    def __init__(self, host: HookHost, hook: str, event: dict[str, Any] | None) -> None:
+        self.host, self.hook, self.event = host, hook, event or {}
+
+    def dispatch(self, kind: str, data: Any, workflow: str | None, task: str | None,
+                 scrubber: Callable[[], Any], at: float | None = None) -> None:
+        from sloth_runner.engine.events import map_strings
+        from sloth_runner.events.recorder import _JSON
+        from sloth_runner.store.events import insert_events
+
+        clean = map_strings(data, self.host.scrub)
+        insert_events(self.host.store, [(kind, at or time.time(), self.event.get("run_id"),
+                                         self.event.get("workflow"), self.event.get("task"),
+                                         self.event.get("stack"), f"hook:{self.hook}",
+                                         _JSON(clean))])
+
+
+class Result:
+    __slots__ = ("status", "error", "output", "duration_s")
+
+    def __init__(self, status: str, error: str | None, output: str, duration_s: float) -> None:
+        self.status = status  # success | failed | error | timeout
+        self.error = error
+        self.output = output
+        self.duration_s = duration_s
+
+
+def run_hook(host: HookHost, hook: dict[str, Any], event: dict[str, Any], deadline: float,
+             stopper: Stopper | None = None, echo: Callable[[str], None] | None = None,
+             started: float | None = None) -> Result:
+    """One execution of a registered hook for `event`, to its end (by `deadline`; it and
+    `started` are time.monotonic() values). Never raises: whatever happens is the result."""
+    from sloth_runner.engine.lifecycle import run_now
+
+    stopper = stopper or Stopper()
+    output = HookOutput(echo)
+    started = time.monotonic() if started is None else started
+    timeout = f"timed out after {hook['timeout_s']:g}s"
+    try:
+        spec, rt = load_hook(hook["file"], host.services(output, hook["name"], event), stopper)
+        if spec.name != hook["name"]:
+            raise DefinitionError(f"{hook['file']} now declares hook '{spec.name}', not "
+                                  f"'{hook['name']}': run `sloth-runner hook add "
+                                  f"{hook['file']} --replace`")
+        ctx = TaskContext("", hook["name"], {}, {})
+        ctx.deadline = deadline
+        stopper.ctx = ctx
+        if stopper.stopped:
+            raise TaskInterrupted("stopped")
+        outcome = run_now(_Execute(rt, spec.execute, event_for_lua(event), hook["file"]), ctx)
+    except (TaskTimeout, TaskInterrupted):
+        return Result("timeout", timeout, host.scrub(output.text()), time.monotonic() - started)
+    except LoadError as exc:
+        return _result(host, "error", str(exc), output, started)
+    except Exception as exc:  # a bug of ours, or the store: still an execution to record
+        return _result(host, "error", f"{type(exc).__name__}: {user_message(exc)}", output,
+                       started)
+    if stopper.stopped:  # it ended on being stopped (a blocking call was killed)
+        return Result("timeout", timeout, host.scrub(output.text()), time.monotonic() - started)
+    if outcome.success:
+        return _result(host, "success", None, output, started)
+    if outcome.error is not None:
+        return _result(host, "error", outcome.error, output, started)
+    return _result(host, "failed", outcome.message or "execute returned false", output, started)
+
+
+def _result(host: HookHost, status: str, error: str | None, output: HookOutput,
+            started: float) -> Result:
+    return Result(status, host.scrub(error) if error else None, host.scrub(output.text()),
+                  time.monotonic() - started)
+
+
+class _Execute:
+    """`execute(event)` as an engine action: a Lua coroutine under the execution's deadline,
+    its blocking calls (exec.run, ai.*) served on this thread. Outcome: success, an error
+    (it raised, with file:line), or a failure (it returned false [, message])."""
+
+    def __init__(self, rt: LuaRuntime, fn: Any, event: dict[str, Any], path: str) -> None:
+        self.rt, self.fn, self.event, self.path = rt, fn, event, path
+
+    def __call__(self, ctx: TaskContext) -> Generator[Any, Any, Outcome]:
+        rt = self.rt
+        event = rt.table(self.event)
+        # `execute = function(event)` hides the `event` module: event.dispatch works anyway
+        event["dispatch"] = rt.lua.globals().package.loaded["event"]["dispatch"]
+        step, close = rt.S.start(self.fn, ctx.deadline)
+        program = rt.drive(step, close, ctx, (event,))
+        value: Any = None
+        error: BaseException | None = None
+        while True:  # `yield from`, but a call that returns past the deadline (a process
+            try:     # killed at it) ends the execution there, as the scheduler does for tasks
+                request = program.throw(error) if error is not None else program.send(value)
+            except StopIteration as stop:
+                reply = stop.value
+                break
+            value, error = None, None
+            try:
+                value = yield request
+            except Exception as exc:
+                error = exc
+            if ctx.deadline is not None and time.monotonic() >= ctx.deadline:
+                error = TaskTimeout()
+        if reply[0] == "error":
+            return Outcome(False, error=full_paths(str(reply[1]), self.path))
+        values = reply[1:]
+        if values and values[0] is False:
+            message = values[1] if len(values) > 1 and isinstance(values[1], str) else ""
+            return Outcome(False, message)
+        return Outcome(True)
+
+
+def event_for_lua(event: dict[str, Any]) -> dict[str, Any]:
+    """What `execute` receives: the stored event, `timestamp` for its time."""
+    return {"id": event.get("id"), "type": event["type"], "timestamp": event.get("at"),
+            "run_id": event.get("run_id"), "workflow": event.get("workflow"),
+            "task": event.get("task"), "stack": event.get("stack"),
+            "source": event.get("source"), "data": event.get("data") or {}}
