@@ -276,7 +276,7 @@ def _run(message: dict[str, Any], loaded: LoadedFile, services: Services) -> dic
     kind = message["kind"]
     ctx = TaskContext(message["workflow"], message.get("task") or "", services.params,
                       message.get("deps") or {}, workdir=message.get("workdir"),
-                      env=message.get("env"))
+                      env=message.get("env"), user=message.get("user"))
     ctx.attempt = int(message.get("attempt") or 1)
     ctx.deadline = message.get("deadline")
     if message.get("result") is not None:
@@ -303,6 +303,12 @@ def _run(message: dict[str, Any], loaded: LoadedFile, services: Services) -> dic
         try:
             return _outcome(run_now(action, ctx), ctx)
         except TaskTimeout:
+            # Stopped by the Lua hook, not by the timer that kills the worker whole: what the
+            # task started (`exec.run("… &")`) must not outlive its attempt.
+            from sloth_runner.services import proctree
+
+            ctx.cancel.cancel()
+            proctree.kill_tree(os.getpid(), include_root=False)
             return {"timeout": True, "cpu_s": ctx.usage.cpu_s, "max_rss_kb": ctx.usage.max_rss_kb}
         except Exception as exc:  # a bug of ours in an action: an error, with its traceback
             import traceback

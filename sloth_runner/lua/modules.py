@@ -1,8 +1,11 @@
 """Thin adapters publishing Python services as Lua modules: exec, log, state, json, yaml, fs
-(and, from lua/integrations.py, git, monitoring, notifications and aws).
+(and, from lua/integrations.py, git, monitoring, notifications and aws; lua/goroutine.py,
+lua/popen.py and lua/net.py: goroutine, io.popen, http/net).
 
 Each function converts Lua values, calls a service, and converts the answer back; the services
 know nothing of Lua. `exec.run` is a blocking op: inside a task it yields to the scheduler.
+The goroutine module is installed first: it teaches every blocking op made after it to run
+inside goroutines.
 
 Under `--sandbox` each adapter asks `services.grants` before it acts (grants.py): exec.run needs
 `exec` (and without `env` its process sees only SAFE_ENV plus the task's and the call's env),
@@ -21,10 +24,14 @@ from sloth_runner.engine.model import TaskContext
 from sloth_runner.grants import SAFE_ENV, Grants
 from sloth_runner.lua.convert import lua_type, to_python
 from sloth_runner.lua.events_module import install_event_module
+from sloth_runner.lua.goroutine import install_goroutine
 from sloth_runner.lua.integrations import install_integrations
+from sloth_runner.lua.net import install_net
+from sloth_runner.lua.popen import install_popen
 from sloth_runner.lua.runtime import BlockingOp, LuaRuntime
 from sloth_runner.lua.services import Services
 from sloth_runner.services import codec, files, process
+from sloth_runner.store.state import NamedLock as StateLock
 from sloth_runner.store.state import StateStore
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
@@ -35,8 +42,13 @@ EXEC_OPTIONS = {"timeout", "env", "cwd"}
 
 
 def install_core_modules(rt: LuaRuntime, services: Services) -> None:
+    # First: every blocking function made after it knows how to run inside a goroutine.
+    install_goroutine(rt, services)
+    popen = install_popen(rt, services)
     if rt.sandbox:
-        _install_sandbox(rt, services)
+        _install_sandbox(rt, services, popen)
+    else:
+        rt.lua.globals().io.popen = popen
     _install_exec(rt, services)
     _install_log(rt, services)
     _install_state(rt, services)
@@ -51,6 +63,7 @@ def install_core_modules(rt: LuaRuntime, services: Services) -> None:
         "decode": rt.wrap(lambda text: rt.table(codec.yaml_decode(text))),
     })
     _install_fs(rt, services)
+    install_net(rt, services)
     install_event_module(rt, services)
 
 
@@ -110,7 +123,7 @@ end
 """
 
 
-def _install_sandbox(rt: LuaRuntime, services: Services) -> None:
+def _install_sandbox(rt: LuaRuntime, services: Services, popen: Any) -> None:
     """Give back what the runtime's sandbox set-up took away, as far as the grants go: io and
     os.remove/rename/tmpname with fs; os.execute and io.popen with exec and env (their
     processes inherit the whole environment, which exec.run would filter); every environment
@@ -140,7 +153,7 @@ def _install_sandbox(rt: LuaRuntime, services: Services) -> None:
     os_lib.execute = processes("os.execute", kept.execute)
     if grants.allows("fs"):
         io_lib = kept.io
-        io_lib.popen = processes("io.popen", io_lib.popen)
+        io_lib.popen = processes("io.popen", popen)
         g.io = io_lib
         g.package.loaded.io = io_lib
         for name in ("remove", "rename", "tmpname"):
@@ -148,6 +161,14 @@ def _install_sandbox(rt: LuaRuntime, services: Services) -> None:
     else:
         for name in ("remove", "rename", "tmpname"):
             os_lib[name] = refuse("fs", f"os.{name}")
+        # io stays a table, so `io.open(...)` says what is missing instead of "attempt to
+        # index a nil value (global 'io')"; every field of it is the refusal.
+        def refused_io(name: Any) -> None:
+            grants.require("fs", f"io.{name}")
+
+        io_lib = rt.lua.execute(_REFUSED_IO, rt.wrap(refused_io))
+        g.io = io_lib
+        g.package.loaded.io = io_lib
     if grants.allows("env"):
         os_lib.getenv = kept.getenv
     else:
@@ -159,6 +180,12 @@ def _install_sandbox(rt: LuaRuntime, services: Services) -> None:
 
         safe = rt.lua.table_from({name: True for name in SAFE_ENV})
         os_lib.getenv = rt.lua.execute(_GETENV, kept.getenv, safe, rt.wrap(notice))
+
+
+_REFUSED_IO = """
+local refused = ...
+return setmetatable({}, {__index = function(_, name) return function() refused(name) end end})
+"""
 
 
 def _install_ai(rt: LuaRuntime, services: Services) -> None:
@@ -190,9 +217,10 @@ def _install_exec(rt: LuaRuntime, services: Services) -> None:
         deadline = ctx.deadline if ctx else None
         cancel = ctx.cancel if ctx else None
         limit = services.memory_limit
+        user = ctx.user if ctx is not None else None  # the task's :user(), as for its shell
         return lambda: process.run(cmd, timeout=timeout, deadline=deadline, env=env or None,
                                    cwd=cwd, cancel=cancel, spool=services.spool,
-                                   memory_limit=limit, base_env=base)
+                                   memory_limit=limit, base_env=base, user=user)
 
     def finish(ctx: TaskContext | None, result: process.ExecResult) -> Any:
         if ctx is not None:
@@ -203,6 +231,9 @@ def _install_exec(rt: LuaRuntime, services: Services) -> None:
 
 
 def _install_log(rt: LuaRuntime, services: Services) -> None:
+    """log.debug/info/warn/error, log.success, log.warning (= warn), log.print (= print) and
+    log.table(t [, title]), the Go module's levels. Everything goes to the run's listener,
+    which scrubs it; print goes through the same place."""
     def emitter(level: str) -> Callable[..., None]:
         def emit(*parts: Any) -> None:
             ctx = rt.current
@@ -212,11 +243,49 @@ def _install_log(rt: LuaRuntime, services: Services) -> None:
 
         return emit
 
-    rt.install("log", {level: rt.wrap(emitter(level)) for level in ("debug", "info", "warn", "error")})
-    rt.lua.globals().print = rt.wrap(emitter("print"))
+    def table(value: Any, title: Any = None) -> None:
+        ctx = rt.current
+        shown = codec.json_encode(to_python(value), True) if lua_type(value) == "table" \
+            else _text(value)
+        message = f"{_text(title)}:\n{shown}" if title is not None else shown
+        services.listener.log("info", message, ctx.workflow if ctx else None,
+                              ctx.task if ctx else None)
+
+    members = {level: rt.wrap(emitter(level))
+               for level in ("debug", "info", "warn", "error", "success", "print")}
+    members["warning"] = members["warn"]
+    members["table"] = rt.wrap(table)
+    rt.install("log", members)
+    rt.lua.globals().print = members["print"]
+
+
+_WITH_LOCK = """
+local acquire, release, raise = ...
+local type, pcall, error, select = type, pcall, error, select
+local pack, unpack = table.pack, table.unpack
+-- state.with_lock(name, fn [, timeout_s]), or the Go module's (name, holder, timeout, fn)
+return function(name, ...)
+    local fn, timeout
+    for i = 1, select("#", ...) do
+        local v = select(i, ...)
+        if type(v) == "function" and fn == nil then fn = v
+        elseif type(v) == "number" and timeout == nil then timeout = v end
+    end
+    if fn == nil then raise("state.with_lock(name, fn [, timeout_s]) expects a function") end
+    local token = acquire(name, timeout)
+    local r = pack(pcall(fn))
+    release(token)
+    if not r[1] then error(r[2], 0) end
+    return unpack(r, 2, r.n)
+end
+"""
 
 
 def _install_state(rt: LuaRuntime, services: Services) -> None:
+    """The state module: get/set/delete/exists/increment/decrement/keys (get_keys)/list,
+    compare_swap, TTLs (a number as set's third argument, or {ttl = n}; set_with_ttl,
+    get_ttl, set_ttl) and with_lock, a lock across every process on this home (a blocking op:
+    a task waiting for it holds no one else up)."""
     def state() -> StateStore:
         return services.state()
 
@@ -229,32 +298,121 @@ def _install_state(rt: LuaRuntime, services: Services) -> None:
         value = state().get(key(k))
         return rt.table(value) if value is not None else default
 
-    def set_value(k: Any, v: Any, opts: Any = None) -> bool:
-        """state.set(key, value [, {scrub = false}]): values are shown by `sloth-runner state`
-        and read by other runs, so secrets in them are scrubbed like log lines; a value that
-        must come back exactly (a token a later run needs) opts out."""
-        options = to_python(opts) if opts is not None else {}
-        if not isinstance(options, dict):
-            raise TypeError("state.set options must be a table like {scrub = false}")
-        unknown = set(options) - {"scrub"}
+    def options(what: str, opts: Any) -> tuple[bool, float | None]:
+        """(scrub, ttl) from set's third argument: a TTL in seconds, or {scrub, ttl}."""
+        if opts is None:
+            return True, None
+        if isinstance(opts, int | float) and not isinstance(opts, bool):
+            return True, _ttl(what, opts)
+        value = to_python(opts)
+        if value == []:
+            value = {}
+        if not isinstance(value, dict):
+            raise TypeError(f"{what}: the third argument is a TTL in seconds or a table like "
+                            "{scrub = false, ttl = 60}")
+        unknown = set(value) - {"scrub", "ttl"}
         if unknown:
-            raise ValueError(f"state.set: unknown option '{sorted(unknown)[0]}' (options: scrub)")
-        if not isinstance(options.get("scrub", True), bool):
-            raise TypeError("state.set: scrub must be true or false")
+            raise ValueError(f"{what}: unknown option '{sorted(unknown)[0]}' (options: scrub, "
+                             "ttl)")
+        if not isinstance(value.get("scrub", True), bool):
+            raise TypeError(f"{what}: scrub must be true or false")
+        ttl = _ttl(what, value["ttl"]) if value.get("ttl") is not None else None
+        return value.get("scrub", True), ttl
+
+    def stored(v: Any, scrub: bool) -> Any:
+        """Values are shown by `sloth-runner state` and read by other runs, so secrets in them
+        are scrubbed like log lines; a value that must come back exactly (a token a later run
+        needs) opts out with {scrub = false}."""
         value = to_python(v)
-        if options.get("scrub", True):
+        if scrub:
             scrubber = services.scrubber
             value = map_strings(value, lambda text: scrubber.scrub(text)[0])
-        state().set(key(k), value)
+        return value
+
+    def set_value(k: Any, v: Any, opts: Any = None) -> bool:
+        scrub, ttl = options("state.set", opts)
+        state().set(key(k), stored(v, scrub), ttl)
         return True
 
+    def set_with_ttl(k: Any, v: Any, ttl: Any = None) -> bool:
+        state().set(key(k), stored(v, True), _ttl("state.set_with_ttl", ttl))
+        return True
+
+    def compare_swap(k: Any, old: Any, new: Any, opts: Any = None) -> bool:
+        scrub, ttl = options("state.compare_swap", opts)
+        return state().compare_swap(key(k), to_python(old), stored(new, scrub), ttl)
+
+    def number(what: str, by: Any) -> int | float:
+        if not isinstance(by, int | float) or isinstance(by, bool):
+            raise TypeError(f"{what}: the amount must be a number")
+        return by
+
+    def listing(prefix: Any = "") -> Any:
+        return rt.table(dict(state().items(_prefix(prefix))))
+
+    locks: dict[int, StateLock] = {}
+    tokens = iter(range(1, 1 << 62))
+
+    def prepare_lock(ctx: TaskContext | None, name: Any = None,
+                     timeout: Any = None) -> Callable[[], Any]:
+        if not isinstance(name, str) or not name:
+            raise TypeError("state.with_lock expects a lock name (a non-empty string)")
+        wait = None if timeout is None else _ttl("state.with_lock timeout", timeout)
+        lock = StateLock(name)
+        deadline = ctx.deadline if ctx else None
+        cancel = ctx.cancel if ctx else None
+
+        def acquire() -> int:
+            lock.acquire(wait, deadline, (lambda: cancel.cancelled) if cancel else None)
+            token = next(tokens)
+            locks[token] = lock
+            return token
+
+        return acquire
+
+    def release(token: Any) -> bool:
+        lock = locks.pop(token, None) if isinstance(token, int) else None
+        if lock is not None:
+            lock.release()
+        return lock is not None
+
+    acquire = rt.blocking("state.with_lock", BlockingOp(prepare_lock, lambda ctx, t: t))
+    with_lock = rt.lua.execute(_WITH_LOCK, acquire, rt.wrap(release), rt.S.raise_error,
+                               name="=state")
+    keys = rt.wrap(lambda prefix="": rt.table(state().keys(_prefix(prefix))))
     rt.install("state", {
         "get": rt.wrap(get),
         "set": rt.wrap(set_value),
+        "set_with_ttl": rt.wrap(set_with_ttl),
         "delete": rt.wrap(lambda k: state().delete(key(k))),
-        "increment": rt.wrap(lambda k, by=1: state().increment(key(k), by)),
-        "keys": rt.wrap(lambda prefix="": rt.table(state().keys(prefix or ""))),
+        "exists": rt.wrap(lambda k: state().exists(key(k))),
+        "increment": rt.wrap(lambda k, by=1: state().increment(key(k),
+                                                                number("state.increment", by))),
+        "decrement": rt.wrap(lambda k, by=1: state().increment(key(k),
+                                                                -number("state.decrement", by))),
+        "keys": keys,
+        "get_keys": keys,
+        "list": rt.wrap(listing),
+        "compare_swap": rt.wrap(compare_swap),
+        "get_ttl": rt.wrap(lambda k: state().ttl(key(k))),
+        "set_ttl": rt.wrap(lambda k, ttl=None: state().expire(
+            key(k), None if ttl is None else _ttl("state.set_ttl", ttl))),
+        "with_lock": with_lock,
     })
+
+
+def _ttl(what: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{what}: a TTL is a number of seconds > 0")
+    return float(value)
+
+
+def _prefix(prefix: Any) -> str:
+    if prefix is None:
+        return ""
+    if not isinstance(prefix, str):
+        raise TypeError("state: a key prefix is a string")
+    return prefix
 
 
 def _opts(opts: Any) -> dict:

@@ -171,7 +171,7 @@ def test_an_unknown_state_set_option_is_an_error_naming_it_and_stores_nothing(wo
     code, doc = cli_json("run", "-f", path)
     t = tasks_by_name(doc)["w"]
     assert code == 1 and t["status"] == "failed"
-    assert t["error"] == f"{path}:3: state.set: unknown option 'scurb' (options: scrub)"
+    assert t["error"] == f"{path}:3: state.set: unknown option 'scurb' (options: scrub, ttl)"
     proc = cli("state", "get", "k3")
     assert proc.returncode == 3 and "no state key 'k3'" in proc.stderr
 

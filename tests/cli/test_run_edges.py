@@ -84,6 +84,22 @@ def test_a_timeout_kills_a_grandchild_that_left_with_setsid(workflow_file, tmp_p
     assert poll(lambda: gone_or_zombie(pid), 5), f"grandchild {pid} outlived the timeout"
 
 
+def test_a_timeout_in_lua_kills_what_the_task_left_running(workflow_file, tmp_path):
+    """A worker stopped by its Lua hook (not killed whole) ends its background processes."""
+    pidfile = tmp_path / "background.pid"
+    path = workflow_file(f'''
+        task("loops"):timeout("1s"):command(function()
+            exec.run("sleep 60 >/dev/null 2>&1 & echo $! > {pidfile}")
+            while true do end
+        end):build()
+    ''')
+    rc, doc = cli_json("run", "-f", path, timeout=30)
+    assert tasks_by_name(doc)["loops"]["status"] == "timeout"
+    pid = read_pid(pidfile)
+    assert pid is not None, "the background process never started"
+    assert poll(lambda: gone_or_zombie(pid), 5), f"process {pid} outlived the task's timeout"
+
+
 def test_a_memory_limit_fails_the_task_and_the_run_goes_on(workflow_file):
     path = workflow_file('''
         task("hog"):memory_limit("50MB"):command(function()
