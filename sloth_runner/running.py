@@ -24,6 +24,7 @@ from sloth_runner.engine.events import Broadcast, Listener, Redacting, map_strin
 from sloth_runner.engine.model import Task, Workflow
 from sloth_runner.errors import DependencyError, LoadError, LuaScriptError, UsageError
 from sloth_runner.grants import KINDS, Grants
+from sloth_runner.reporting.output_guard import OutputGuard
 from sloth_runner.store.runs import new_run_id
 
 TYPE_CHECKING = False
@@ -69,7 +70,7 @@ class Run:
         self.stack = stack  # Go's stack name: recorded in history, shown by `history`
         self.delegate_to = delegate_to  # --delegate-to: every task goes to that agent
         self.gate = gate  # --interactive: asked before each task (run, skip, abort)
-        self.listener: Listener = _OutputGuard(listener, self._output_closed) if listener \
+        self.listener: Listener = OutputGuard(listener, self._output_closed) if listener \
             else Listener()
         self.sandbox = sandbox
         self.grants = Grants(sandbox, tuple(grants))
@@ -345,7 +346,7 @@ class Run:
         store = self.store
         recover_interrupted(store)
         recorder = RunRecorder(store, self.run_id, self.path, self.redact(self.params),
-                               self.grants.describe())
+                               self.grants.describe(), self.stack)
         from sloth_runner.events import run_listener
 
         hooks = run_listener(self)  # stored events and hooks, when any are registered
@@ -356,10 +357,13 @@ class Run:
         if any(id(t) in self._isolated for wf in chosen for t in wf.tasks):
             self._workers()  # now, before the scheduler starts any thread
         try:
+            for directory in self._make_workdirs:  # config.create_workdir_before_run
+                os.makedirs(directory, exist_ok=True)
             result = run_workflows(chosen, run_id=self.run_id, params=self.params,
                                    max_parallel=max_parallel, listener=self._events,
                                    freshness=self._freshness(chosen),
-                                   on_scheduler=self._set_scheduler)
+                                   artifacts=self._artifacts(chosen),
+                                   on_scheduler=self._set_scheduler, gate=self.gate)
             if self.interrupted:  # even after the last task ended: it was asked for
                 result.status = "interrupted"
             status = result.status
@@ -369,8 +373,15 @@ class Run:
             status, error = "interrupted", f"run {self.interrupted or 'interrupted'}"
             raise
         finally:
+            if hooks is not None:
+                hooks.close()  # its last events are stored before the run's status is final
             recorder.finish(status, [w.name for w in chosen], error)
             self._remove_empty_spool()
+
+    @property
+    def services(self) -> Any:
+        """The Lua modules' services of the loaded file (None before `load()`)."""
+        return self._services
 
     def interrupt(self, reason: str) -> None:
         """Stop the run as `interrupted` (a signal, a closed output). Safe in a signal handler."""
@@ -464,7 +475,19 @@ class Run:
 
         return Freshness(self, force=self.force)
 
+    def _artifacts(self, workflows: list[Workflow]) -> Any:
+        if not any(t.artifacts or t.consumes for wf in workflows for t in wf.tasks):
+            return None
+        from sloth_runner.artifacts import Artifacts
+
+        return Artifacts(os.path.join(self.spool, "artifacts"))
+
     def _remove_empty_spool(self) -> None:
+        artifacts = os.path.join(self.spool, "artifacts")
+        if os.path.isdir(artifacts):  # handed over: they live on in the consumers' workdirs
+            import shutil
+
+            shutil.rmtree(artifacts, ignore_errors=True)
         try:
             os.rmdir(self.spool)
         except OSError:  # absent, or it holds output past the cap: kept on purpose
@@ -530,69 +553,3 @@ class _Forward(Listener):
 
     def stream(self, workflow: str | None, task: str | None, text: str | None) -> None:
         self.run._events.stream(workflow, task, text)
-
-
-class _OutputGuard(Listener):
-    """The reporter, with a closed output (EPIPE) turned into an interruption of the run."""
-
-    def __init__(self, inner: Listener, closed: Callable[[], None]) -> None:
-        self.inner = inner
-        self.closed = closed
-
-    def _broken(self) -> None:
-        self.inner = Listener()  # nothing more to write to
-        self.closed()
-
-    def workflow_started(self, workflow: Workflow) -> None:
-        try:
-            self.inner.workflow_started(workflow)
-        except BrokenPipeError:
-            self._broken()
-
-    def task_started(self, workflow: str, task: str, attempt: int) -> None:
-        try:
-            self.inner.task_started(workflow, task, attempt)
-        except BrokenPipeError:
-            self._broken()
-
-    def attempt_finished(self, record: Any) -> None:
-        try:
-            self.inner.attempt_finished(record)
-        except BrokenPipeError:
-            self._broken()
-
-    def task_finished(self, workflow: str, result: Any) -> None:
-        try:
-            self.inner.task_finished(workflow, result)
-        except BrokenPipeError:
-            self._broken()
-
-    def workflow_finished(self, result: Any) -> None:
-        try:
-            self.inner.workflow_finished(result)
-        except BrokenPipeError:
-            self._broken()
-
-    def log(self, level: str, message: str, workflow: str | None, task: str | None) -> None:
-        try:
-            self.inner.log(level, message, workflow, task)
-        except BrokenPipeError:
-            self._broken()
-
-    def stream(self, workflow: str | None, task: str | None, text: str | None) -> None:
-        try:
-            self.inner.stream(workflow, task, text)
-        except BrokenPipeError:
-            self._broken()
-
-    def idle(self) -> None:
-        try:
-            self.inner.idle()
-        except BrokenPipeError:
-            self._broken()
-
-    def close(self) -> None:
-        try:
-            self.inner.close()
-        except BrokenPipeError:
-            self.inner = Listener()

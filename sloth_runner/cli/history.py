@@ -71,8 +71,9 @@ def handle(args: argparse.Namespace) -> int:
         dur = f"{r['duration_s']:.2f}s" if r["duration_s"] is not None else "-"
         tasks = ", ".join(f"{n} {s}" for s, n in sorted(r["tasks"].items()))
         grants = f"  ({r['grants']})" if r["grants"] else ""
+        stack = f"  stack {r['stack']}" if r["stack"] else ""
         print(f"{r['run_id']}  {when}  {r['status']:<11} {dur:>8}  {r['file']}  [{tasks}]"
-              f"{grants}")
+              f"{stack}{grants}")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sloth_runner.cli.common import add_debug, add_output, parse_params, print_json, warn
+from sloth_runner.cli.common import add_debug, parse_params, print_json, warn
 from sloth_runner.errors import LoadError, UsageError
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
@@ -19,11 +19,14 @@ def register(sub: Any) -> None:
                        "4: a task could not run (an error, not a failure); 130: interrupted.")
     p.add_argument("-f", "--file", required=True, help="workflow file (.lua)")
     p.add_argument("workflows", nargs="*", metavar="WORKFLOW",
-                   help="workflows to run (default: all, in file order)")
+                   help="workflows to run (default: all, in file order); a first name that is "
+                   "no workflow of a file that has some is taken as the stack name (Go's)")
     p.add_argument("--task", action="append", metavar="NAME",
                    help="run only this task and what it depends on (repeatable)")
     p.add_argument("--param", action="append", metavar="K=V", help="parameter for params.K")
-    p.add_argument("--values", metavar="FILE", help="YAML file of parameters")
+    p.add_argument("-v", "--values", metavar="FILE", action="append",
+                   help="YAML file of values: the Lua global `values`, also in params "
+                   "(repeatable; later files win)")
     p.add_argument("--max-parallel", type=int, metavar="N",
                    help="tasks to run at once (default: workflow config, else 8)")
     p.add_argument("--dry-run", action="store_true", help="show the plan without running it")
@@ -34,7 +37,16 @@ def register(sub: Any) -> None:
                    "harmless environment variables, unless granted with --allow")
     p.add_argument("--allow", action="append", metavar="GRANTS",
                    help="with --sandbox: grant exec, fs, net and/or env (comma-separated)")
-    add_output(p)
+    p.add_argument("--interactive", action="store_true",
+                   help="ask before each task: run, skip or abort")
+    p.add_argument("--yes", "-y", action="store_true",
+                   help="answer yes to every question (no prompts; overrides --interactive)")
+    p.add_argument("--delegate-to", metavar="HOST",
+                   help="run every task on this agent (needs sloth-runner's agents)")
+    p.add_argument("-o", "--output", default="text",
+                   choices=("text", "json", "enhanced", "rich", "modern"),
+                   help="output format (default: text; enhanced, rich and modern are the "
+                   "text output's names in the Go sloth-runner)")
     add_debug(p)
     p.set_defaults(handler=handle)
 
@@ -45,7 +57,17 @@ def handle(args: argparse.Namespace) -> int:
     grants = tuple(g.strip() for item in args.allow or () for g in item.split(",") if g.strip())
     if grants and not args.sandbox:
         raise UsageError("--allow only means something with --sandbox")
-    params = parse_params(args.param, args.values)
+    if args.output in ("enhanced", "rich", "modern"):
+        args.output = "text"
+    values: dict[str, Any] | None = None
+    if args.values:
+        from sloth_runner.values import read_values_file
+
+        values = {}
+        for path in args.values:  # later files win, key by key at the top level
+            values.update(read_values_file(path))
+    params = parse_params(args.param, None)
+    args.values_read = values
     try:
         return _run(args, params, grants)
     except LoadError as exc:
@@ -60,11 +82,17 @@ def _run(args: argparse.Namespace, params: dict[str, Any], grants: tuple[str, ..
     from sloth_runner.running import Run
 
     reporter = make_reporter(args.output, debug=args.debug)
+    gate = _ask if args.interactive and not args.yes else None
     with Run(args.file, params=params, listener=reporter, sandbox=args.sandbox, grants=grants,
-             debug=args.debug, force=args.force, process_ends=True) as run:
+             debug=args.debug, force=args.force, process_ends=True, values=args.values_read,
+             delegate_to=args.delegate_to, gate=gate) as run:
         run.load()
         warn(run.warnings)
-        workflows = run.select(args.workflows, args.task)
+        names = list(args.workflows)
+        if _is_stack_name(names, [wf.name for wf in run.workflows]):
+            run.stack = names.pop(0)  # Go: `sloth-runner run STACK -f file`
+            warn([f"'{run.stack}' is no workflow of {args.file}: taken as the stack name"])
+        workflows = run.select(names, args.task)
         if not workflows:  # a script: its top-level code has run, and that is all it asked for
             if args.output == "json":
                 print_json({"run_id": None, "status": "success", "workflows": []})
@@ -80,6 +108,35 @@ def _run(args: argparse.Namespace, params: dict[str, Any], grants: tuple[str, ..
             print(f"run {result.run_id}: {result.status} in {result.duration_s:.2f}s"
                   f" (details: sloth-runner history {result.run_id})")
     return exit_code(result)
+
+
+def _is_stack_name(names: list[str], workflows: list[str]) -> bool:
+    """Go's `run STACK -f file`: a first name that is no workflow of a file that defines some,
+    unless it looks like a misspelt workflow name (then `select` says which exist)."""
+    if not names or names[0] in workflows or not workflows or workflows == ["default"]:
+        return False
+    import difflib
+
+    return not difflib.get_close_matches(names[0], workflows, n=1, cutoff=0.75)
+
+
+def _ask(task: str) -> str:
+    """--interactive: run, skip or abort, asked on the terminal before each task."""
+    import sys
+
+    while True:
+        sys.stderr.write(f"run task '{task}'? [Y]es / [s]kip / [a]bort: ")
+        sys.stderr.flush()
+        answer = sys.stdin.readline()
+        if not answer:  # end of input: nobody to ask
+            return "abort"
+        choice = answer.strip().lower()[:1]
+        if choice in ("", "y"):
+            return "run"
+        if choice == "s":
+            return "skip"
+        if choice == "a":
+            return "abort"
 
 
 def exit_code(result: Any) -> int:

@@ -36,6 +36,7 @@ from sloth_runner.engine.model import (
     TaskTimeout,
     Usage,
 )
+from sloth_runner.errors import SlothError
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
 if TYPE_CHECKING:
@@ -151,7 +152,10 @@ def task_program(
                                             error="abort_if condition held: workflow aborted"))
 
         if artifacts is not None and task.consumes:
-            yield Blocking(lambda: artifacts.provide(task, ctx))
+            try:
+                yield Blocking(lambda: artifacts.provide(task, ctx))
+            except (OSError, SlothError) as exc:  # missing or uncopiable: the task cannot run
+                return _result(task, ERROR, 0, first_start, error=f"artifacts: {exc}")
 
         attempts = task.retries + 1
         outcome = Outcome(False)
@@ -208,13 +212,17 @@ def task_program(
         if status == SUCCESS and freshness is not None and (task.inputs or task.outputs):
             yield Blocking(lambda: freshness.remember(task, ctx))
         if status == SUCCESS and artifacts is not None and task.artifacts:
-            yield Blocking(lambda: artifacts.collect(task, ctx))
-        hook = task.on_success if status == SUCCESS else task.on_failure
+            try:
+                yield Blocking(lambda: artifacts.collect(task, ctx))
+            except (OSError, SlothError) as exc:  # what it promised is not there: not a success
+                result.status = ERROR
+                result.error = f"artifacts: {exc}"
+        hook = task.on_success if result.status == SUCCESS else task.on_failure
         if hook is not None:
             ctx.result = result
             hooked = yield from drive(hook, ctx)
             if hooked.error:
-                name = "on_success" if status == SUCCESS else "on_failure"
+                name = "on_success" if result.status == SUCCESS else "on_failure"
                 result.status = ERROR if hooked.errored else FAILED
                 result.error = f"{name} hook: {hooked.error}"
                 result.trace = hooked.trace

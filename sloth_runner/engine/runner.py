@@ -47,6 +47,7 @@ def run_workflows(
     freshness: Freshness | None = None,
     artifacts: Artifacts | None = None,
     on_scheduler: Callable[[Scheduler | None], None] | None = None,
+    gate: Callable[[str], str] | None = None,
 ) -> RunResult:
     """Run `workflows` in order. `on_scheduler` is told which scheduler is running (None when
     none is), so that an interruption can reach it."""
@@ -59,7 +60,8 @@ def run_workflows(
             results.append(_not_run(wf, "run interrupted", listener, INTERRUPTED))
             continue
         listener.workflow_started(wf)
-        result = _run_one(wf, params, max_parallel, listener, freshness, artifacts, on_scheduler)
+        result = _run_one(wf, params, max_parallel, listener, freshness, artifacts, on_scheduler,
+                          gate)
         listener.workflow_finished(result)
         results.append(result)
     if any(r.status == INTERRUPTED for r in results):
@@ -71,7 +73,8 @@ def run_workflows(
 
 def _run_one(wf: Workflow, params: dict[str, Any], max_parallel: int | None,
              listener: Listener, freshness: Freshness | None, artifacts: Artifacts | None,
-             on_scheduler: Callable[[Scheduler | None], None] | None) -> WorkflowResult:
+             on_scheduler: Callable[[Scheduler | None], None] | None,
+             gate: Callable[[str], str] | None) -> WorkflowResult:
     if wf.on_start is not None:
         try:
             go_on = wf.on_start(params)
@@ -80,7 +83,7 @@ def _run_one(wf: Workflow, params: dict[str, Any], max_parallel: int | None,
         if go_on is False:
             return _not_run(wf, "on_start returned false", listener)
     scheduler = Scheduler(wf, params=params, max_parallel=max_parallel, listener=listener,
-                          freshness=freshness, artifacts=artifacts)
+                          freshness=freshness, artifacts=artifacts, gate=gate)
     if on_scheduler is not None:
         on_scheduler(scheduler)
     try:

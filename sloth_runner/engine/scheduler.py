@@ -46,6 +46,7 @@ from sloth_runner.engine.workers import WorkerPool
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from sloth_runner.engine.lifecycle import Artifacts, Freshness
@@ -84,8 +85,10 @@ class Scheduler:
         listener: Listener | None = None,
         freshness: Freshness | None = None,
         artifacts: Artifacts | None = None,
+        gate: Callable[[str], str] | None = None,
     ) -> None:
         self.workflow = workflow
+        self.gate = gate  # asked before each task: "run", "skip" or "abort" (--interactive)
         self.params = params or {}
         self.max_parallel = max(1, max_parallel or workflow.max_parallel or DEFAULT_MAX_PARALLEL)
         self.listener = listener or Listener()
@@ -218,6 +221,15 @@ class Scheduler:
             self._conclude_all([TaskResult(task.name, SKIPPED,
                                            message="not run: workflow timed out")])
             return
+        if self.gate is not None:
+            answer = self.gate(task.name)
+            if answer == "abort":
+                self.aborted = "aborted at the prompt"
+            if answer != "run":
+                verb = "aborted" if answer == "abort" else "skipped"
+                self._conclude_all([TaskResult(task.name, SKIPPED,
+                                               message=f"not run: {verb} at the prompt")])
+                return
         ctx = TaskContext(self.workflow.name, task.name, self.params, self._deps_of(task),
                           workdir=task.workdir, env=task.env, user=task.user)
         program = task_program(task, ctx, self.listener, self._deadline, self.freshness,

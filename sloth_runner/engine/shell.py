@@ -28,7 +28,7 @@ class ShellAction:
         result: process.ExecResult = yield Blocking(
             lambda: process.run(cmd, deadline=ctx.deadline, env=ctx.env, cwd=ctx.workdir,
                                 cancel=ctx.cancel, spool=spool, memory_limit=limit,
-                                base_env=base))
+                                base_env=base, user=ctx.user))
         ctx.usage.add(result.cpu_s, result.max_rss_kb)
         # Only the code: a line cut out of stderr here could be part of a secret that is only
         # recognisable whole (a key block); reporters show the output's tail once scrubbed.

@@ -187,7 +187,7 @@ class WorkerAction:
             "id": next(_request_ids), "workflow": ctx.workflow, "task": self.task,
             "kind": self.kind, "attempt": ctx.attempt, "deps": ctx.deps,
             "deadline": ctx.deadline, "workdir": ctx.workdir, "env": ctx.env,
-            "memory_limit": self.memory_limit,
+            "user": ctx.user, "memory_limit": self.memory_limit,
         }
         if self.shell is not None:
             message["shell"] = self.shell

@@ -77,6 +77,10 @@ end
 
 function methods:command(c)
     local t = type(c)
+    if t == "table" and (getmetatable(c) == Builder or BUILT[c]) then  -- another task's command
+        c = getmetatable(c) == Builder and c[1].command or c.command
+        t = type(c)
+    end
     if t ~= "function" and t ~= "string" then
         argerr(self, "command", "a function or a shell command string", c)
     end
@@ -424,6 +428,10 @@ local function wf_hook(method)
 end
 wf_methods.on_start = wf_hook("on_start")
 wf_methods.on_complete = wf_hook("on_complete")
+
+function wf_methods:build()  -- Go users end chains with it; a workflow needs no building
+    return self
+end
 
 function wf_methods:delegate_to(host)
     if type(host) ~= "string" then wf_argerr(self, "delegate_to", "an agent name", host) end

@@ -62,8 +62,10 @@ def load_file(path: str, services: Services, *, sandbox: bool = False,
     rt = LuaRuntime(sandbox=sandbox, debug=debug)
     install_core_modules(rt, services)
     rt.S.base_dir = os.path.dirname(os.path.abspath(path))  # import() and require() look here
-    if services.values is not None:
-        rt.lua.globals().values = rt.table(services.values)
+    # Always a table, so that `values.host or "localhost"` works without -v (Go leaves the
+    # global undefined then, and such files stop at their first line that reads it).
+    lua_values = rt.table(services.values or {})
+    rt.lua.globals().values = rt.lua.globals().Values = lua_values
     hook_file = rt.run_file(source, path, debug=debug)
     loaded = _describe(rt, path, services.values or {})
     loaded.hook_file = hook_file

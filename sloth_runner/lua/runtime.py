@@ -86,8 +86,9 @@ return function(source, chunkname)
         if getmetatable(m) == exit_mt then return m end
         return {m, traceback(m, 2)}
     end)
-    if ok then  -- a hook file returns {name, event_type(s), execute}
+    if ok then  -- a hook file returns {name, event_type(s), execute}, or defines on_event
         local hookish = type(e) == "table" and type(e.execute) == "function"
+                        or type(rawget(_G, "on_event")) == "function"
         return true, hookish, nil
     end
     if getmetatable(e) == exit_mt then return "exit", e.code, nil end

@@ -80,6 +80,7 @@ def run(
     cap: int = OUTPUT_CAP_BYTES,
     memory_limit: int | None = None,
     base_env: Mapping[str, str] | None = None,
+    user: str | None = None,
 ) -> ExecResult:
     """Run `command` (a shell string, or an argv list run without a shell) and wait for it.
 
@@ -87,13 +88,16 @@ def run(
     group gets SIGTERM, then what is left of the command's tree (a daemon that left the group
     included, while the command lives) gets SIGKILL after a short grace; `timed_out` is set.
     `memory_limit` caps each process's address space (RLIMIT_AS), in bytes. `env` is added
-    to `base_env` (default: this process's environment); a sandbox passes a small base.
+    to `base_env` (default: this process's environment); a sandbox passes a small base. `user`
+    runs the command as that account, which needs root.
     """
     limit = timeout
     if deadline is not None:
         remaining = max(0.0, deadline - time.monotonic())
         limit = remaining if limit is None else min(limit, remaining)
     argv = [_SHELL, "-c", command] if isinstance(command, str) else list(command)
+    if user is not None:
+        _check_user(user)
     full_env = None
     if env or base_env is not None:
         full_env = dict(os.environ if base_env is None else base_env)
@@ -107,7 +111,7 @@ def run(
     started = time.monotonic()
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_file, stderr=err_file,
-                                cwd=cwd, env=full_env, start_new_session=True,
+                                cwd=cwd, env=full_env, start_new_session=True, user=user,
                                 preexec_fn=_limit_memory(memory_limit) if memory_limit else None)
     except (OSError, ValueError) as exc:
         for f, path in ((out_file, out_path), (err_file, err_path)):
@@ -152,6 +156,18 @@ def run(
 
 
 _counter = itertools.count()
+
+
+def _check_user(user: str) -> None:
+    import pwd
+
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        raise ExecError(f"no user '{user}' on this machine") from None
+    if os.geteuid() != 0 and account.pw_uid != os.geteuid():
+        raise ExecError(f"running commands as user '{user}' needs sloth-runner to run as root "
+                        f"(it runs as uid {os.geteuid()})")
 
 
 def _limit_memory(limit: int) -> Callable[[], None]:

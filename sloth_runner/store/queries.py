@@ -27,7 +27,7 @@ def recent_runs(store: Store, limit: int = 20) -> list[dict[str, Any]]:
             "status": run["status"], "started_at": run["started_at"], "ended_at": ended,
             "duration_s": (ended - run["started_at"]) if ended else None,
             "host": run["host"], "tasks": counts, "error": run["error"],
-            "grants": run["grants"] or "",
+            "grants": run["grants"] or "", "stack": run["stack"],
         })
     return out
 

@@ -63,7 +63,7 @@ class RunRecorder:
     store sits below the engine)."""
 
     def __init__(self, store: Store, run_id: str, file: str, params: dict[str, Any],
-                 grants: str = "") -> None:
+                 grants: str = "", stack: str | None = None) -> None:
         self.store = store
         self.run_id = run_id
         self._pending: list[tuple] = []
@@ -72,9 +72,9 @@ class RunRecorder:
         self.started_at = time.time()
         with store.transaction() as c:
             c.execute("INSERT INTO runs (id, file, started_at, status, pid, host, params_json,"
-                      " grants) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
+                      " grants, stack) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
                       (self.run_id, file, self.started_at, os.getpid(), HOST,
-                       json.dumps(params, default=str), grants))
+                       json.dumps(params, default=str), grants, stack))
 
     def attempt_finished(self, r: Any) -> None:
         outputs = json.dumps(r.outputs, default=str) if r.outputs is not None else None

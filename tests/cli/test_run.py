@@ -125,8 +125,10 @@ def test_workflow_selection(workflow_file):
     ''')
     code, doc = cli_json("run", "-f", path, "two")
     assert code == 0 and [w["name"] for w in doc["workflows"]] == ["two"]
-    proc = cli("run", "-f", path, "three")
-    assert proc.returncode == 2 and "no workflow named 'three' (workflows: one, two)" in proc.stderr
+    proc = cli("run", "-f", path, "twoo")  # a misspelt workflow is not taken as Go's stack name
+    assert proc.returncode == 2 and "no workflow named 'twoo' (workflows: one, two)" in proc.stderr
+    proc = cli("run", "-f", path, "one", "three")
+    assert proc.returncode == 2 and "no workflow named 'three'" in proc.stderr
 
 
 def test_dry_run_shows_waves_and_runs_nothing(workflow_file, tmp_path):
