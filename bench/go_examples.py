@@ -31,6 +31,8 @@ GO_REJECTS = (
     (re.compile(r"'\}' expected"), "a Lua syntax error in the example itself"),
     (re.compile(r"attempt to call a nil value \(method 'run'\)"),
      "calls :run() on a built task, which the Go engine does not offer"),
+    (re.compile(r"attempt to call a nil value \(field 'create'\)"),
+     "calls goroutine.create, which Go's goroutine module does not have"),
 )
 NOT_HERE = re.compile(r"module '(\w+)' not found|attempt to index a nil value \(global '(\w+)'\)")
 
@@ -58,12 +60,40 @@ def classify(text: str) -> str:
     return text[:90]
 
 
+TASK_PROBLEM = re.compile(r"^(FAILED|ERROR|TIMEOUT)\s+\S+ \(")
+
+
 def first_error(proc: subprocess.CompletedProcess) -> str:
+    """"" for a success (exit 0); else the load error or the first task that did not succeed
+    (not a log line that happens to say FAILED)."""
+    if proc.returncode == 0:
+        return ""
     for line in (proc.stderr + proc.stdout).splitlines():
         line = line.strip()
-        if line.startswith("error:") or "FAILED" in line or "ERROR " in line[:12]:
+        if line.startswith("error:") or TASK_PROBLEM.match(line):
             return line
-    return "" if proc.returncode == 0 else f"exit code {proc.returncode}"
+    return f"exit code {proc.returncode}"
+
+
+EVENT_IN_HEADER = re.compile(r"^--.*\b(?:event[ _]type|triggers? on)s?:?\s*([a-z_]+\.[a-z_.*]+)",
+                             re.I | re.M)
+
+
+def add_hook(base: list[str], path: str, work: str, env: dict, timeout: float) -> str:
+    """`hook add FILE`; a file in Go's on_event() form names neither itself nor its event, so
+    it is added as Go users do, `hook add NAME --file FILE --event TYPE`, with the type its
+    header comment gives (else workflow.completed)."""
+    added = subprocess.run(base + ["hook", "add", path], capture_output=True, text=True,
+                           cwd=work, env=env, timeout=timeout)
+    if added.returncode != 3 or "--file" not in added.stderr:
+        return "hook add: " + classify(first_error(added))
+    with open(path, encoding="utf-8") as fh:
+        found = EVENT_IN_HEADER.search(fh.read(2000))
+    name = os.path.splitext(os.path.basename(path))[0]
+    added = subprocess.run(base + ["hook", "add", name, "--file", path, "--event",
+                                   found.group(1) if found else "workflow.completed"],
+                           capture_output=True, text=True, cwd=work, env=env, timeout=timeout)
+    return "hook add NAME --file --event (Go's form): " + classify(first_error(added))
 
 
 def main() -> int:
@@ -87,6 +117,9 @@ def main() -> int:
             load = classify(first_error(listed))
             loads[load] += 1
             run = "not run (does not load)"
+            if load.startswith("a hook file"):
+                run = add_hook(base, path, work, env, args.timeout)
+                runs[run] += 1
             if load == "ok":
                 sandbox = ["--sandbox"] + (["--allow", args.allow] if args.allow else [])
                 try:
@@ -101,7 +134,8 @@ def main() -> int:
     print(f"{len(files)} example files\n\nload (`sloth-runner list`):")
     for reason, n in loads.most_common():
         print(f"  {n:4d}  {reason}")
-    print("\nrun (`sloth-runner run --sandbox`), of those that load:")
+    print("\nrun (`sloth-runner run --sandbox`, or `hook add` for a hook file), of those that "
+          "load:")
     for reason, n in runs.most_common():
         print(f"  {n:4d}  {reason}")
     if args.details:

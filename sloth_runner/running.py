@@ -199,6 +199,10 @@ class Run:
             if loaded.hook_file:
                 raise LoadError(f"{self.path} is a hook definition, not a workflow: register it "
                                 f"with `sloth-runner hook add {self.path}`")
+            if loaded.runtime.lua.globals().TaskDefinitions is not None:
+                raise LoadError(f"{self.path} uses the old `TaskDefinitions = {{…}}` syntax, "
+                                "which the Go sloth-runner no longer runs either: define tasks "
+                                "with task(name)…:build() and workflow.define(name)")
             if loaded.runtime.calls == 0:
                 raise LoadError(f"{self.path} defines no task and no workflow, and its "
                                 "top-level code calls nothing: there is nothing to run")

@@ -1,10 +1,17 @@
-"""`sloth-runner hook add|list|remove|history|test`: Lua files that react to events."""
+"""`sloth-runner hook add|list|show|enable|disable|remove|history|test`: Lua files that react
+to events.
+
+The Go sloth-runner's hook commands work as they are: `hook add NAME --file FILE --event TYPE`
+(its files define on_event() and declare nothing), `get`/`show`, `enable`/`disable`, `delete`
+(our `remove`) and `logs` (our `history`), so scripts written for it keep working here.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 
@@ -15,53 +22,116 @@ TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never eva
 if TYPE_CHECKING:
     from typing import Any
 
-# Names the Go sloth-runner uses for events this one calls otherwise.
-_RENAMED = {"task.completed": "task.succeeded", "task.timeout": "task.timed_out",
-            "task.retrying": "task.retried", "task.cancelled": "task.failed"}
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser("hook", help="register Lua hooks that run on events",
                        description="Hooks are Lua files returning {name, event_type(s), stack?, "
-                       "timeout?, execute = function(event) ... end}; they run, off the task "
-                       "path, for each event they subscribe to.")
+                       "timeout?, enabled?, execute = function(event) ... end}, or Go "
+                       "sloth-runner hook files defining on_event() (`hook add NAME --file FILE "
+                       "--event TYPE`); they run, off the task path, for each event they "
+                       "subscribe to.")
     ops = p.add_subparsers(dest="op", metavar="OP")
     a = ops.add_parser("add", help="register a hook file (its path is stored; it is loaded "
-                                   "again at each execution)")
-    a.add_argument("file")
+                                   "again at each execution)",
+                       description="`hook add FILE` registers the hook FILE declares; `hook add "
+                       "NAME --file FILE --event TYPE` (the Go sloth-runner's form) registers a "
+                       "file defining on_event(). Options override what the file declares.")
+    a.add_argument("target", metavar="FILE|NAME",
+                   help="the hook file, or with --file the hook's name")
+    a.add_argument("-f", "--file", help="the hook file (the first argument is then its name)")
+    a.add_argument("-e", "--event", action="append", metavar="TYPE",
+                   help="an event type it runs on (repeatable); the Go sloth-runner's names "
+                        "(task.completed, ...) are registered under this one's")
+    a.add_argument("-d", "--description")
+    a.add_argument("-s", "--stack", help="run it only for runs of this stack")
+    a.add_argument("--timeout", metavar="DURATION", help="default 30s")
+    a.add_argument("--enabled", nargs="?", const=True, type=_boolean, metavar="BOOL",
+                   help="--enabled=false registers it disabled")
     a.add_argument("--replace", action="store_true",
                    help="replace a hook of the same name (to change its types, stack, timeout)")
     add_output(a)
+    a.set_defaults(run=_add)
     ls = ops.add_parser("list", help="registered hooks, with their last execution")
+    ls.add_argument("-s", "--stack", help="only the hooks of this stack")
     add_output(ls)
-    r = ops.add_parser("remove", help="unregister a hook (its history stays)")
+    ls.set_defaults(run=_list)
+    for op, output, what in (("show", "text", "a hook: what it is registered for, its runs"),
+                             ("get", "json", "the same as show, as JSON by default")):
+        g = ops.add_parser(op, help=what)
+        g.add_argument("name")
+        add_output(g)
+        g.set_defaults(run=_show, output=output)
+    for op, what in (("enable", "let a hook run again"),
+                     ("disable", "keep a hook registered, but run it for no event")):
+        e = ops.add_parser(op, help=what)
+        e.add_argument("name")
+        e.set_defaults(run=_enable if op == "enable" else _disable)
+    r = ops.add_parser("remove", aliases=["delete"], help="unregister a hook (its history stays)")
     r.add_argument("name")
-    h = ops.add_parser("history", help="a hook's executions, newest first")
+    r.add_argument("-f", "--force", action="store_true",
+                   help="accepted for the Go sloth-runner's scripts (nothing is asked here)")
+    r.set_defaults(run=_remove)
+    h = ops.add_parser("history", aliases=["logs"], help="a hook's executions, newest first")
     h.add_argument("name")
-    h.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    h.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
     add_output(h)
+    h.set_defaults(run=_history)
     t = ops.add_parser("test", help="run a hook now on a sample event (recorded in history)")
     t.add_argument("name")
     t.add_argument("--type", dest="event_type", metavar="TYPE",
                    help="the event's type (default: the hook's first)")
-    t.add_argument("--data", metavar="JSON", help="the event's data, a JSON object")
+    t.add_argument("-d", "--data", metavar="JSON", help="the event's data, a JSON object")
     add_output(t)
+    t.set_defaults(run=_test)
     p.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     if not args.op:
-        raise UsageError("hook needs an operation: add, list, remove, history or test")
-    return {"add": _add, "list": _list, "remove": _remove, "history": _history,
-            "test": _test}[args.op](args)
+        raise UsageError("hook needs an operation: add, list, show, enable, disable, remove, "
+                         "history or test")
+    return int(args.run(args))
+
+
+def _boolean(text: str) -> bool:
+    value = {"true": True, "1": True, "yes": True, "on": True,
+             "false": False, "0": False, "no": False, "off": False}.get(text.lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value
 
 
 def _add(args: argparse.Namespace) -> int:
-    from sloth_runner.events import ENGINE_TYPES
-    from sloth_runner.events.hooks import HookHost, HookOutput, load_hook
-    from sloth_runner.store.events import add_hook
+    from sloth_runner.durations import parse_duration
+    from sloth_runner.events.hooks import (
+        HOOK_NAME,
+        HookHost,
+        HookOutput,
+        is_subscription,
+        load_hook,
+        subscriptions,
+    )
+    from sloth_runner.store.events import add_hook, get_hook
 
-    path = os.path.abspath(args.file)
+    name, file = (args.target, args.file) if args.file is not None else (None, args.target)
+    if name is not None and not HOOK_NAME.fullmatch(name):
+        raise UsageError(f"{name!r} is not a hook name (letters, digits, _ . -, starting with a "
+                         "letter or digit): with --file, the first argument is the hook's name")
+    for t in args.event or ():
+        if not is_subscription(t):
+            raise UsageError(f"--event {t!r} is not an event type (like task.failed, task.* or"
+                             " *)")
+    if args.stack is not None and not args.stack.strip():
+        raise UsageError("--stack must be a stack name")
+    timeout_s = None
+    if args.timeout is not None:
+        try:
+            timeout_s = parse_duration(args.timeout)
+        except ValueError as exc:
+            raise UsageError(f"--timeout: {exc}") from None
+        if timeout_s <= 0:
+            raise UsageError("--timeout must be longer than 0")
+    path = os.path.abspath(file)
     store = open_store()
     host = HookHost(store)
     def to_stderr(line: str) -> None:  # what its top-level code logs
@@ -69,43 +139,119 @@ def _add(args: argparse.Namespace) -> int:
 
     echo = HookOutput(to_stderr)
     spec, _ = load_hook(path, host.services(echo, None, None))
-    for t in spec.event_types:
-        if t.startswith(("task.", "workflow.")) and not t.endswith("*") and \
-                t not in ENGINE_TYPES:
-            hint = f"did you mean '{_RENAMED[t]}'? " if t in _RENAMED else ""
-            sys.stderr.write(f"warning: sloth-runner emits no '{t}' event ({hint}runs emit "
-                             f"{', '.join(ENGINE_TYPES)}); only event.dispatch can send it\n")
-    if not add_hook(store, spec.name, path, spec.event_types, spec.stack, spec.description,
-                    spec.timeout_s, args.replace):
-        raise UsageError(f"a hook named '{spec.name}' exists: `sloth-runner hook add "
-                         f"{args.file} --replace` replaces it")
-    document = {"name": spec.name, "file": path, "event_types": spec.event_types,
-                "stack": spec.stack, "timeout_s": spec.timeout_s,
-                "description": spec.description}
+    if spec.on_event and (name is None or not args.event):
+        raise UsageError(f"{file} defines on_event() and declares neither its name nor its "
+                         "event type (a hook file of the Go sloth-runner): register it with `"
+                         + _go_command(name, file, args.event) + "`")
+    if spec.name is not None and name is not None and name != spec.name:
+        raise UsageError(f"{file} declares hook '{spec.name}', not '{name}': `sloth-runner hook "
+                         f"add {shlex.quote(file)}` registers it under its own name")
+    name = name or spec.name
+    assert name is not None  # a declaration has one; on_event without one was refused above
+    types, notes, warnings = subscriptions(args.event or spec.event_types)
+    stack = args.stack if args.stack is not None else spec.stack
+    description = args.description if args.description is not None else spec.description
+    timeout_s = timeout_s or spec.timeout_s
+    enabled = args.enabled if args.enabled is not None else spec.enabled
+    for line in [f"note: {n}" for n in notes] + [f"warning: {w}" for w in warnings]:
+        sys.stderr.write(line + "\n")
+    if not add_hook(store, name, path, types, stack, description, timeout_s, args.replace,
+                    enabled):
+        again = _go_command(name, file, args.event) if args.file is not None else \
+            f"sloth-runner hook add {shlex.quote(file)}"
+        raise UsageError(f"a hook named '{name}' exists: `{again} --replace` replaces it")
+    hook = get_hook(store, name) or {}
+    document = {"name": name, "file": path, "event_types": types, "stack": stack,
+                "timeout_s": timeout_s, "description": description,
+                "enabled": hook.get("enabled", True), "notes": notes, "warnings": warnings}
     if args.output == "json":
         print_json(document)
     else:
-        where = f" (stack {spec.stack})" if spec.stack else ""
-        print(f"hook '{spec.name}' added: {', '.join(spec.event_types)}{where}, from {path}")
+        where = f" (stack {stack})" if stack else ""
+        off = " disabled" if not document["enabled"] else ""
+        print(f"hook '{name}' added{off}: {', '.join(types)}{where}, from {path}")
     return 0
+
+
+def _go_command(name: str | None, file: str, events: list[str] | None) -> str:
+    """The Go form of `hook add` for `file`: its name defaults to the file's (`NAME` if that
+    is no hook name), its event to `TYPE`."""
+    from sloth_runner.events.hooks import HOOK_NAME
+
+    if name is None:
+        stem = os.path.splitext(os.path.basename(file))[0]
+        name = stem if HOOK_NAME.fullmatch(stem) else "NAME"
+    flags = " ".join(f"--event {shlex.quote(e)}" for e in events or ["TYPE"])
+    return f"sloth-runner hook add {shlex.quote(name)} --file {shlex.quote(file)} {flags}"
 
 
 def _list(args: argparse.Namespace) -> int:
     from sloth_runner.store.events import list_hooks
 
-    hooks = list_hooks(open_store())
+    hooks = list_hooks(open_store(), stack=args.stack)
     if args.output == "json":
         print_json({"hooks": hooks})
         return 0
     if not hooks:
-        print("no hooks registered (add one with `sloth-runner hook add FILE`)")
+        print("no hooks registered" + (f" for stack {args.stack}" if args.stack else "")
+              + " (add one with `sloth-runner hook add FILE`)")
         return 0
     width = max(len(h["name"]) for h in hooks)
     for h in hooks:
         last = f"{h['runs']} runs, last {h['last_status']}" if h["runs"] else "never ran"
         stack = f"  stack {h['stack']}" if h["stack"] else ""
-        print(f"{h['name']:<{width}}  {', '.join(h['event_types'])}{stack}  "
-              f"timeout {h['timeout_s']:g}s  [{last}]  {h['file']}")
+        off = "  DISABLED" if not h["enabled"] else ""
+        print(f"{h['name']:<{width}}  {_types(h['event_types'])}{stack}  "
+              f"timeout {h['timeout_s']:g}s{off}  [{last}]  {h['file']}")
+    return 0
+
+
+def _types(types: list[str]) -> str:
+    """Event types, those no run sends marked (an agent.* hook registered from a Go file)."""
+    from sloth_runner.events.hooks import never_sent
+
+    return ", ".join(t + (" (never fires)" if never_sent(t) else "") for t in types)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from sloth_runner.store.events import list_hooks
+
+    hooks = list_hooks(open_store(), name=args.name)
+    if not hooks:
+        raise UsageError(f"no hook named '{args.name}' (see `sloth-runner hook list`)")
+    [h] = hooks
+    if args.output == "json":
+        print_json(h)
+        return 0
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(h["added_at"]))
+    last = "never ran" if not h["runs"] else f"{h['runs']}, last {h['last_status']} at " + \
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(h["last_run_at"]))
+    for label, value in (("name", h["name"]), ("file", h["file"]),
+                         ("event types", _types(h["event_types"])),
+                         ("stack", h["stack"] or "any"), ("timeout", f"{h['timeout_s']:g}s"),
+                         ("enabled", "yes" if h["enabled"] else "no"),
+                         ("description", h["description"] or "-"), ("added", when),
+                         ("runs", last)):
+        print(f"{label + ':':<13}{value}")
+    return 0
+
+
+def _enable(args: argparse.Namespace) -> int:
+    return _set_enabled(args.name, True)
+
+
+def _disable(args: argparse.Namespace) -> int:
+    return _set_enabled(args.name, False)
+
+
+def _set_enabled(name: str, enabled: bool) -> int:
+    from sloth_runner.store.events import set_hook_enabled
+
+    was = set_hook_enabled(open_store(), name, enabled)
+    if was is None:
+        raise UsageError(f"no hook named '{name}' (see `sloth-runner hook list`)")
+    word = "enabled" if enabled else "disabled"
+    print(f"hook '{name}' is already {word}" if was == enabled else f"hook '{name}' {word}")
     return 0
 
 
@@ -145,14 +291,15 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
-    from sloth_runner.events.hooks import HookHost, run_hook
+    from sloth_runner.events.hooks import GO_NAMES, HookHost, run_hook
     from sloth_runner.store.events import get_hook, hook_run_finished, hook_run_started
 
     store = open_store()
     hook = get_hook(store, args.name)
     if hook is None:
         raise UsageError(f"no hook named '{args.name}' (see `sloth-runner hook list`)")
-    kind = args.event_type or next((t for t in hook["event_types"] if not t.endswith("*")), None)
+    kind = GO_NAMES.get(args.event_type, args.event_type) or next(
+        (t for t in hook["event_types"] if not t.endswith("*")), None)
     if kind is None:
         raise UsageError(f"hook '{args.name}' subscribes to patterns only "
                          f"({', '.join(hook['event_types'])}): give --type")
@@ -200,4 +347,7 @@ def _sample_data(kind: str) -> dict[str, Any]:
                 "error": None if ok else "a sample failure (sloth-runner hook test)",
                 "tasks": {"success" if ok else "failed": 1},
                 "failed_tasks": [] if ok else ["test"]}
+    if kind.startswith("agent."):  # never sent here; shaped as the Go sloth-runner's hooks read it
+        return {"agent": {"name": "test-agent", "address": "127.0.0.1:50051", "tags": ["test"],
+                          "version": "test"}}
     return {"test": True}

@@ -8,8 +8,16 @@ A hook file returns a table:
         stack = "production",                               -- optional: only that stack's runs
         timeout = "30s",                                    -- optional (default 30 s)
         description = "...",                                -- optional
+        enabled = false,                                    -- optional: registered disabled
         execute = function(event) ... end,
     }
+
+or, as the Go sloth-runner's hook files do, defines a global `function on_event() ... end`
+that reads the global `event`. Such a file says neither its name nor its event type (Go's
+`hook add NAME --file FILE --event TYPE` gives them), so its spec has no name; it runs with
+the global `event` set to the event (which also carries the `event` module's functions, so
+`event.dispatch` still works). Go's event names (task.completed, ...) are registered under
+this project's (`subscriptions`).
 
 `hook add` loads it once to read the declaration; the store keeps the file's path and what it
 declared. Every execution loads the file again, in a fresh runtime with every core module
@@ -41,8 +49,9 @@ if TYPE_CHECKING:
     from sloth_runner.store.db import Store
 
 DEFAULT_TIMEOUT_S = 30.0
-FIELDS = ("name", "event_type", "event_types", "stack", "timeout", "description", "execute")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+FIELDS = ("name", "event_type", "event_types", "stack", "timeout", "description", "enabled",
+          "execute")
+HOOK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 # Runs the file's top-level code and hands back what it returned (the loader's run_file keeps
 # only whether it ran). The chunk name is the path, so errors carry file:line.
@@ -52,24 +61,35 @@ local fn, err = load(source, chunkname, "t")
 if not fn then return false, err end
 local ok, value = pcall(fn)
 if not ok then return false, tostring(value) end
-return true, value
+return true, value, rawget(_G, "on_event")
 """
+
+# The Go sloth-runner's names for events this one sends under another name. The cancelled
+# ones: an interrupted task (or workflow) ends as failed here, with status "interrupted".
+GO_NAMES = {"task.completed": "task.succeeded", "task.timeout": "task.timed_out",
+            "task.retrying": "task.retried", "task.cancelled": "task.failed",
+            "workflow.cancelled": "workflow.failed"}
 
 
 class HookSpec:
-    """What a hook file declares."""
+    """What a hook file declares. A Go-style file (on_event) declares nothing: its name is
+    None, its types empty, and `hook add` must be given them."""
 
-    __slots__ = ("name", "event_types", "stack", "timeout_s", "description", "execute", "path")
+    __slots__ = ("name", "event_types", "stack", "timeout_s", "description", "enabled",
+                 "execute", "path", "on_event")
 
-    def __init__(self, name: str, event_types: list[str], stack: str | None, timeout_s: float,
-                 description: str, execute: Any, path: str) -> None:
+    def __init__(self, name: str | None, event_types: list[str], stack: str | None,
+                 timeout_s: float, description: str, execute: Any, path: str,
+                 enabled: bool | None = None, on_event: bool = False) -> None:
         self.name = name
         self.event_types = event_types
         self.stack = stack
         self.timeout_s = timeout_s
         self.description = description
+        self.enabled = enabled  # None: not said (a new hook is enabled)
         self.execute = execute
         self.path = path
+        self.on_event = on_event
 
 
 class HookOutput(Listener):
@@ -128,33 +148,35 @@ def load_hook(path: str, services: Services, stopper: Stopper | None = None
     install_core_modules(rt, services)
     rt.S.watch_main()  # a loop at top level stops when the execution is stopped
     try:
-        ok, value = rt.lua.execute(_READ, source, "@" + path)
+        ok, value, *on_event = rt.lua.execute(_READ, source, "@" + path)
     finally:
         rt.S.unwatch_main()
     if rt.stopping:
         raise TaskInterrupted("stopped while loading")
     if not ok:
-        raise LuaScriptError(full_paths(str(value), path))
-    return _declaration(value, path, source), rt
+        raise LuaScriptError(rt.user_error(full_paths(str(value), path)))
+    return _declaration(value, on_event[0] if on_event else None, path, source), rt
 
 
-def _declaration(value: Any, path: str, source: str) -> HookSpec:
+def _declaration(value: Any, on_event: Any, path: str, source: str) -> HookSpec:
     from sloth_runner.lua.convert import lua_type
 
     where = f"{path}:{_return_line(source)}"
     example = ("return {name = \"my-hook\", event_type = \"task.failed\", "
                "execute = function(event) ... end}")
+    if lua_type(value) != "table" and lua_type(on_event) == "function":
+        return HookSpec(None, [], None, DEFAULT_TIMEOUT_S, "", on_event, path, on_event=True)
     if lua_type(value) != "table":
         got = lua_type(value) or ("nil" if value is None else type(value).__name__)
-        raise DefinitionError(f"{where}: a hook file must return a table like {example}; it "
-                              f"returned {got}")
+        raise DefinitionError(f"{where}: a hook file must return a table like {example}, or "
+                              f"define function on_event() ... end; it returned {got}")
     fields = {str(k): v for k, v in value.items()}
     unknown = sorted(set(fields) - set(FIELDS))
     if unknown:
         raise DefinitionError(f"{where}: unknown hook field '{unknown[0]}' (fields: "
                               f"{', '.join(FIELDS)})")
     name = fields.get("name")
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if not isinstance(name, str) or not HOOK_NAME.fullmatch(name):
         raise DefinitionError(f"{where}: the hook needs a name: letters, digits, _ . -, at "
                               f"most 100, starting with a letter or digit (got "
                               f"{_shown(name)})")
@@ -169,6 +191,10 @@ def _declaration(value: Any, path: str, source: str) -> HookSpec:
     description = fields.get("description")
     if description is not None and not isinstance(description, str):
         raise DefinitionError(f"{where}: hook '{name}': description must be a string")
+    enabled = fields.get("enabled")
+    if enabled is not None and not isinstance(enabled, bool):
+        raise DefinitionError(f"{where}: hook '{name}': enabled must be true or false (got "
+                              f"{_shown(enabled)})")
     timeout_s = DEFAULT_TIMEOUT_S
     if fields.get("timeout") is not None:
         from sloth_runner.durations import parse_duration
@@ -179,12 +205,12 @@ def _declaration(value: Any, path: str, source: str) -> HookSpec:
             raise DefinitionError(f"{where}: hook '{name}': timeout: {exc}") from None
         if timeout_s <= 0:
             raise DefinitionError(f"{where}: hook '{name}': timeout must be longer than 0")
-    return HookSpec(name, types, stack, timeout_s, description or "", fields["execute"], path)
+    return HookSpec(name, types, stack, timeout_s, description or "", fields["execute"], path,
+                    enabled)
 
 
 def _event_types(fields: dict[str, Any], where: str, name: str) -> list[str]:
     from sloth_runner.lua.convert import lua_type, to_python
-    from sloth_runner.lua.events_module import is_event_type
 
     one, many = fields.get("event_type"), fields.get("event_types")
     if one is not None and many is not None:
@@ -200,12 +226,56 @@ def _event_types(fields: dict[str, Any], where: str, name: str) -> list[str]:
     if not isinstance(types, list) or not types:
         raise DefinitionError(f"{where}: hook '{name}': event_types must be a non-empty list")
     for t in types:
-        pattern = isinstance(t, str) and t.endswith("*") and (
-            t == "*" or (t.endswith(".*") and is_event_type(t[:-2])))
-        if not (pattern or is_event_type(t)):
+        if not is_subscription(t):
             raise DefinitionError(f"{where}: hook '{name}': {_shown(t)} is not an event type "
                                   "(like \"task.failed\", \"task.*\" or \"*\")")
     return list(dict.fromkeys(types))
+
+
+def is_subscription(value: Any) -> bool:
+    """What a hook may subscribe to: an event type, `prefix.*` or `*`."""
+    from sloth_runner.lua.events_module import is_event_type
+
+    if isinstance(value, str) and value.endswith("*"):
+        return value == "*" or (value.endswith(".*") and is_event_type(value[:-2]))
+    return is_event_type(value)
+
+
+def subscriptions(types: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """The types to register for what a hook asks for, with what to tell the user: notes
+    (a Go sloth-runner name registered under this project's) and warnings (a type no run
+    sends, which only event.dispatch could). The alternative, refusing Go's names, would
+    refuse the Go project's hook files for a difference of spelling."""
+    registered, notes, warnings = [], [], []
+    for t in types:
+        ours = GO_NAMES.get(t, t)
+        if ours != t:
+            more = (" (also sent for every other failure; a cancelled one has status "
+                    "'interrupted')") if t.endswith(".cancelled") else ""
+            notes.append(f"'{t}' (the Go sloth-runner's name) is '{ours}' here: registered "
+                         f"as '{ours}'{more}")
+        why = never_sent(ours)
+        if why:
+            warnings.append(f"'{ours}' never fires in this version ({why}); only an "
+                            "event.dispatch in a workflow would trigger the hook")
+        registered.append(ours)
+    return list(dict.fromkeys(registered)), notes, warnings
+
+
+def never_sent(subscription: str) -> str | None:
+    """Why no run sends events of `subscription` (None: runs send them, or it is a name of
+    the user's own, sent by event.dispatch)."""
+    from sloth_runner.events import ENGINE_TYPES
+
+    family = subscription.split(".", 1)[0]
+    if family == "agent" and "." in subscription:
+        return "there are no agents yet"
+    if family == "system" and "." in subscription:
+        return "sloth-runner sends no system events"
+    if family in ("task", "workflow") and not subscription.endswith("*") and \
+            subscription not in ENGINE_TYPES:
+        return "runs send " + ", ".join(t for t in ENGINE_TYPES if t.startswith(family + "."))
+    return None
 
 
 def _shown(value: Any) -> str:
@@ -339,7 +409,7 @@ def run_hook(host: HookHost, hook: dict[str, Any], event: dict[str, Any], deadli
     timeout = f"timed out after {hook['timeout_s']:g}s"
     try:
         spec, rt = load_hook(hook["file"], host.services(output, hook["name"], event), stopper)
-        if spec.name != hook["name"]:
+        if spec.name is not None and spec.name != hook["name"]:
             raise DefinitionError(f"{hook['file']} now declares hook '{spec.name}', not "
                                   f"'{hook['name']}': run `sloth-runner hook add "
                                   f"{hook['file']} --replace`")
@@ -348,7 +418,7 @@ def run_hook(host: HookHost, hook: dict[str, Any], event: dict[str, Any], deadli
         stopper.ctx = ctx
         if stopper.stopped:
             raise TaskInterrupted("stopped")
-        outcome = run_now(_Execute(rt, spec.execute, event_for_lua(event), hook["file"]), ctx)
+        outcome = run_now(_Execute(rt, spec, event_for_lua(event, spec.on_event)), ctx)
     except (TaskTimeout, TaskInterrupted):
         return Result("timeout", timeout, host.scrub(output.text()), time.monotonic() - started)
     except LoadError as exc:
@@ -362,7 +432,12 @@ def run_hook(host: HookHost, hook: dict[str, Any], event: dict[str, Any], deadli
         return _result(host, "success", None, output, started)
     if outcome.error is not None:
         return _result(host, "error", outcome.error, output, started)
-    return _result(host, "failed", outcome.message or "execute returned false", output, started)
+    return _result(host, "failed", outcome.message or f"{_entry(spec)} returned false",
+                   output, started)
+
+
+def _entry(spec: HookSpec) -> str:
+    return "on_event" if spec.on_event else "execute"
 
 
 def _result(host: HookHost, status: str, error: str | None, output: HookOutput,
@@ -372,18 +447,24 @@ def _result(host: HookHost, status: str, error: str | None, output: HookOutput,
 
 
 class _Execute:
-    """`execute(event)` as an engine action: a Lua coroutine under the execution's deadline,
-    its blocking calls (exec.run, ai.*) served on this thread. Outcome: success, an error
-    (it raised, with file:line), or a failure (it returned false [, message])."""
+    """`execute(event)` (or a Go-style file's `on_event()`, with the global `event` set) as an
+    engine action: a Lua coroutine under the execution's deadline, its blocking calls
+    (exec.run, ai.*) served on this thread. Outcome: success, an error (it raised, with
+    file:line), or a failure (it returned false [, message])."""
 
-    def __init__(self, rt: LuaRuntime, fn: Any, event: dict[str, Any], path: str) -> None:
-        self.rt, self.fn, self.event, self.path = rt, fn, event, path
+    def __init__(self, rt: LuaRuntime, spec: HookSpec, event: dict[str, Any]) -> None:
+        self.rt, self.fn, self.event, self.path = rt, spec.execute, event, spec.path
+        self.on_event = spec.on_event
 
     def __call__(self, ctx: TaskContext) -> Generator[Any, Any, Outcome]:
         rt = self.rt
         event = rt.table(self.event)
-        # `execute = function(event)` hides the `event` module: event.dispatch works anyway
-        event["dispatch"] = rt.lua.globals().package.loaded["event"]["dispatch"]
+        # The event hides the `event` module (execute's parameter, or on_event's global):
+        # it carries the module's functions, so event.dispatch works anyway.
+        for key, fn in rt.lua.globals().package.loaded["event"].items():
+            event[key] = fn
+        if self.on_event:
+            rt.lua.globals()["event"] = event
         step, close = rt.S.start(self.fn, ctx.deadline)
         program = rt.drive(step, close, ctx, (event,))
         value: Any = None
@@ -402,7 +483,7 @@ class _Execute:
             if ctx.deadline is not None and time.monotonic() >= ctx.deadline:
                 error = TaskTimeout()
         if reply[0] == "error":
-            return Outcome(False, error=full_paths(str(reply[1]), self.path))
+            return Outcome(False, error=rt.user_error(full_paths(str(reply[1]), self.path)))
         values = reply[1:]
         if values and values[0] is False:
             message = values[1] if len(values) > 1 and isinstance(values[1], str) else ""
@@ -410,9 +491,20 @@ class _Execute:
         return Outcome(True)
 
 
-def event_for_lua(event: dict[str, Any]) -> dict[str, Any]:
-    """What `execute` receives: the stored event, `timestamp` for its time."""
-    return {"id": event.get("id"), "type": event["type"], "timestamp": event.get("at"),
-            "run_id": event.get("run_id"), "workflow": event.get("workflow"),
-            "task": event.get("task"), "stack": event.get("stack"),
-            "source": event.get("source"), "data": event.get("data") or {}}
+def event_for_lua(event: dict[str, Any], go_style: bool = False) -> dict[str, Any]:
+    """What `execute` receives: the stored event, `timestamp` for its time. A Go-style file
+    gets it as the Go sloth-runner gave it: `timestamp` in whole seconds (its hooks pass it to
+    os.date, which refuses a fraction), and a table given as `data.agent` or `data.task` also
+    at `event.agent` / `event.task` (what its `event.task or event.data.task` expects)."""
+    data = event.get("data") or {}
+    shown = {"id": event.get("id"), "type": event["type"], "timestamp": event.get("at"),
+             "run_id": event.get("run_id"), "workflow": event.get("workflow"),
+             "task": event.get("task"), "stack": event.get("stack"),
+             "source": event.get("source"), "data": data}
+    if go_style:
+        if isinstance(shown["timestamp"], float):
+            shown["timestamp"] = int(shown["timestamp"])
+        for key in ("agent", "task"):
+            if isinstance(data.get(key), dict):
+                shown[key] = data[key]
+    return shown

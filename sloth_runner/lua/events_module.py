@@ -96,7 +96,20 @@ def install_event_module(rt: LuaRuntime, services: Services) -> None:
                   scrubber)
         return True
 
-    rt.install("event", {"dispatch": rt.wrap(dispatch)})
+    def dispatch_custom(name: Any = None, message: Any = None) -> bool:
+        """Go's shorthand: an event of type `custom` carrying {name, message}."""
+        if not isinstance(name, str) or not isinstance(message, str):
+            raise TypeError("event.dispatch_custom expects (name, message), two strings, got "
+                            f"({_lua_name(name)}, {_lua_name(message)})")
+        if port.closed:
+            return True
+        ctx = rt.current
+        port.send("custom", {"name": name, "message": message},
+                  ctx.workflow if ctx else None, ctx.task if ctx else None, scrubber)
+        return True
+
+    rt.install("event", {"dispatch": rt.wrap(dispatch),
+                         "dispatch_custom": rt.wrap(dispatch_custom)})
 
 
 def _lua_name(value: Any) -> str:

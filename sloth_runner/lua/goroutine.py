@@ -1,11 +1,13 @@
 """`goroutine`: concurrency inside one task, with the API of the Go project's module (spawn,
-channels, select, wait groups, mutexes, semaphores, pools, map, async/await, sleep, timeout).
+channels, select, wait groups, mutexes, semaphores, pools, map, async/await, sleep, timeout,
+condition variables, contexts, pipelines, fan-out and fan-in).
 
 The model. Lua runs on one thread, so goroutines are Lua coroutines that a small scheduler,
-written in Lua (goroutine_sched.lua and goroutine_sync.lua), runs cooperatively *inside* the task. A goroutine runs until
-it waits: on a channel, a wait group, a mutex, a timer, or a blocking module call (exec.run,
-http.get, io.popen reads, ai.*, git ...). Module calls are where DevOps code spends its time,
-and those really run in parallel:
+written in Lua (goroutine_sched.lua, with goroutine_sync.lua and goroutine_flow.lua on top),
+runs cooperatively *inside* the task. A goroutine runs until it waits: on a channel, a wait
+group, a mutex, a condition, a timer, or a blocking module call (exec.run, http.get, io.popen
+reads, ai.*, git ...). Module calls are where DevOps code spends its time, and those really
+run in parallel:
 
 - Every blocking module function checks who calls it. Called from a goroutine (or from the task
   itself while it has live goroutines), it does not yield the task to the engine; it starts its
@@ -29,6 +31,10 @@ and those really run in parallel:
   deadlock rather than hanging. Channels and the rest belong to the task that made them.
 - A goroutine still waiting when its task returns is abandoned, like a goroutine when `main`
   returns; a job it started runs to its end.
+- `goroutine.context()` is Go's context among the goroutines of a task: cancelling it (or its
+  timeout) is seen by is_cancelled/err and closes its done() channel, but does not stop a
+  blocking call under way, as in the Go module. What stops everything is the task's own
+  cancel token and deadline above; a context's timer never keeps a timed-out task alive.
 
 Blocking functions learn about goroutines because this module wraps the prelude's
 `S.blocking` before any module is installed (install_goroutine must run first); the check
@@ -268,27 +274,32 @@ def install_goroutine(rt: LuaRuntime, services: Services) -> Any:
         return parse_duration(value)
 
     rt.ops[WAIT_OP] = BlockingOp(prepare_wait, finish_wait)
-    module = rt.lua.execute(_BOOT, rt.S, rt.wrap(_scheduler_sources), WAIT_OP, rt.wrap(start), rt.wrap(collect),
-                            rt.wrap(poll), rt.wrap(board.poke), rt.wrap(time.monotonic),
-                            rt.wrap(seconds), name="=goroutine")
+    module = rt.lua.execute(_BOOT, rt.S, rt.wrap(_scheduler_sources), WAIT_OP, rt.wrap(start),
+                            rt.wrap(collect), rt.wrap(poll), rt.wrap(board.poke),
+                            rt.wrap(time.monotonic), rt.wrap(seconds), rt.wrap(time.time),
+                            name="=goroutine")
     g = rt.lua.globals()
     g.package.loaded["goroutine"] = module
     g["goroutine"] = module
     return module
 
 
-def _scheduler_sources() -> tuple[str, str]:
-    """The scheduler's Lua (goroutine_sched.lua, then goroutine_sync.lua on top of it)."""
+_SCHEDULER_FILES = ("goroutine_sched.lua", "goroutine_sync.lua", "goroutine_flow.lua")
+
+
+def _scheduler_sources() -> tuple[str, ...]:
+    """The scheduler's Lua: goroutine_sched.lua, then the files built on top of it."""
     here = os.path.dirname(__file__)
     texts = []
-    for name in ("goroutine_sched.lua", "goroutine_sync.lua"):
+    for name in _SCHEDULER_FILES:
         with open(os.path.join(here, name), encoding="utf-8") as fh:
             texts.append(fh.read())
-    return texts[0], texts[1]
+    return tuple(texts)
 
 
 # What every runtime loads: the blocking functions' check, and a module table that compiles
-# the scheduler (the .lua files) the first time a workflow touches it (~0.4 ms a run saved otherwise).
+# the scheduler (the .lua files) the first time a workflow touches it (~0.9 ms with reading
+# them, saved by every run that does not).
 _BOOT = r"""
 local args = table.pack(...)
 local S, sources = args[1], args[2]
@@ -321,10 +332,11 @@ end
 
 return setmetatable({}, {__index = function(module, key)
     if impl == nil then
-        local sched_source, sync_source = sources()
+        local sched_source, sync_source, flow_source = sources()
         impl = load(sched_source, "=goroutine", "t")(S, orig_blocking, GOS, SCHEDS,
                                                      unpack(args, 3, args.n))
         load(sync_source, "=goroutine", "t")(impl.M, impl.K)
+        load(flow_source, "=goroutine", "t")(impl.M, impl.K)
         for k, v in pairs(impl.M) do rawset(module, k, v) end
         setmetatable(module, nil)
     end

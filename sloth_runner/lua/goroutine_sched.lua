@@ -5,7 +5,7 @@
 -- on a *waiter*, which channels, timers and jobs hold and `fire` once. Functions on the way to
 -- a `raise` are never tail-called, so errors point at the user's line.
 local S, orig_blocking, GOS, SCHEDS, wait_name, start_job, collect_job, poll_jobs, poke, now,
-      parse_duration = ...
+      parse_duration, wall = ...
 local raise = S.raise_error
 local co_create, co_resume, co_status, co_yield, co_running, co_isyieldable =
       coroutine.create, coroutine.resume, coroutine.status, coroutine.yield, coroutine.running,
@@ -52,10 +52,13 @@ end
 
 local function waiter(t) return {t = t, fired = false} end
 
+-- A waiter with `cb` instead of a thread runs cb(w) when fired: a timer that does something
+-- (a context's deadline) rather than wake someone.
 local function fire(w, case, value, ok)
     if w.fired then return false end
     w.fired, w.case, w.value, w.ok = true, case, value, ok
-    runnable(w.t)
+    local cb = w.cb
+    if cb then cb(w) else runnable(w.t) end
     return true
 end
 
@@ -367,27 +370,46 @@ local function need_channel(ch, what)
     end
 end
 
-function Channel:send(v)
-    need_channel(self, "channel:send")
-    if self.direction == "receive" then raise("cannot send on a receive-only channel") end
-    if self.closed then return false, "send on closed channel" end
-    if send_now(self, v) then return true end
+-- send and receive without the checks: for the methods below, and for goroutine_flow.lua's
+-- stages, which own their channels whatever direction the user's input was given.
+local function send(ch, v)
+    if ch.closed then return false, "send on closed channel" end
+    if send_now(ch, v) then return true end
     local w = waiter(current())
-    push(self.sendq, {w = w, case = 1, value = box(v)})
+    push(ch.sendq, {w = w, case = 1, value = box(v)})
     park(w)
     if not w.ok then return false, "send on closed channel" end
     return true
 end
 
-function Channel:receive()
-    need_channel(self, "channel:receive")
-    if self.direction == "send" then raise("cannot receive on a send-only channel") end
-    local ready, v, ok = receive_now(self)
+local function receive(ch)
+    local ready, v, ok = receive_now(ch)
     if ready then return v, ok end
     local w = waiter(current())
-    push(self.recvq, {w = w, case = 1})
+    push(ch.recvq, {w = w, case = 1})
     park(w)
     return w.value, w.ok
+end
+
+local function checked(ch, what, op)
+    need_channel(ch, what)
+    if op == "send" and ch.direction == "receive" then
+        raise("cannot send on a receive-only channel")
+    elseif op == "receive" and ch.direction == "send" then
+        raise("cannot receive on a send-only channel")
+    end
+end
+
+function Channel:send(v)
+    checked(self, "channel:send", "send")
+    local ok, err = send(self, v)
+    return ok, err
+end
+
+function Channel:receive()
+    checked(self, "channel:receive", "receive")
+    local v, ok = receive(self)
+    return v, ok
 end
 
 function Channel:try_send(v)
@@ -435,11 +457,24 @@ function Channel:range(fn)
     end
 end
 
-M.channel_send = function(ch, v) local a, b = Channel.send(ch, v); return a, b end
-M.channel_receive = function(ch) local a, b = Channel.receive(ch); return a, b end
-M.channel_close = function(ch) local a, b = Channel.close(ch); return a, b end
-M.channel_len = function(ch) need_channel(ch, "goroutine.channel_len"); return qlen(ch.buf) end
-M.channel_cap = function(ch) need_channel(ch, "goroutine.channel_cap"); return ch.size end
+-- The function forms the Go module exports next to the methods.
+function M.channel_send(ch, v)
+    checked(ch, "goroutine.channel_send", "send")
+    local a, b = send(ch, v)
+    return a, b
+end
+function M.channel_receive(ch)
+    checked(ch, "goroutine.channel_receive", "receive")
+    local a, b = receive(ch)
+    return a, b
+end
+function M.channel_close(ch)
+    need_channel(ch, "goroutine.channel_close")
+    local a, b = Channel.close(ch)
+    return a, b
+end
+function M.channel_len(ch) need_channel(ch, "goroutine.channel_len"); return qlen(ch.buf) end
+function M.channel_cap(ch) need_channel(ch, "goroutine.channel_cap"); return ch.size end
 
 -- select -----------------------------------------------------------------------------------
 -- Cases: {channel = ch, receive = true, handler = fn(value, ok)}, {channel = ch, send = v,
@@ -520,5 +555,9 @@ function M.select_timeout(ms, cases)
 end
 
 -- What goroutine_sync.lua builds on.
-local K = {raise = raise, add_timer = add_timer, current = current, fire = fire, live_waiter = live_waiter, need_function = need_function, park = park, push = push, qlen = qlen, queue = queue, spawn_in = spawn_in, to_seconds = to_seconds, waiter = waiter}
+local K = {raise = raise, add_timer = add_timer, current = current, fire = fire,
+           live_waiter = live_waiter, need_function = need_function, park = park, push = push,
+           qlen = qlen, queue = queue, spawn_in = spawn_in, to_seconds = to_seconds,
+           waiter = waiter, now = now, wall = wall, need_channel = need_channel, send = send,
+           receive = receive}
 return {M = M, go_block_call = go_block_call, K = K}

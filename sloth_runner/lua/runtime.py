@@ -122,6 +122,19 @@ class BlockingOp:
         self.finish = finish
 
 
+# Modules of the Go sloth-runner that this version does not have (README: "Coming from the Go
+# sloth-runner"); an error about one of these globals says so.
+GO_ONLY_MODULES = frozenset({
+    "pkg", "systemd", "user", "nixos", "frp", "watcher", "firewall", "file_ops", "sloth",
+    "incus", "docker", "kubernetes", "helm", "terraform", "pulumi", "salt", "infra_test",
+    "facts", "ssh", "stow", "lvm", "raid", "sysctl", "nfs", "smb", "cron", "gitops", "agent",
+    "digitalocean", "azure", "gcp", "reliability", "metrics", "template", "crypto", "data",
+    "db", "database", "observability", "network", "circuit", "saga", "security", "system",
+    "utils", "validate", "monitor", "notify", "chain", "parallel", "perf", "resource",
+    "assert_equal", "assert_not_nil",
+})
+
+
 def error_message(exc: BaseException, ctx: TaskContext | None = None) -> str:
     """The message a Lua caller sees; an internal failure is also noted on the task's context,
     so that the task ends as an *error* (it could not run), not as a failure."""
@@ -247,11 +260,26 @@ class LuaRuntime:
         if ok == "exit":
             raise ScriptExit(int(message))
         if not ok:
-            text = self.full_paths(str(message))
+            text = self.user_error(str(message))
             if debug and trace:
                 text += "\n" + str(trace)
             raise LuaScriptError(text)
         return bool(message)
+
+    def user_error(self, message: str) -> str:
+        """A Lua error as the user sees it: full paths, and a word on the Go project's modules
+        this version does not have (`attempt to index a nil value (global 'pkg')` says
+        nothing to someone who has always had `pkg`)."""
+        message = self.full_paths(message)
+        for before, after in (("a nil value (global '", "')"), ("module '", "' not found")):
+            if before in message and after in message.split(before, 1)[1]:
+                name = message.split(before, 1)[1].split(after, 1)[0]
+                if name in GO_ONLY_MODULES:
+                    note = f" ('{name}' is a module of the Go sloth-runner that this version " \
+                           "does not have)"
+                    end = message.index(before) + len(before) + len(name) + len(after)
+                    return message[:end] + note + message[end:]
+        return message
 
     def full_paths(self, message: str) -> str:
         """Lua shortens long chunk names to "...tail"; put the full file path back."""
@@ -270,7 +298,7 @@ class LuaRuntime:
         if not isinstance(reply, tuple):
             reply = (reply,)
         if not reply[0]:
-            raise LuaScriptError(self.full_paths(str(reply[1])))
+            raise LuaScriptError(self.user_error(str(reply[1])))
         return to_python(reply[1]) if len(reply) > 1 else None
 
     def table(self, value: Any) -> Any:
@@ -371,7 +399,7 @@ class LuaAction:
         ctx.fault = None
         reply = yield from rt.drive(step, close, ctx, first)
         if reply[0] == "error":
-            error = rt.full_paths(str(reply[1]))
+            error = rt.user_error(str(reply[1]))
             if len(reply) > 2 and reply[2] and rt.debug:
                 error += "\n" + str(reply[2])
             fault = ctx.fault

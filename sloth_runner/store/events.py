@@ -99,18 +99,34 @@ def hook_dict(row: Any) -> dict[str, Any]:
 
 
 def add_hook(store: Store, name: str, file: str, event_types: list[str], stack: str | None,
-             description: str, timeout_s: float, replace: bool) -> bool:
-    """Register a hook; False if one of that name exists and `replace` is not set."""
+             description: str, timeout_s: float, replace: bool, enabled: bool | None = None
+             ) -> bool:
+    """Register a hook; False if one of that name exists and `replace` is not set. `enabled`
+    None: a new hook is enabled, a replaced one stays as it was (`hook disable` is not undone
+    by re-adding the file after an edit)."""
     with store.transaction() as c:
-        if c.execute("SELECT 1 FROM hooks WHERE name = ?", (name,)).fetchone():
+        old = c.execute("SELECT enabled FROM hooks WHERE name = ?", (name,)).fetchone()
+        if old:
             if not replace:
                 return False
             c.execute("DELETE FROM hooks WHERE name = ?", (name,))
+        if enabled is None:
+            enabled = bool(old[0]) if old else True
         c.execute("INSERT INTO hooks (name, file, event_types, stack, description, timeout_s,"
-                  " enabled, added_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
+                  " enabled, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                   (name, file, json.dumps(event_types), stack, description, timeout_s,
-                   time.time()))
+                   int(enabled), time.time()))
     return True
+
+
+def set_hook_enabled(store: Store, name: str, enabled: bool) -> bool | None:
+    """Enable or disable a hook: whether it was enabled before (None: no such hook)."""
+    with store.transaction() as c:
+        row = c.execute("SELECT enabled FROM hooks WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        c.execute("UPDATE hooks SET enabled = ? WHERE name = ?", (int(enabled), name))
+        return bool(row[0])
 
 
 def remove_hook(store: Store, name: str) -> bool:
@@ -123,9 +139,17 @@ def get_hook(store: Store, name: str) -> dict[str, Any] | None:
     return hook_dict(rows[0]) if rows else None
 
 
-def list_hooks(store: Store) -> list[dict[str, Any]]:
-    """Every hook, with how often it ran and how its last execution ended."""
-    hooks = [hook_dict(r) for r in store.query("SELECT * FROM hooks ORDER BY name")]
+def list_hooks(store: Store, name: str | None = None, stack: str | None = None
+               ) -> list[dict[str, Any]]:
+    """Every hook (or the one named, or those of a stack), with how often it ran and how its
+    last execution ended."""
+    where, args = [], []
+    for column, value in (("name", name), ("stack", stack)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    sql = "SELECT * FROM hooks" + (" WHERE " + " AND ".join(where) if where else "")
+    hooks = [hook_dict(r) for r in store.query(sql + " ORDER BY name", tuple(args))]
     for h in hooks:
         row = store.query("SELECT count(*) AS n, max(id) AS last FROM hook_runs WHERE hook = ?",
                           (h["name"],))[0]

@@ -172,14 +172,132 @@ def test_hook_test_of_a_failing_hook_exits_1_with_its_error(workflow_file):
     assert code == 1 and doc["status"] == "failed" and doc["error"] == "not today"
 
 
-def test_go_event_names_get_a_hint(workflow_file):
-    path = workflow_file('return {name = "go", event_types = {"task.completed", "deploy.done"},'
-                         ' execute = function() end}', "go.lua")
+def test_go_event_names_are_registered_as_ours_and_dead_types_warned(workflow_file):
+    path = workflow_file('return {name = "go", event_types = {"task.completed", "task.timeout",'
+                         ' "task.retrying", "task.cancelled", "task.succeeded", "deploy.done", '
+                         '"agent.registered", "system.*", "workflow.paused"}, '
+                         'execute = function(event) print("saw " .. event.type) end}', "go.lua")
+    proc = cli("hook", "add", path, "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["event_types"] == ["task.succeeded", "task.timed_out", "task.retried",
+                                  "task.failed", "deploy.done", "agent.registered", "system.*",
+                                  "workflow.paused"]
+    assert "note: 'task.completed' (the Go sloth-runner's name) is 'task.succeeded' here: " \
+           "registered as 'task.succeeded'" in proc.stderr
+    assert "'task.cancelled' (the Go sloth-runner's name) is 'task.failed'" in proc.stderr
+    for dead in ("agent.registered", "system.*", "workflow.paused"):
+        assert f"warning: '{dead}' never fires in this version (" in proc.stderr, dead
+    assert len(doc["notes"]) == 4 and len(doc["warnings"]) == 3
+    assert "deploy.done" not in proc.stderr  # a type of the user's own: event.dispatch sends it
+    listed = cli("hook", "list").stdout
+    assert "agent.registered (never fires)" in listed and "deploy.done, " in listed
+    assert "task.succeeded (never" not in listed
+    proc = cli("hook", "test", "go", "--type", "task.completed")  # Go's name works here too
+    assert proc.returncode == 0 and "saw task.succeeded" in proc.stdout
+
+
+GO_HOOK = '''
+-- Hook: a file in the Go sloth-runner's form
+-- Event: task.completed
+function on_event()
+    log.info("on_event saw " .. event.type .. " of " .. event.data.task .. " in "
+             .. os.date("%Y", event.timestamp))
+    state.set("go-hook", event.type)
+    event.dispatch("go.dispatched", {from = event.type})
+    return event.data.task ~= "bad"
+end
+'''
+
+
+def test_go_hook_files_and_commands(workflow_file):
+    path = workflow_file(GO_HOOK, "go-hook.lua")
+    proc = cli("hook", "add", path)  # it says neither its name nor its event type
+    assert proc.returncode == 3
+    assert f"register it with `sloth-runner hook add go-hook --file {path} --event TYPE`" \
+        in proc.stderr
+    proc = cli("hook", "add", "mine", "--file", path)
+    assert proc.returncode == 3
+    assert f"`sloth-runner hook add mine --file {path} --event TYPE`" in proc.stderr
+    declared = workflow_file(HOOK, "notify.lua")
+    proc = cli("hook", "add", "other", "--file", declared, "--event", "x.y")
+    assert proc.returncode == 3 and "declares hook 'notify', not 'other'" in proc.stderr
+    assert cli_json("hook", "list")[1] == {"hooks": []}
+
+    proc = cli("hook", "add", "go-hook", "--file", path, "--event", "task.completed",
+               "--description", "from Go", "--stack", "prod", "--enabled=false")
+    assert proc.returncode == 0, proc.stderr
+    assert f"hook 'go-hook' added disabled: task.succeeded (stack prod), from {path}" \
+        in proc.stdout
+    assert "'task.completed' (the Go sloth-runner's name) is 'task.succeeded'" in proc.stderr
+    proc = cli("hook", "get", "go-hook")  # JSON, as the Go sloth-runner prints it
+    hook = json.loads(proc.stdout)
+    assert (hook["event_types"], hook["stack"], hook["description"], hook["enabled"],
+            hook["file"], hook["runs"]) == (["task.succeeded"], "prod", "from Go", False, path, 0)
+    shown = cli("hook", "show", "go-hook").stdout
+    assert "enabled:     no" in shown and "event types: task.succeeded" in shown
+    assert "DISABLED" in cli("hook", "list").stdout
+    assert cli("hook", "enable", "go-hook").stdout == "hook 'go-hook' enabled\n"
+    assert cli("hook", "enable", "go-hook").stdout == "hook 'go-hook' is already enabled\n"
+    assert cli_json("hook", "show", "go-hook")[1]["enabled"] is True
+    assert cli_json("hook", "list", "--stack", "prod")[1]["hooks"][0]["name"] == "go-hook"
+    assert cli_json("hook", "list", "--stack", "dev")[1] == {"hooks": []}
+
+    proc = cli("hook", "test", "go-hook")  # the global `event`, and event.dispatch from it
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "on_event saw task.succeeded of test in 20" in proc.stdout
+    assert json.loads(cli("state", "get", "go-hook", "-o", "json").stdout) == "task.succeeded"
+    [event] = cli_json("events", "list", "--type", "go.dispatched")[1]["events"]
+    assert event["data"] == {"from": "task.succeeded"} and event["source"] == "hook:go-hook"
+    code, doc = cli_json("hook", "test", "go-hook", "-d", '{"task": "bad"}')
+    assert code == 1 and doc["status"] == "failed" and doc["error"] == "on_event returned false"
+
+    assert cli("hook", "disable", "go-hook").stdout == "hook 'go-hook' disabled\n"
+    assert cli_json("hook", "get", "go-hook")[1]["enabled"] is False
+    logs = cli("hook", "logs", "go-hook", "-n", "1").stdout.splitlines()
+    assert len(logs) == 1 and "failed" in logs[0]
+    assert len(cli_json("hook", "logs", "go-hook")[1]["runs"]) == 2
+    proc = cli("hook", "delete", "go-hook", "--force")
+    assert proc.returncode == 0 and "removed" in proc.stdout
+    for op in ("get", "show", "enable", "disable", "delete"):
+        proc = cli("hook", op, "go-hook")
+        assert proc.returncode == 3 and "no hook named 'go-hook'" in proc.stderr, op
+
+
+def test_the_enabled_field_and_re_adding_a_disabled_hook(workflow_file):
+    source = 'return {name = "quiet", event_type = "x.y", enabled = false, execute = print}'
+    path = workflow_file(source, "quiet.lua")
     proc = cli("hook", "add", path)
-    assert proc.returncode == 0
-    assert "warning: sloth-runner emits no 'task.completed' event (did you mean " \
-           "'task.succeeded'?" in proc.stderr
-    assert "deploy.done" not in proc.stderr  # a custom type: event.dispatch sends it
+    assert proc.returncode == 0 and "hook 'quiet' added disabled: x.y" in proc.stdout
+    assert cli_json("hook", "list")[1]["hooks"][0]["enabled"] is False
+    cli("hook", "enable", "quiet")
+    workflow_file(source.replace("enabled = false, ", ""), "quiet.lua")
+    cli("hook", "disable", "quiet")
+    assert cli_json("hook", "add", path, "--replace")[1]["enabled"] is False  # stays disabled
+    assert cli_json("hook", "add", path, "--replace", "--enabled")[1]["enabled"] is True
+    assert cli_json("hook", "add", path, "--replace", "--enabled", "no")[1]["enabled"] is False
+    bad = workflow_file('return {name = "b", event_type = "x", enabled = "yes", '
+                        'execute = print}', "bad.lua")
+    proc = cli("hook", "add", bad)
+    assert proc.returncode == 2 and "enabled must be true or false" in proc.stderr
+
+
+def test_go_form_usage_errors_exit_3(workflow_file):
+    path = workflow_file(GO_HOOK, "go.lua")
+    for args, message in (
+            (("--event", "x.y", "--enabled=maybe"), "expected true or false"),
+            (("--event", "no spaces"), "'no spaces' is not an event type"),
+            (("--event", "x.y", "--timeout", "soon"), "--timeout: bad duration"),
+            (("--event", "x.y", "--timeout", "0s"), "--timeout must be longer than 0"),
+            (("--event", "x.y", "--stack", " "), "--stack must be a stack name")):
+        proc = cli("hook", "add", "g", "--file", path, *args)
+        assert proc.returncode == 3 and message in proc.stderr, (args, proc.stderr)
+    proc = cli("hook", "add", "not/a/name", "--file", path, "--event", "x.y")
+    assert proc.returncode == 3 and "with --file, the first argument is the hook's name" \
+        in proc.stderr
+    code, doc = cli_json("hook", "add", "g", "--file", path, "--event", "x.y", "--timeout",
+                         "2m", "--event", "a.b")
+    assert code == 0 and doc["timeout_s"] == 120 and doc["event_types"] == ["x.y", "a.b"]
 
 
 def test_events_list_is_empty_without_hooks(workflow_file):

@@ -12,7 +12,14 @@ from sloth_runner.engine.model import AttemptRecord, TaskResult, Workflow, Workf
 from sloth_runner.errors import DefinitionError, LuaScriptError
 from sloth_runner.events import TypeMatcher, run_listener
 from sloth_runner.events import recorder as recorder_module
-from sloth_runner.events.hooks import HookHost, HookOutput, full_paths, load_hook, run_hook
+from sloth_runner.events.hooks import (
+    HookHost,
+    HookOutput,
+    full_paths,
+    load_hook,
+    run_hook,
+    subscriptions,
+)
 from sloth_runner.events.recorder import RunEvents
 from sloth_runner.lua.events_module import EventPort, is_event_type
 from sloth_runner.store import Store
@@ -145,6 +152,52 @@ def test_declaration_errors_name_the_file_and_line(workflow_file):
     with pytest.raises(DefinitionError, match="timeout must be longer than 0"):
         declare(workflow_file, 'return {name = "x", event_type = "y", timeout = 0, '
                                'execute = print}')
+
+
+def test_a_go_style_file_declares_nothing_and_enabled_is_read(workflow_file):
+    _, spec = declare(workflow_file, 'function on_event() return true end')
+    assert spec.on_event and spec.name is None and spec.event_types == []
+    _, spec = declare(workflow_file, 'return {name = "e", event_type = "x", enabled = false, '
+                                     'execute = print}')
+    assert spec.enabled is False and not spec.on_event
+    _, spec = declare(workflow_file, 'return {name = "e", event_type = "x", execute = print}')
+    assert spec.enabled is None  # not said: the store decides (enabled, or as it was)
+    with pytest.raises(DefinitionError, match="return a table like .*, or define function "
+                                              "on_event"):
+        declare(workflow_file, 'local on_event = function() end')  # not a global
+
+
+def test_go_event_names_and_types_that_never_fire():
+    types, notes, warnings = subscriptions([
+        "task.completed", "task.succeeded", "task.timeout", "task.retrying", "task.cancelled",
+        "workflow.cancelled", "agent.*", "system.error", "workflow.paused", "task.nothing",
+        "deploy.done", "task.*", "agent", "*"])
+    assert types == ["task.succeeded", "task.timed_out", "task.retried", "task.failed",
+                     "workflow.failed", "agent.*", "system.error", "workflow.paused",
+                     "task.nothing", "deploy.done", "task.*", "agent", "*"]
+    assert len(notes) == 5 and all("the Go sloth-runner's name" in n for n in notes)
+    assert [w.split("'")[1] for w in warnings] == ["agent.*", "system.error", "workflow.paused",
+                                                   "task.nothing"]
+    assert "there are no agents yet" in warnings[0] and "never fires" in warnings[0]
+
+
+def test_on_event_runs_with_the_global_event(workflow_file):
+    path = workflow_file('''
+        function on_event(given)
+            if event.data.veto then return false end
+            print(event.type, event.task.task_name, event.agent.name, event.timestamp,
+                  given == event, type(event.dispatch))
+        end''', "go.lua")
+    hook = {"name": "go", "file": path, "timeout_s": 5}
+    event = {"id": 1, "type": "task.succeeded", "at": 1700000000.75, "run_id": None,
+             "workflow": None, "task": "t", "stack": None, "source": "test",
+             "data": {"task": {"task_name": "build"}, "agent": {"name": "a1"}}}
+    result = run_hook(HookHost(Store()), hook, event, time.monotonic() + 5)
+    assert result.status == "success", result.error  # nil is success, as in the Go project
+    assert result.output == "task.succeeded build a1 1700000000 true function"
+    event["data"] = {"veto": True}
+    result = run_hook(HookHost(Store()), hook, event, time.monotonic() + 5)
+    assert (result.status, result.error) == ("failed", "on_event returned false")
 
 
 def test_long_paths_are_given_back_whole():

@@ -34,6 +34,7 @@ workflow.define("good", {
     tasks = {
         task("ok"):command(function()
             event.dispatch("custom.task", {n = 1})
+            event.dispatch_custom("notify_team", "go's shorthand")  -- type `custom`
             return true
         end):build(),
         task("isolated"):timeout("20s"):command(function()   -- runs in a worker process
@@ -53,7 +54,7 @@ workflow.define("bad", {
 '''
 
 EXPECTED = {
-    "custom.top/-", "custom.task/ok", "custom.worker/isolated",
+    "custom.top/-", "custom.task/ok", "custom.worker/isolated", "custom/ok",
     "workflow.started/-", "workflow.completed/-", "workflow.failed/-",
     "task.started/ok", "task.started/isolated", "task.started/flaky", "task.started/slow",
     "task.succeeded/ok", "task.succeeded/isolated", "task.retried/flaky", "task.failed/flaky",
@@ -97,6 +98,8 @@ def test_every_event_type_reaches_a_hook(workflow_file, sloth_home):
     assert wf_failed["workflow"] == "bad" and sorted(wf_failed["failed_tasks"]) == [
         "flaky", "slow"]
     assert json.loads(by_type["custom.worker"]["data_json"]) == {"n": 2}
+    assert json.loads(by_type["custom"]["data_json"]) == {"name": "notify_team",
+                                                         "message": "go's shorthand"}
     assert by_type["custom.worker"]["source"] == "lua"
     assert by_type["task.failed"]["source"] == "run"
 

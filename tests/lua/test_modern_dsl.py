@@ -378,3 +378,25 @@ def test_fluent_and_table_forms_build_the_same_dag(tmp_path_factory, dag):
     with Run(str(path)) as run:
         (wf,) = run.load()
     assert {t.name: sorted(t.depends_on) for t in wf.tasks} == edges
+
+
+def test_a_go_only_module_is_named_as_such(workflow_file):
+    path = workflow_file('''
+        task("global"):command(function() pkg.install({"nginx"}) end):build()
+        task("required"):command(function() local s = require("systemd") end):build()
+        task("typo"):command(function() return lgo.info("x") end):build()
+    ''')
+    code, doc = cli_json("run", "-f", path)
+    t = tasks_by_name(doc)
+    note = "is a module of the Go sloth-runner that this version does not have"
+    assert t["global"]["error"].endswith(f"(global 'pkg') ('pkg' {note})")
+    assert f"module 'systemd' not found ('systemd' {note})" in t["required"]["error"]
+    assert t["typo"]["error"].endswith("(global 'lgo')")  # not a Go module: as Lua says it
+
+
+def test_the_old_task_definitions_syntax_is_named(workflow_file):
+    path = workflow_file('''
+        TaskDefinitions = {main = {tasks = {{name = "a", command = "true"}}}}
+    ''')
+    proc = cli("run", "-f", path)
+    assert proc.returncode == 2 and "old `TaskDefinitions = {…}` syntax" in proc.stderr
