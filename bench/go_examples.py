@@ -9,7 +9,9 @@ counts by first error, then each file with its outcome.
 
 Runs happen in a temporary directory, with their own SLOTH_RUNNER_HOME, under `--sandbox`
 (these files install packages, manage users and services: on a machine of yours, `--allow`
-grants what you accept), and with a timeout each.
+grants what you accept), and with a timeout each. Do not grant `exec` to all of them at once:
+some end with `pkill -f 'yes'` or `pkill -f 'sleep 30'`, which kill whatever else on the
+machine matches (this probe's own runs pass `--yes`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ def classify(text: str) -> str:
     missing = NOT_HERE.search(text)
     if missing:
         return f"needs the '{missing.group(1) or missing.group(2)}' module (not here)"
+    if "(field 'register')" in text or re.search(r"event\.register", text):
+        return "needs watchers (event.register.*, an agents feature; not here)"
     if "delegated to agent" in text:
         return "needs agents (:delegate_to)"
     if "not allowed in the sandbox" in text:

@@ -160,10 +160,8 @@ def interpolate(value: Any, values: dict[str, Any]) -> Any:
             found = found[part]
         return str(found)
 
-    return _VALUE_REF.sub(lookup, value)
-
-
-_VALUE_REF = re.compile(r"\$\{values\.([A-Za-z0-9_.-]+)\}")
+    # compiled here, on first use: most files never interpolate, and start-up is measured
+    return re.sub(r"\$\{values\.([A-Za-z0-9_.-]+)\}", lookup, value)
 
 
 def _task(rt: LuaRuntime, workflow: str, spec: Any, actions: dict[tuple[str, str, str], Any],

@@ -222,12 +222,34 @@ def _install_exec(rt: LuaRuntime, services: Services) -> None:
                                    cwd=cwd, cancel=cancel, spool=services.spool,
                                    memory_limit=limit, base_env=base, user=user)
 
+    shaped = rt.lua.execute(_EXEC_RESULT)
+
     def finish(ctx: TaskContext | None, result: process.ExecResult) -> Any:
         if ctx is not None:
             ctx.usage.add(result.cpu_s, result.max_rss_kb)
-        return rt.table(result.as_dict())
+        return shaped(rt.table(result.as_dict()))
 
     rt.install("exec", {"run": rt.blocking("exec.run", BlockingOp(prepare, finish))})
+
+
+# exec.run's result as older Go examples use it: `r.output` is its stdout, and the result
+# behaves as its stdout for string methods (`r:match("yes")`), concatenation and printing
+# ("host: " .. exec.run("hostname")). A metatable, not more fields: the fields are what a
+# command returning the result stores as its outputs.
+_EXEC_RESULT = """
+local rawget, setmetatable, type, string = rawget, setmetatable, type, string
+local function text(v) if type(v) == "table" then return rawget(v, "stdout") or "" end return v end
+local mt = {
+    __index = function(t, k)
+        if k == "output" then return rawget(t, "stdout") end
+        local f = string[k]
+        if f then return function(self, ...) return f(text(self), ...) end end
+    end,
+    __concat = function(a, b) return text(a) .. text(b) end,
+    __tostring = function(t) return rawget(t, "stdout") or "" end,
+}
+return function(t) return setmetatable(t, mt) end
+"""
 
 
 def _install_log(rt: LuaRuntime, services: Services) -> None:

@@ -205,13 +205,19 @@ function S.outcome(a, b, c)  -- (values were made valid UTF-8 when the task retu
     if type(a) == "table" and a.exit_code ~= nil then
         return a.exit_code == 0 and not a.timed_out, b, a, a.exit_code
     end
+    if type(a) == "table" and type(a.success) == "boolean" then  -- {success = …, message = …}
+        local m = a.message
+        if type(m) ~= "string" then m = type(a.error) == "string" and a.error or b end
+        return a.success, m, a
+    end
     if c ~= nil and type(c) ~= "table" then
         return nil, "the third value a command returns (outputs) must be a table, got " .. type(c)
     end
     if a == nil or a == true then return true, b, c end
     if a == false then return false, b, c end
     return nil, "a command must return true or false (and optionally a message and an outputs "
-                .. "table), or an exec.run result; it returned a " .. type(a)
+                .. "table), a table with a boolean `success` (and `message`), or an exec.run "
+                .. "result; it returned a " .. type(a)
 end
 
 -- Start one attempt of a task command or condition: build its params (a fresh shallow copy of

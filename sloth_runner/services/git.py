@@ -87,12 +87,12 @@ def _rev(value: str) -> str:
 
 
 # -- a working copy ---------------------------------------------------------------------------
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s'\"]+@")
+_USERINFO = r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s'\"]+@"  # compiled on first use (re's cache)
 
 
 def redact(text: str) -> str:
     """`text` with the credentials of every URL in it removed (user:token@)."""
-    return _USERINFO.sub(r"\1", text)
+    return re.sub(_USERINFO, r"\1", text)
 
 
 def is_repo(path: str, deadline: float | None = None) -> bool:

@@ -400,3 +400,22 @@ def test_the_old_task_definitions_syntax_is_named(workflow_file):
     ''')
     proc = cli("run", "-f", path)
     assert proc.returncode == 2 and "old `TaskDefinitions = {…}` syntax" in proc.stderr
+
+
+def test_exec_results_and_table_outcomes_as_go_examples_use_them(workflow_file):
+    path = workflow_file('''
+        task("as_text"):command(function()
+            local r = exec.run("echo yes")
+            assert(r:match("yes") == "yes" and r.output == "yes\\n")
+            return true, "host: " .. r .. "|" .. tostring(r)
+        end):build()
+        task("table_ok"):command(function() return {success = true, message = "done"} end):build()
+        task("table_no"):command(function() return {success = false, error = "broke"} end):build()
+        task("kept"):command(function() return exec.run("printf out") end):build()
+    ''')
+    code, doc = cli_json("run", "-f", path)
+    t = tasks_by_name(doc)
+    assert t["as_text"]["message"] == "host: yes\n|yes\n"
+    assert (t["table_ok"]["status"], t["table_ok"]["message"]) == ("success", "done")
+    assert (t["table_no"]["status"], t["table_no"]["error"]) == ("failed", "broke")
+    assert t["kept"]["outputs"]["stdout"] == "out" and "output" not in t["kept"]["outputs"]

@@ -91,3 +91,13 @@ def test_child_resource_usage_is_measured():
 def test_missing_program_is_an_exec_error():
     with pytest.raises(ExecError, match="cannot start"):
         process.run(["/definitely/not/here"])
+
+
+def test_another_user_needs_root_and_an_existing_account(monkeypatch):
+    # The suite runs as root, and this machine's Python is not reachable by other users, so
+    # "not root" is the one thing faked here: the effective uid the check reads.
+    with pytest.raises(ExecError, match="no user 'no-such-user-here'"):
+        process.run("true", user="no-such-user-here")
+    monkeypatch.setattr(os, "geteuid", lambda: 65534)
+    with pytest.raises(ExecError, match="as user 'root' needs sloth-runner to run as root"):
+        process.run("true", user="root")
