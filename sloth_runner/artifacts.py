@@ -3,6 +3,8 @@ a task that `:consumes({"app.tar.gz"})` finds in its own workdir before it runs.
 
 They go through a folder of the run (in its spool folder), so a consumer gets the producer's
 file as it was when the producer succeeded, whatever happened to the producer's workdir since.
+As in the Go sloth-runner, an artifact is known by its file name (`dist/app.tar.gz` is
+consumed as `app.tar.gz`); two artifacts of the same name: the later one wins.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class Artifacts:
                 raise ExecError(f"task '{task.name}' declares the artifact '{pattern}', but no "
                                 f"such file is in {base}")
             for relative in found:
-                _copy(os.path.join(base, relative), os.path.join(self.root, relative))
+                name = os.path.basename(relative.rstrip(os.sep))
+                _copy(os.path.join(base, relative), os.path.join(self.root, name))
 
     def provide(self, task: Task, ctx: TaskContext) -> None:
         """Before `task` runs: copy what it consumes into its workdir."""

@@ -55,10 +55,18 @@ def handlers_for(run: Run) -> dict[str, Callable[..., Any]]:
             return service.analyze_patterns(args.get("spec") or {})
         raise ValueError(f"the AI service has no call '{method}'")
 
+    derived: dict[tuple[str, ...], Any] = {}
+
     def run_service(method: str, args: dict[str, Any],
                     progress: Callable[[Any], None] | None) -> Any:
         if method == "scrub":  # for a worker: the run's placeholders, the run's known secrets
-            return run.scrub(str(args["text"]))
+            detectors = args.get("detectors")
+            if detectors is None:
+                return run.scrub(str(args["text"]))
+            key = tuple(detectors)  # a narrower scrubber (state values), same placeholders
+            if key not in derived:
+                derived[key] = run.scrubber.derive(list(key))
+            return derived[key].scrub(str(args["text"]))[0]
         raise ValueError(f"the run has no call '{method}'")
 
     return {"ai": ai, "run": run_service}

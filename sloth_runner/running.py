@@ -124,8 +124,9 @@ class Run:
         """One per run: log lines, results, history and AI prompts share placeholders."""
         if self._scrubber is None:
             from sloth_runner.scrub import Scrubber
+            from sloth_runner.scrub.environment import secret_values
 
-            self._scrubber = Scrubber()
+            self._scrubber = Scrubber(known=secret_values(os.environ))
         return self._scrubber
 
     @property
@@ -254,21 +255,21 @@ class Run:
         delegated = d.get("delegate_to") or defaults["delegate_to"]
         for key, value in d.items():
             if key in _ACTIONS:
-                if delegated:
-                    action: Any = _Refused(
-                        f"{where}: task '{name}' is delegated to agent '{delegated}': running "
-                        "tasks on agents needs the agents of sloth-runner, which this version "
-                        "does not have yet; without :delegate_to it runs here")
-                else:
-                    action = self._action(workflow, name, key, value.get("shell"), isolated,
-                                          limit, where)
-                setattr(task, _ACTIONS[key], action)
+                if not delegated:  # a delegated task's code would run on its agent
+                    setattr(task, _ACTIONS[key], self._action(
+                        workflow, name, key, value.get("shell"), isolated, limit, where))
             elif key in _PLAIN_FIELDS:
                 if value is not None:
                     setattr(task, key, value)
             elif key in ("inputs", "outputs", "artifacts", "consumes"):
                 setattr(task, key, tuple(value))
                 task.fingerprint = (d.get("command") or {}).get("shell") or ""
+        if delegated:  # an error, not a failure: no retry, no hook, no condition can help
+            task.action = _Refused(
+                f"{where}: task '{name}' is delegated to agent '{delegated}': running tasks on "
+                "agents needs the agents of sloth-runner, which this version does not have "
+                "yet; without :delegate_to it runs here", errored=True)
+            task.retries = 0
         workdir = d.get("workdir") or defaults["workdir"]
         if workdir:  # relative to where sloth-runner started, once and for all
             task.workdir = os.path.abspath(workdir)
@@ -532,17 +533,19 @@ def _no_command(ctx: Any) -> Any:  # replaced below: the DSL makes :command() re
 
 
 class _Refused:
-    """An action the sandbox does not allow: it fails, saying why, when the task runs."""
+    """An action that cannot run here (the sandbox does not allow it, or it belongs on an
+    agent): it fails, or with `errored` ends as an error, saying why, when the task runs."""
 
-    __slots__ = ("error",)
+    __slots__ = ("error", "errored")
 
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, *, errored: bool = False) -> None:
         self.error = error
+        self.errored = errored
 
     def __call__(self, ctx: Any) -> Any:
         from sloth_runner.engine.model import Outcome
 
-        return Outcome(False, error=self.error)
+        return Outcome(False, error=self.error, errored=self.errored)
 
 
 class _Forward(Listener):

@@ -87,6 +87,16 @@ def cli_json(*args: str, **kwargs) -> tuple[int, dict]:
     return proc.returncode, json.loads(proc.stdout)
 
 
+def task_message_run_elsewhere(tmp_path: Path, path: Path, task: str = "t") -> str:
+    """Run `path` from another directory (as cron runs jobs) and return `task`'s message,
+    after checking the run succeeded: paths in the file must not depend on the cwd."""
+    elsewhere = tmp_path / "cron"
+    elsewhere.mkdir(exist_ok=True)
+    code, doc = cli_json("run", "-f", str(path), cwd=elsewhere)
+    assert code == 0, doc
+    return tasks_by_name(doc)[task]["message"]
+
+
 def tasks_by_name(document: dict, workflow: int = 0) -> dict[str, dict]:
     return {t["name"]: t for t in document["workflows"][workflow]["tasks"]}
 

@@ -57,12 +57,27 @@ def _finite_key(key: Any) -> Any:
     return key
 
 
-def parse_params(pairs: list[str] | None, values_file: str | None) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    if values_file:
-        from sloth_runner.values import read_values_file
+def add_values(p: Any) -> None:
+    p.add_argument("-v", "--values", metavar="FILE", action="append",
+                   help="YAML file of values: the Lua global `values`, also in params "
+                   "(repeatable; later files win)")
 
-        params.update(read_values_file(values_file))
+
+def read_values(paths: list[str] | None) -> dict[str, Any] | None:
+    """The --values files merged (later files win, key by key at the top level); None when
+    none was given, which is not the same as an empty file for `${values.x}` messages."""
+    if not paths:
+        return None
+    from sloth_runner.values import read_values_file
+
+    values: dict[str, Any] = {}
+    for path in paths:
+        values.update(read_values_file(path))
+    return values
+
+
+def parse_params(pairs: list[str] | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:

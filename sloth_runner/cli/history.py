@@ -100,6 +100,8 @@ def _task(args: argparse.Namespace, store: Any, run_id: str) -> int:
         for label in ("message", "error"):
             if a[label]:
                 print(f"{label}: {a[label]}")
+        if a.get("log"):
+            _print_stream("log", a["log"], None, args.full)
         outputs = a["outputs"] if isinstance(a["outputs"], dict) else {}
         for stream in ("stdout", "stderr"):
             if isinstance(outputs.get(stream), str) and outputs[stream]:

@@ -76,7 +76,17 @@ def register(sub: Any) -> None:
     h.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
     add_output(h)
     h.set_defaults(run=_history)
-    t = ops.add_parser("test", help="run a hook now on a sample event (recorded in history)")
+    t = ops.add_parser("test", help="run a hook now on a sample event (recorded in history)",
+                       description="Run hook NAME now, in the foreground, on a sample event, "
+                       "and record the execution in its history (as a test: of no event, in "
+                       "no run); exit 1 if it did not succeed. The sample event has every "
+                       "field a run's has: id 0 and run_id \"test\" (no stored event or run "
+                       "has them), source \"test\", timestamp now, workflow \"test\" and task "
+                       "\"test\" (or those --data gives; a workflow.* event has no task, as in "
+                       "a run), the hook's stack (none if it has none), and data shaped like a "
+                       "run's for the type, or --data. As in a run, its data is scrubbed of "
+                       "secrets before the hook sees it, and what the hook logs, its error and "
+                       "the result are shown scrubbed, as its history keeps them.")
     t.add_argument("name")
     t.add_argument("--type", dest="event_type", metavar="TYPE",
                    help="the event's type (default: the hook's first)")
@@ -103,6 +113,7 @@ def _boolean(text: str) -> bool:
 
 def _add(args: argparse.Namespace) -> int:
     from sloth_runner.durations import parse_duration
+    from sloth_runner.errors import LoadError
     from sloth_runner.events.hooks import (
         HOOK_NAME,
         HookHost,
@@ -134,11 +145,14 @@ def _add(args: argparse.Namespace) -> int:
     path = os.path.abspath(file)
     store = open_store()
     host = HookHost(store)
-    def to_stderr(line: str) -> None:  # what its top-level code logs
+    def to_stderr(line: str) -> None:  # what its top-level code logs (scrubbed on its way)
         sys.stderr.write(line + "\n")
 
     echo = HookOutput(to_stderr)
-    spec, _ = load_hook(path, host.services(echo, None, None))
+    try:
+        spec, _ = load_hook(path, host.services(echo, None, None))
+    except LoadError as exc:  # its message may quote what the file read: `error(token)`
+        raise type(exc)(host.scrub(str(exc))) from None
     if spec.on_event and (name is None or not args.event):
         raise UsageError(f"{file} defines on_event() and declares neither its name nor its "
                          "event type (a hook file of the Go sloth-runner): register it with `"
@@ -291,7 +305,7 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
-    from sloth_runner.events.hooks import GO_NAMES, HookHost, run_hook
+    from sloth_runner.events.hooks import GO_NAMES, HookHost, run_hook, sample_event
     from sloth_runner.store.events import get_hook, hook_run_finished, hook_run_started
 
     store = open_store()
@@ -311,12 +325,11 @@ def _test(args: argparse.Namespace) -> int:
             raise UsageError(f"--data is not JSON: {exc}") from None
         if not isinstance(data, dict):
             raise UsageError("--data must be a JSON object, like '{\"key\": \"value\"}'")
-    event = {"id": None, "type": kind, "at": time.time(), "run_id": None,
-             "workflow": data.get("workflow"), "task": data.get("task"),
-             "stack": hook["stack"], "source": "test", "data": data}
-    echo = None if args.output == "json" else print
-    row = hook_run_started(store, hook["name"], event, time.time())
     host = HookHost(store)
+    event = sample_event(host, kind, data, hook["stack"])
+    echo = None if args.output == "json" else print  # given lines already scrubbed
+    # recorded as a test: of no stored event, in no run (`hook history` says "test TYPE")
+    row = hook_run_started(store, hook["name"], {"type": kind}, time.time())
     result = run_hook(host, hook, event, time.monotonic() + float(hook["timeout_s"]), echo=echo)
     hook_run_finished(store, row, result.status, result.duration_s, result.error, result.output)
     if args.output == "json":

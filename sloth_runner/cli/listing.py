@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sloth_runner.cli.common import add_debug, add_output, print_json, warn
+from sloth_runner.cli.common import add_debug, add_output, add_values, print_json, read_values, warn
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
 if TYPE_CHECKING:
@@ -15,6 +15,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("list", help="list workflows and tasks in a file")
     p.add_argument("-f", "--file", required=True, help="workflow file (.lua)")
     p.add_argument("--sandbox", action="store_true", help="load with the Lua sandbox")
+    add_values(p)
     add_output(p)
     add_debug(p)
     p.set_defaults(handler=handle)
@@ -25,7 +26,8 @@ def handle(args: argparse.Namespace) -> int:
     from sloth_runner.running import Run
 
     reporter = make_reporter("json", debug=args.debug)  # load-time logs go to stderr
-    with Run(args.file, listener=reporter, sandbox=args.sandbox, debug=args.debug) as run:
+    with Run(args.file, listener=reporter, sandbox=args.sandbox, debug=args.debug,
+             values=read_values(args.values)) as run:
         workflows = run.load()
         warn(run.warnings)
     doc: list[dict[str, Any]] = [

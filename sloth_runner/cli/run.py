@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from sloth_runner.cli.common import add_debug, parse_params, print_json, warn
+from sloth_runner.cli.common import (
+    add_debug,
+    add_values,
+    parse_params,
+    print_json,
+    read_values,
+    warn,
+)
 from sloth_runner.errors import LoadError, UsageError
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -24,9 +32,7 @@ def register(sub: Any) -> None:
     p.add_argument("--task", action="append", metavar="NAME",
                    help="run only this task and what it depends on (repeatable)")
     p.add_argument("--param", action="append", metavar="K=V", help="parameter for params.K")
-    p.add_argument("-v", "--values", metavar="FILE", action="append",
-                   help="YAML file of values: the Lua global `values`, also in params "
-                   "(repeatable; later files win)")
+    add_values(p)
     p.add_argument("--max-parallel", type=int, metavar="N",
                    help="tasks to run at once (default: workflow config, else 8)")
     p.add_argument("--dry-run", action="store_true", help="show the plan without running it")
@@ -59,15 +65,8 @@ def handle(args: argparse.Namespace) -> int:
         raise UsageError("--allow only means something with --sandbox")
     if args.output in ("enhanced", "rich", "modern"):
         args.output = "text"
-    values: dict[str, Any] | None = None
-    if args.values:
-        from sloth_runner.values import read_values_file
-
-        values = {}
-        for path in args.values:  # later files win, key by key at the top level
-            values.update(read_values_file(path))
-    params = parse_params(args.param, None)
-    args.values_read = values
+    params = parse_params(args.param)
+    args.values_read = read_values(args.values)
     try:
         return _run(args, params, grants)
     except LoadError as exc:
@@ -82,10 +81,11 @@ def _run(args: argparse.Namespace, params: dict[str, Any], grants: tuple[str, ..
     from sloth_runner.running import Run
 
     reporter = make_reporter(args.output, debug=args.debug)
-    gate = _ask if args.interactive and not args.yes else None
     with Run(args.file, params=params, listener=reporter, sandbox=args.sandbox, grants=grants,
              debug=args.debug, force=args.force, process_ends=True, values=args.values_read,
-             delegate_to=args.delegate_to, gate=gate) as run:
+             delegate_to=args.delegate_to) as run:
+        if args.interactive and not args.yes:
+            run.gate = lambda task: _ask(task, lambda: run.interrupted)
         run.load()
         warn(run.warnings)
         names = list(args.workflows)
@@ -113,21 +113,38 @@ def _run(args: argparse.Namespace, params: dict[str, Any], grants: tuple[str, ..
 def _is_stack_name(names: list[str], workflows: list[str]) -> bool:
     """Go's `run STACK -f file`: a first name that is no workflow of a file that defines some,
     unless it looks like a misspelt workflow name (then `select` says which exist)."""
-    if not names or names[0] in workflows or not workflows or workflows == ["default"]:
+    if not names or names[0] in workflows or not workflows:
         return False
     import difflib
 
     return not difflib.get_close_matches(names[0], workflows, n=1, cutoff=0.75)
 
 
-def _ask(task: str) -> str:
-    """--interactive: run, skip or abort, asked on the terminal before each task."""
+def _ask(task: str, stopped: Callable[[], Any]) -> str:
+    """--interactive: run, skip or abort, asked on the terminal before each task. Ctrl-C at
+    the prompt interrupts the run: the signal handler cannot break a blocking read (Python
+    retries it), so the answer is waited for in short polls that also watch `stopped()`."""
+    import select
     import sys
 
     while True:
+        if stopped():
+            return "interrupted"
         sys.stderr.write(f"run task '{task}'? [Y]es / [s]kip / [a]bort: ")
         sys.stderr.flush()
+        while True:
+            if stopped():
+                sys.stderr.write("\n")
+                return "interrupted"
+            try:
+                ready, _, _ = select.select([sys.stdin], [], [], 0.2)
+            except (OSError, ValueError):  # not a selectable stream: wait for the line
+                ready = [sys.stdin]
+            if ready:
+                break
         answer = sys.stdin.readline()
+        if stopped():
+            return "interrupted"
         if not answer:  # end of input: nobody to ask
             return "abort"
         choice = answer.strip().lower()[:1]

@@ -214,8 +214,8 @@ def task_program(
         if status == SUCCESS and artifacts is not None and task.artifacts:
             try:
                 yield Blocking(lambda: artifacts.collect(task, ctx))
-            except (OSError, SlothError) as exc:  # what it promised is not there: not a success
-                result.status = ERROR
+            except (OSError, SlothError) as exc:  # what it promised is not there: its failure
+                result.status = FAILED
                 result.error = f"artifacts: {exc}"
         hook = task.on_success if result.status == SUCCESS else task.on_failure
         if hook is not None:

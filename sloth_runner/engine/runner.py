@@ -67,7 +67,8 @@ def run_workflows(
     if any(r.status == INTERRUPTED for r in results):
         status = INTERRUPTED
     else:
-        status = "success" if all(r.status == "success" for r in results) else "failed"
+        status = "success" if all(r.status in ("success", SKIPPED) for r in results) \
+            else "failed"
     return RunResult(run_id, status, results, time.time() - started)
 
 
@@ -80,8 +81,8 @@ def _run_one(wf: Workflow, params: dict[str, Any], max_parallel: int | None,
             go_on = wf.on_start(params)
         except SlothError as exc:
             return _not_run(wf, f"on_start failed: {exc}", listener)
-        if go_on is False:
-            return _not_run(wf, "on_start returned false", listener)
+        if go_on is False:  # the workflow said "not now": skipped, which is no failure
+            return _not_run(wf, "on_start returned false", listener, SKIPPED)
     scheduler = Scheduler(wf, params=params, max_parallel=max_parallel, listener=listener,
                           freshness=freshness, artifacts=artifacts, gate=gate)
     if on_scheduler is not None:

@@ -88,7 +88,9 @@ class Scheduler:
         gate: Callable[[str], str] | None = None,
     ) -> None:
         self.workflow = workflow
-        self.gate = gate  # asked before each task: "run", "skip" or "abort" (--interactive)
+        # asked before each task (--interactive): "run", "skip", "abort" or "interrupted" (the
+        # run was interrupted while it asked: the task is left to the interruption)
+        self.gate = gate
         self.params = params or {}
         self.max_parallel = max(1, max_parallel or workflow.max_parallel or DEFAULT_MAX_PARALLEL)
         self.listener = listener or Listener()
@@ -223,6 +225,8 @@ class Scheduler:
             return
         if self.gate is not None:
             answer = self.gate(task.name)
+            if answer == "interrupted":  # Ctrl-C at the prompt: the interruption concludes it
+                return
             if answer == "abort":
                 self.aborted = "aborted at the prompt"
             if answer != "run":

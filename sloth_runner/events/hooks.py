@@ -32,10 +32,11 @@ and the processes it started are killed.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
-from sloth_runner.engine.events import Listener
+from sloth_runner.engine.events import Listener, Redacting, map_strings
 from sloth_runner.engine.model import Outcome, TaskContext, TaskInterrupted, TaskTimeout
 from sloth_runner.errors import DefinitionError, LoadError, LuaScriptError, user_message
 
@@ -63,6 +64,11 @@ local ok, value = pcall(fn)
 if not ok then return false, tostring(value) end
 return true, value, rawget(_G, "on_event")
 """
+
+# `hook test`'s sample event is stored nowhere and belongs to no run, yet a hook must be able to
+# read it as it reads a run's (`"x" .. event.id`): 0 is no stored event's id (they start at 1),
+# "test" no run's (they are 12 hex digits).
+SAMPLE_ID, SAMPLE_RUN_ID, SAMPLE_SOURCE = 0, "test", "test"
 
 # The Go sloth-runner's names for events this one sends under another name. The cancelled
 # ones: an interrupted task (or workflow) ends as failed here, with status "interrupted".
@@ -93,7 +99,9 @@ class HookSpec:
 
 
 class HookOutput(Listener):
-    """What a hook logs (log.*, print), kept for its hook_runs row; `echo` also shows it."""
+    """What a hook logs (log.*, print), kept for its hook_runs row; `echo` also shows it.
+    It is given lines already scrubbed (HookHost.services puts a Redacting in front), so what
+    is shown is what is kept."""
 
     def __init__(self, echo: Callable[[str], None] | None = None) -> None:
         self.lines: list[str] = []
@@ -325,8 +333,9 @@ class HookHost:
     def scrubber(self) -> Any:
         if self._scrubber is None:
             from sloth_runner.scrub import Scrubber
+            from sloth_runner.scrub.environment import secret_values
 
-            self._scrubber = Scrubber()
+            self._scrubber = Scrubber(known=secret_values(os.environ))
         return self._scrubber
 
     def scrub(self, text: str) -> str:
@@ -358,8 +367,11 @@ class HookHost:
             handler = handlers_for(self)["ai"]  # type: ignore[arg-type]  # has what it asks
             return AIGateway(lambda method, args, on_token: handler(method, args, on_token))
 
-        services = Services(output, lambda: StateStore(self.store), paths.spool_dir("hooks"), ai,
-                            scrubber=lambda: self.scrubber)
+        # The hook's log lines are scrubbed on their way to `output`, as a run's are on their
+        # way to its listener: `hook test` and `hook add` echo them, and the terminal must not
+        # show what the history does not keep.
+        services = Services(Redacting(output, self.scrub), lambda: StateStore(self.store),
+                            paths.spool_dir("hooks"), ai, scrubber=lambda: self.scrubber)
         port = EventPort()
         port.attach(_HookEvents(self, hook, event) if hook is not None else None)
         services.event_port = port
@@ -368,22 +380,45 @@ class HookHost:
 
 class _HookEvents:
     """event.dispatch inside a hook: recorded (source `hook:NAME`, in the run of the event
-    that triggered it) but delivered to no hook, so hooks cannot trigger each other in a loop."""
+    that triggered it; in none for `hook test`'s sample) but delivered to no hook, so hooks
+    cannot trigger each other in a loop."""
 
     def __init__(self, host: HookHost, hook: str, event: dict[str, Any] | None) -> None:
         self.host, self.hook, self.event = host, hook, event or {}
+        self.run_id = None if is_sample(self.event) else self.event.get("run_id")
 
     def dispatch(self, kind: str, data: Any, workflow: str | None, task: str | None,
                  scrubber: Callable[[], Any], at: float | None = None) -> None:
-        from sloth_runner.engine.events import map_strings
         from sloth_runner.events.recorder import _JSON
         from sloth_runner.store.events import insert_events
 
         clean = map_strings(data, self.host.scrub)
-        insert_events(self.host.store, [(kind, at or time.time(), self.event.get("run_id"),
+        insert_events(self.host.store, [(kind, at or time.time(), self.run_id,
                                          self.event.get("workflow"), self.event.get("task"),
                                          self.event.get("stack"), f"hook:{self.hook}",
                                          _JSON(clean))])
+
+
+def sample_event(host: HookHost, kind: str, data: dict[str, Any], stack: str | None
+                 ) -> dict[str, Any]:
+    """The event `hook test` runs a hook on, with every field a run's event has, so a hook
+    that works in the test works on a run's events: id SAMPLE_ID and run_id SAMPLE_RUN_ID,
+    source "test", now; workflow and task from `data` (else "test"; a workflow.* event has
+    no task, as in a run); the hook's stack (none if it has none, as a run without a stack).
+    `data` is scrubbed, as a run's events are before any hook sees them, so `hook test -o
+    json` prints nothing a hook would not be given."""
+    data = map_strings(data, host.scrub)
+    workflow, task = data.get("workflow"), data.get("task")
+    if not isinstance(task, str):
+        task = None if kind.startswith("workflow.") else "test"
+    return {"id": SAMPLE_ID, "type": kind, "at": time.time(), "run_id": SAMPLE_RUN_ID,
+            "workflow": workflow if isinstance(workflow, str) else "test", "task": task,
+            "stack": stack, "source": SAMPLE_SOURCE, "data": data}
+
+
+def is_sample(event: dict[str, Any]) -> bool:
+    """A `hook test` event: its execution and what it dispatches belong to no event or run."""
+    return event.get("id") == SAMPLE_ID and event.get("source") == SAMPLE_SOURCE
 
 
 class Result:

@@ -14,7 +14,7 @@ forces the local provider (`ai.local` is a Lua syntax error: `local` is a keywor
 from __future__ import annotations
 
 from sloth_runner.engine.model import Blocking
-from sloth_runner.lua.convert import lua_type, to_python
+from sloth_runner.lua.convert import lua_type, to_python, type_name
 from sloth_runner.lua.runtime import BlockingOp, LuaRuntime
 
 TYPE_CHECKING = False
@@ -114,7 +114,7 @@ def build_ai_module(rt: LuaRuntime, get_service: Callable[[], AIGateway],
         """(scrubbed text, findings {type, start, finish}): positions 1-based and inclusive,
         like string.sub; the secrets themselves are never returned."""
         if not isinstance(text, str):
-            got = lua_type(text) or type(text).__name__
+            got = type_name(text)
             raise TypeError(f"ai.sanitize_data expects a string, got {got}")
         opts = to_python(options) if options is not None else {}
         if not isinstance(opts, dict):

@@ -16,6 +16,14 @@ lua_type = lua54.lua_type
 MAX_DEPTH = 64
 
 
+def type_name(value: Any) -> str:
+    """Lua's name for the type of any value a Lua call can pass: a Lua object's own, or the
+    Lua name of the Python value lupa turned it into (a number arrives as an int)."""
+    from sloth_runner.kinds import kind
+
+    return lua_type(value) or kind(value)
+
+
 def to_python(value: Any, _depth: int = 0) -> Any:
     kind = lua_type(value)
     if kind is None:

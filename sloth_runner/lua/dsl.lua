@@ -285,6 +285,19 @@ local function shown(name)  -- quoted, every control byte as \ddd: the message i
     return '"' .. name:gsub("[%c\128-\255]", function(c) return fmt("\\%d", c:byte()) end) .. '"'
 end
 
+local function named(name)  -- 'name' as messages quote it, or shown() if it could forge lines
+    if type(name) ~= "string" then return tostring(name) end
+    return unprintable(name) and shown(name) or "'" .. name .. "'"
+end
+
+-- A key that disagrees with its task's name (`{lint = {name = "other"}}`): which one did the
+-- author mean? Say so rather than run the task under either name.
+local function key_mismatch(wfname, key, name, level)
+    error(fmt("workflow '%s': tasks key %s holds task %s: a keyed task's key is its name (make "
+              .. "them the same, or list the task without a key)", wfname, named(key), named(name)),
+          level + 1)
+end
+
 function task(name)
     if type(name) ~= "string" or name == "" then
         error("task(name) expects a non-empty string, got " .. type(name), 2)
@@ -302,6 +315,7 @@ end
 local function from_table(t, wfname, key)
     local name = t.name
     if name == nil and type(key) == "string" then name = key end
+    if type(key) == "string" and name ~= key then key_mismatch(wfname, key, name, 4) end
     if type(name) ~= "string" or name == "" then
         error(fmt("workflow '%s': tasks[%s] needs a name (a non-empty string)", wfname,
                   tostring(key)), 4)
@@ -340,8 +354,10 @@ local CONFIG_KEYS = {max_parallel_tasks = "number", timeout = true, workdir = "s
                      create_workdir_before_run = "boolean", continue_on_error = "boolean"}
 
 -- `level` 3: the user's line, seen from claim called by define or by a workflow method.
+-- Each call adds to the workflow's tasks: `:tasks({a}):tasks({b})` lists both (a task given
+-- twice is the engine's duplicate-name error, naming both places).
 local function claim(wf, list, level)
-    local tasks = {}
+    local tasks = wf.tasks
     local keys = {}
     for k in pairs(list) do keys[#keys + 1] = k end
     -- a list keeps its order; names (keyed tables) follow, sorted, so loading is repeatable
@@ -359,11 +375,14 @@ local function claim(wf, list, level)
             error(fmt("workflow '%s': tasks[%s] is not a task (use task(\"name\"):...:build())",
                       wf.name, tostring(k)), level)
         end
-        if not BUILT[t] then t = from_table(t, wf.name, k) end
+        if not BUILT[t] then
+            t = from_table(t, wf.name, k)
+        elseif type(k) == "string" and t.name ~= k then
+            key_mismatch(wf.name, k, t.name, level)
+        end
         t.claimed = true
         tasks[#tasks + 1] = t
     end
-    wf.tasks = tasks
 end
 
 local function check_config(wf, config, level)
@@ -517,14 +536,40 @@ local function beside(rel)
     return S.base_dir .. "/" .. rel
 end
 
+-- The folder of each file being imported, innermost last: a library's own import("../x.lua")
+-- means beside that library, as its author wrote it, then the workflow's folder (a stack,
+-- not debug.getinfo, which the sandbox removes).
+local importing = {}
+
+local function dir_of(path)
+    return path:match("^(.*)/[^/]*$") or "."
+end
+
 function import(rel)
     if type(rel) ~= "string" or rel == "" then
         error("import(path) expects a path string, got " .. type(rel), 2)
     end
-    local path = beside(rel)
-    local chunk, err = load_text(path)
-    if not chunk then error(fmt("import: cannot load %s: %s", path, tostring(err)), 2) end
-    return chunk()
+    local candidates = {}
+    local inner = importing[#importing]
+    if inner and rel:sub(1, 1) ~= "/" then candidates[1] = inner .. "/" .. rel end
+    local root = beside(rel)
+    if candidates[1] ~= root then candidates[#candidates + 1] = root end
+    local chunk, err, path
+    for _, candidate in ipairs(candidates) do
+        chunk, err = load_text(candidate)
+        path = candidate
+        if chunk or not tostring(err):find("No such file", 1, true) then break end
+    end
+    if not chunk then
+        local looked = #candidates > 1 and (" (looked at " .. table.concat(candidates, " and ")
+                                            .. ")") or (" (" .. candidates[1] .. ")")
+        error(fmt("import: cannot load %s%s: %s", rel, looked, tostring(err)), 2)
+    end
+    importing[#importing + 1] = dir_of(path)
+    local results = table.pack(pcall(chunk))
+    importing[#importing] = nil
+    if not results[1] then error(results[2], 0) end
+    return table.unpack(results, 2, results.n)
 end
 
 table.insert(package.searchers, 2, function(name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from sloth_runner.lua.convert import lua_type, to_python
+from sloth_runner.lua.convert import lua_type, to_python, type_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -122,4 +122,4 @@ def _lua_name(value: Any) -> str:
         return "string"
     if isinstance(value, int | float):
         return "number"
-    return lua_type(value) or type(value).__name__
+    return type_name(value)

@@ -79,11 +79,19 @@ class RemoteScrubber:
     """The run's scrubber, from a worker: the same placeholders as everywhere in the run, and
     the secrets it knows (the configured API key) are known here too."""
 
-    def __init__(self, link: Link) -> None:
+    def __init__(self, link: Link, detectors: list[str] | None = None) -> None:
         self.link = link
+        self.detectors = detectors
 
     def scrub(self, text: str) -> tuple[str, list[Any]]:
-        return str(self.link.call("run", "scrub", {"text": text})), []
+        args: dict[str, Any] = {"text": text}
+        if self.detectors is not None:
+            args["detectors"] = self.detectors
+        return str(self.link.call("run", "scrub", args)), []
+
+    def derive(self, detectors: list[str]) -> RemoteScrubber:
+        """As Scrubber.derive: the run's scrubber with fewer detectors, done by the run."""
+        return RemoteScrubber(self.link, list(detectors))
 
 
 class ChannelListener(Listener):

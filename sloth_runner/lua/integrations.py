@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 
 from sloth_runner.errors import IntegrationError
-from sloth_runner.lua.convert import lua_type, to_python
+from sloth_runner.lua.convert import to_python, type_name
 from sloth_runner.lua.runtime import BlockingOp, LuaRuntime
 from sloth_runner.services import git, notify
 
@@ -379,7 +379,7 @@ def _health_job(ctx: TaskContext | None, options: Any, grants: Grants) -> Callab
 def _install_notifications(rt: LuaRuntime, services: Services) -> None:
     def prepare(ctx: TaskContext | None, message: Any = None, options: Any = None) -> Any:
         if not isinstance(message, str) or not message:
-            got = lua_type(message) or type(message).__name__
+            got = type_name(message)
             raise TypeError(f"notifications.send_alert expects a message string, got {got}")
         opts = to_python(options) if options is not None else {}
         if not isinstance(opts, dict) or set(opts) - {"webhook", "severity"}:

@@ -67,12 +67,21 @@ def load_file(path: str, services: Services, *, sandbox: bool = False,
     lua_values = rt.table(services.values or {})
     rt.lua.globals().values = rt.lua.globals().Values = lua_values
     hook_file = rt.run_file(source, path, debug=debug)
-    loaded = _describe(rt, path, services.values or {})
+    loaded = _describe(rt, path, services.values)
     loaded.hook_file = hook_file
+    if loaded.unbuilt and not loaded.workflows and not hook_file and rt.calls == 0:
+        # The file's only definitions are builders never built: nothing would run, and the
+        # reason is one missing `:build()`, which the message must say, not "nothing to run".
+        task_name, where = next(iter(loaded.unbuilt.items()))
+        others = len(loaded.unbuilt) - 1
+        raise DefinitionError(f"{where}: task '{task_name}' is never built: end its chain with "
+                              ":build()" + (f" (and {others} more task builder"
+                                            f"{'s' if others > 1 else ''})" if others else "")
+                              + "; as it is, the file has nothing to run")
     return loaded
 
 
-def _describe(rt: LuaRuntime, path: str, values: dict[str, Any]) -> LoadedFile:
+def _describe(rt: LuaRuntime, path: str, values: dict[str, Any] | None) -> LoadedFile:
     actions: dict[tuple[str, str, str], Any] = {}
     workflows: list[dict[str, Any]] = []
     warnings: list[str] = []
@@ -81,13 +90,18 @@ def _describe(rt: LuaRuntime, path: str, values: dict[str, Any]) -> LoadedFile:
         name = fields["name"]
         where = fields["where"]
         config = to_python(fields["config"]) if fields.get("config") is not None else {}
-        config = {k: interpolate(v, values) for k, v in config.items()}
+        config = {k: interpolate(v, values, where, f"workflow '{name}': config.{k}")
+                  for k, v in config.items()}
         for kind in ("on_start", "on_complete"):
             if fields.get(kind) is not None:
                 actions[(name, "", kind)] = LuaAction(rt, fields[kind], kind)
         if fields.get("unused"):
             warnings.extend(_unused_config(name, where, list(fields["unused"].values())))
         delegate = fields.get("delegate_to")
+        tasks = [_task(rt, name, spec, actions, values) for spec in fields["tasks"].values()]
+        if not tasks:  # it would report success with nothing done: a mistake, not a no-op
+            raise DefinitionError(f"{where}: workflow '{name}' has no tasks: list them with "
+                                  ":tasks({...}) or tasks = {...}")
         workflows.append({
             "name": name, "where": where, "description": fields.get("description") or "",
             "version": fields.get("version"),
@@ -98,11 +112,11 @@ def _describe(rt: LuaRuntime, path: str, values: dict[str, Any]) -> LoadedFile:
             "workdir": config.get("workdir"),
             "create_workdirs": bool(config.get("create_workdir_before_run")),
             "fail_fast": config.get("continue_on_error") is False,
-            "delegate_to": interpolate(delegate, values) if delegate else None,
+            "delegate_to": interpolate(delegate, values, where,
+                                       f"workflow '{name}': delegate_to") if delegate else None,
             "on_start": fields.get("on_start") is not None,
             "on_complete": fields.get("on_complete") is not None,
-            "tasks": [_task(rt, name, spec, actions, values)
-                      for spec in fields["tasks"].values()],
+            "tasks": tasks,
         })
     names = [w["name"] for w in workflows]
     for name in names:
@@ -146,17 +160,21 @@ def _unused_config(workflow: str, where: str, keys: list[str]) -> list[str]:
             + " has no effect here"]
 
 
-def interpolate(value: Any, values: dict[str, Any]) -> Any:
+def interpolate(value: Any, values: dict[str, Any] | None, where: str, what: str) -> Any:
     """`${values.a.b}` in a string, from the --values files (Go's syntax for agent names and
-    config strings); a name that is not there stays as written."""
+    config strings). A name no file sets is a load error: left as written, it became an agent
+    called `${values.host}` or a workdir that fails at run time, far from its cause."""
     if not isinstance(value, str) or "${values." not in value:
         return value
 
     def lookup(match: re.Match[str]) -> str:
-        found: Any = values
+        found: Any = values or {}
         for part in match.group(1).split("."):
             if not isinstance(found, dict) or part not in found:
-                return match.group(0)
+                given = "no values file was given" if values is None else \
+                    "the values files given do not set it"
+                raise DefinitionError(f"{where}: {what}: {match.group(0)} is not set ({given}): "
+                                      "pass a values file that sets it, -v values.yaml")
             found = found[part]
         return str(found)
 
@@ -165,7 +183,7 @@ def interpolate(value: Any, values: dict[str, Any]) -> Any:
 
 
 def _task(rt: LuaRuntime, workflow: str, spec: Any, actions: dict[tuple[str, str, str], Any],
-          values: dict[str, Any]) -> dict[str, Any]:
+          values: dict[str, Any] | None) -> dict[str, Any]:
     """A task's description: only the fields it set (a definition is a few fields, and a
     10,000-task file must load fast); `running.Run` supplies the defaults."""
     fields = dict(spec.items())
@@ -197,8 +215,8 @@ def _task(rt: LuaRuntime, workflow: str, spec: Any, actions: dict[tuple[str, str
             except ValueError as exc:
                 raise DefinitionError(f"{where}: {what}: :memory_limit(): {exc}") from exc
         elif key == "delegate_to":
-            d[key] = interpolate(value, values) if isinstance(value, str) else \
-                f"(a {value} chosen when the task runs)"
+            d[key] = interpolate(value, values, where, f"{what}: :delegate_to()") \
+                if isinstance(value, str) else f"(a {value} chosen when the task runs)"
         elif key != "claimed":
             d[key] = value  # description, retries, backoff, workdir, trigger_rule, user
     return d

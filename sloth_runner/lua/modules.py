@@ -22,7 +22,7 @@ from sloth_runner.durations import parse_duration
 from sloth_runner.engine.events import map_strings
 from sloth_runner.engine.model import TaskContext
 from sloth_runner.grants import SAFE_ENV, Grants
-from sloth_runner.lua.convert import lua_type, to_python
+from sloth_runner.lua.convert import lua_type, to_python, type_name
 from sloth_runner.lua.events_module import install_event_module
 from sloth_runner.lua.goroutine import install_goroutine
 from sloth_runner.lua.integrations import install_integrations
@@ -30,6 +30,7 @@ from sloth_runner.lua.net import install_net
 from sloth_runner.lua.popen import install_popen
 from sloth_runner.lua.runtime import BlockingOp, LuaRuntime
 from sloth_runner.lua.services import Services
+from sloth_runner.lua.stdio import install_execute, install_stdio
 from sloth_runner.services import codec, files, process
 from sloth_runner.store.state import NamedLock as StateLock
 from sloth_runner.store.state import StateStore
@@ -39,16 +40,21 @@ if TYPE_CHECKING:
     from typing import Any
 
 EXEC_OPTIONS = {"timeout", "env", "cwd"}
+STATE_UNSCRUBBED = frozenset({"email", "ipv4", "ipv6"})  # see _install_state's stored()
 
 
 def install_core_modules(rt: LuaRuntime, services: Services) -> None:
     # First: every blocking function made after it knows how to run inside a goroutine.
     install_goroutine(rt, services)
     popen = install_popen(rt, services)
+    execute = install_execute(rt, services)
     if rt.sandbox:
-        _install_sandbox(rt, services, popen)
+        _install_sandbox(rt, services, popen, execute)
     else:
-        rt.lua.globals().io.popen = popen
+        g = rt.lua.globals()
+        g.io.popen = popen
+        g.os.execute = execute
+        install_stdio(rt, services, g.io)
     _install_exec(rt, services)
     _install_log(rt, services)
     _install_state(rt, services)
@@ -74,7 +80,7 @@ def _install_fs(rt: LuaRuntime, services: Services) -> None:
         """A relative path is relative to the task's workdir, as for its commands."""
         if not isinstance(path, str) or not path:
             raise TypeError(f"fs.{what} expects a path string, got "
-                            f"{lua_type(path) or type(path).__name__}")
+                            f"{type_name(path)}")
         ctx = rt.current
         if ctx is not None and ctx.workdir and not os.path.isabs(path):
             return os.path.join(ctx.workdir, path)
@@ -123,11 +129,13 @@ end
 """
 
 
-def _install_sandbox(rt: LuaRuntime, services: Services, popen: Any) -> None:
+def _install_sandbox(rt: LuaRuntime, services: Services, popen: Any, execute: Any) -> None:
     """Give back what the runtime's sandbox set-up took away, as far as the grants go: io and
-    os.remove/rename/tmpname with fs; os.execute and io.popen with exec and env (their
-    processes inherit the whole environment, which exec.run would filter); every environment
-    variable with env, else only SAFE_ENV. What stays refused raises a clear error instead."""
+    os.remove/rename/tmpname with fs; os.execute with exec; io.popen with fs (it is in io) and
+    exec (ours, like os.execute: its processes get exec.run's environment); every environment
+    variable with env, else only SAFE_ENV. What stays refused raises a clear error
+    instead. Writing to standard output (io.write, io.stdout) is always allowed: it goes to
+    the task's log."""
     g = rt.lua.globals()
     take = g["__sloth_kept"]
     if take is None:  # not a runtime this module knows how to set up
@@ -141,19 +149,13 @@ def _install_sandbox(rt: LuaRuntime, services: Services, popen: Any) -> None:
 
         return rt.wrap(refused)
 
-    def processes(what: str, original: Any) -> Any:
-        if not grants.allows("exec"):
-            return refuse("exec", what)
-        if not grants.allows("env"):
-            return refuse("env", f"{what} (its command would see the whole environment; "
-                                 "exec.run passes only the harmless variables)")
-        return original
-
     os_lib = g.os
-    os_lib.execute = processes("os.execute", kept.execute)
+    # Ours, not Lua's (lua/stdio.py): its processes get exec.run's environment.
+    os_lib.execute = execute if grants.allows("exec") else refuse("exec", "os.execute")
     if grants.allows("fs"):
         io_lib = kept.io
-        io_lib.popen = processes("io.popen", popen)
+        io_lib.popen = popen if grants.allows("exec") else refuse("exec", "io.popen")
+        install_stdio(rt, services, io_lib)
         g.io = io_lib
         g.package.loaded.io = io_lib
         for name in ("remove", "rename", "tmpname"):
@@ -167,6 +169,9 @@ def _install_sandbox(rt: LuaRuntime, services: Services, popen: Any) -> None:
             grants.require("fs", f"io.{name}")
 
         io_lib = rt.lua.execute(_REFUSED_IO, rt.wrap(refused_io))
+        install_stdio(rt, services, kept.io)  # writing to the log needs no grant
+        for name in ("write", "stdout", "stderr"):
+            rt.lua.globals().rawset(io_lib, name, kept.io[name])
         g.io = io_lib
         g.package.loaded.io = io_lib
     if grants.allows("env"):
@@ -285,6 +290,11 @@ _WITH_LOCK = """
 local acquire, release, raise = ...
 local type, pcall, error, select = type, pcall, error, select
 local pack, unpack = table.pack, table.unpack
+local running = coroutine.running
+-- The locks each coroutine (a task, a goroutine) holds: taking one it already holds would wait
+-- for itself until its timeout, so that is an error at once. Another goroutine waits, as it
+-- should.
+local held = setmetatable({}, {__mode = "k"})
 -- state.with_lock(name, fn [, timeout_s]), or the Go module's (name, holder, timeout, fn)
 return function(name, ...)
     local fn, timeout
@@ -294,8 +304,17 @@ return function(name, ...)
         elseif type(v) == "number" and timeout == nil then timeout = v end
     end
     if fn == nil then raise("state.with_lock(name, fn [, timeout_s]) expects a function") end
+    local co = running()
+    local mine = held[co]
+    if mine and mine[name] then
+        raise("state.with_lock: lock '" .. tostring(name) .. "' is already held here (an "
+              .. "inner with_lock of the same name would wait for itself forever)")
+    end
     local token = acquire(name, timeout)
+    if not mine then mine = {}; held[co] = mine end
+    mine[name] = true
     local r = pack(pcall(fn))
+    mine[name] = nil
     release(token)
     if not r[1] then error(r[2], 0) end
     return unpack(r, 2, r.n)
@@ -313,7 +332,7 @@ def _install_state(rt: LuaRuntime, services: Services) -> None:
 
     def key(k: Any) -> str:
         if not isinstance(k, str) or not k:
-            raise TypeError(f"state keys are non-empty strings, got {lua_type(k) or type(k).__name__}")
+            raise TypeError(f"state keys are non-empty strings, got {type_name(k)}")
         return k
 
     def get(k: Any, default: Any = None) -> Any:
@@ -344,12 +363,28 @@ def _install_state(rt: LuaRuntime, services: Services) -> None:
     def stored(v: Any, scrub: bool) -> Any:
         """Values are shown by `sloth-runner state` and read by other runs, so secrets in them
         are scrubbed like log lines; a value that must come back exactly (a token a later run
-        needs) opts out with {scrub = false}."""
+        needs) opts out with {scrub = false}. Only credentials are scrubbed: addresses (IPs,
+        e-mail) are what automation keeps in state, and a version like 1.2.3.4 looks like an
+        IP."""
+        if lua_type(v) in ("function", "userdata", "thread"):
+            raise TypeError(f"state values are strings, numbers, booleans or tables, got "
+                            f"{lua_type(v)}")
         value = to_python(v)
         if scrub:
-            scrubber = services.scrubber
+            scrubber = credentials()
             value = map_strings(value, lambda text: scrubber.scrub(text)[0])
         return value
+
+    derived: list[Any] = []
+
+    def credentials() -> Any:
+        """The run's scrubber without the PII detectors (same placeholders)."""
+        if not derived:
+            from sloth_runner.scrub.detectors import NAMES
+
+            derived.append(services.scrubber.derive(
+                [n for n in NAMES if n not in STATE_UNSCRUBBED]))
+        return derived[0]
 
     def set_value(k: Any, v: Any, opts: Any = None) -> bool:
         scrub, ttl = options("state.set", opts)

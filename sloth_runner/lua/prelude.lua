@@ -119,18 +119,58 @@ local function always(e)
     return function() error(e, 0) end
 end
 
-local function describe(err)
+-- `error({code = 42})`: show what the table holds (a few fields), not its address.
+local function shown_table(t)
+    local parts, n = {}, 0
+    for k, v in pairs(t) do
+        n = n + 1
+        if n > 8 then parts[#parts + 1] = "..."; break end
+        local value = type(v) == "string" and fmt("%q", #v > 80 and v:sub(1, 80) .. "..." or v)
+                      or (type(v) == "table" and "{...}" or tostring(v))
+        parts[#parts + 1] = (type(k) == "string" and k or "[" .. tostring(k) .. "]")
+                            .. " = " .. value
+    end
+    return "{" .. table.concat(parts, ", ") .. "}"
+end
+
+-- Where a coroutine that died raising a non-string error raised it: its stack stays
+-- inspectable, and a string error carries its position already.
+local function raised_at(co)
+    for level = 0, 20 do
+        local info = getinfo(co, level, "Sl")
+        if not info then return nil end
+        if info.source:sub(1, 1) == "@" and info.currentline > 0 then
+            return fmt("%s:%d: ", info.source:sub(2), info.currentline)
+        end
+    end
+end
+
+local function describe(err, co)
     if type(err) == "string" then return clean_string(err) end
     local mt = getmetatable(err)
-    if mt and mt.__tostring then return clean_string(tostring(err)) end
-    return "error object (" .. type(err) .. "): " .. tostring(err)
+    local where = co and raised_at(co) or ""
+    if mt and mt.__tostring then return where .. clean_string(tostring(err)) end
+    if type(err) == "table" then
+        local message = rawget(err, "message") or rawget(err, "msg") or rawget(err, "error")
+        local text = type(message) == "string" and message .. " " or ""
+        return where .. clean_string(text .. "(error table " .. shown_table(err) .. ")")
+    end
+    return where .. "error object (" .. type(err) .. "): " .. tostring(err)
+end
+
+-- file:line where a function is defined, for messages about what it returned.
+function S.defined_at(fn)
+    local info = type(fn) == "function" and getinfo(fn, "S")
+    if info and info.source:sub(1, 1) == "@" then
+        return fmt("%s:%d", info.source:sub(2), info.linedefined)
+    end
 end
 
 local function after(co, ok, a, ...)
     if not ok then
         if a == TIMEOUT then return "timeout", nil end
         if a == STOPPED then return "interrupted", nil end
-        return "error", describe(a), traceback(co)
+        return "error", describe(a, co), traceback(co)
     end
     if co_status(co) == "dead" then return "done", S.clean_args(a, ...) end
     if a == BLOCK then return "block", ... end
@@ -260,11 +300,29 @@ function S.make_this(name, workdir)
     wd.exists = method(wd, function() return fs.exists(dir()) end)
     wd.create = method(wd, function() fs.mkdir(dir()); return true end)
     wd.ensure = wd.create
+    -- Removing is only for a workdir the task declared: without one, "the workdir" is the
+    -- directory sloth-runner was started in (a project checkout), which must never go.
+    local function removable()
+        if not workdir then
+            return nil, "task '" .. name .. "' has no :workdir(): this.workdir.cleanup() " ..
+                        "removes nothing (it would be the directory sloth-runner runs in)"
+        end
+        if workdir == "/" or workdir == os.getenv("HOME") then
+            return nil, "task '" .. name .. "': this.workdir.cleanup() refuses to remove " .. workdir
+        end
+        return workdir
+    end
     wd.cleanup = method(wd, function()
-        if fs.exists(dir()) then fs.rm(dir(), {recursive = true}) end
+        local d, why = removable()
+        if not d then return false, why end
+        if fs.exists(d) then fs.rm(d, {recursive = true}) end
         return true
     end)
-    wd.recreate = method(wd, function() wd.cleanup(); return wd.create() end)
+    wd.recreate = method(wd, function()
+        local ok, why = wd.cleanup()
+        if not ok then return false, why end
+        return wd.create()
+    end)
     this.name = method(this, function() return name end)
     this.workdir = wd
     return this

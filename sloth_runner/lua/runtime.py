@@ -164,7 +164,7 @@ class LuaRuntime:
         self.stopping = False  # set by interrupt(): every task's Lua code raises at its next hook
         self.calls = 0  # module calls so far: did the top-level code of a file do anything?
         host = self.lua.table_from({"check": self._check, "call_sync": self._call_sync,
-                                    "cwd": os.getcwd, "read_source": _read_source})
+                                    "cwd": os.getcwd, "read_source": self._read_source})
         self.S = self.lua.execute(_source("prelude.lua"), host)
         self.lua.execute(_source("dsl.lua"), self.S, host)
         self._wrap = self.lua.execute(_WRAP, self.S.raise_error, self.S.clean_args)
@@ -177,6 +177,14 @@ class LuaRuntime:
             "function(f, ...) local r = table.pack(pcall(f, ...)) "
             "if not r[1] then r[2] = tostring(r[2]) end return table.unpack(r, 1, r.n) end")
         self._chunks: list[str] = []
+
+    def _read_source(self, path: Any) -> tuple:
+        """For import() and require(): a Lua file's text, or (None, why). Its path is kept so
+        that an error from it can be shown with the whole path (see full_paths)."""
+        found = _read_source(path)
+        if found[0] is not None and str(path) not in self._chunks:
+            self._chunks.append(str(path))
+        return found
 
     def _check(self, deadline: float | None) -> int:
         """Asked by the Lua hook of a running task: 2 interrupted, 1 past deadline, 0 go on."""
@@ -420,8 +428,10 @@ class LuaAction:
         if not isinstance(verdict, tuple):
             verdict = (verdict,)
         ok, message, outputs, exit_code = (*verdict, None, None, None, None)[:4]
-        if ok is None:
-            return Outcome(False, error=str(message))
+        if ok is None:  # said where the function is, since the value has no position
+            where = rt.S.defined_at(self.fn)
+            prefix = f"{rt.full_paths(where + ':')} task '{ctx.task}': " if where else ""
+            return Outcome(False, error=prefix + str(message))
         py_outputs = to_python(outputs) if outputs is not None else None
         text = "" if message is None else str(to_python(message))
         if exit_code is not None and not ok and not text:  # (its output's tail is shown)

@@ -106,10 +106,13 @@ def entropy(value: str) -> float:
 
 def high_entropy_ok(value: str) -> bool:
     # 3.5 bits a character needs at least 12 distinct characters: a cheap test first
-    if len(set(value)) < 12 or value.isalpha() or value.isdigit():
+    if len(set(value)) < 12 or value.isdigit():
         return False
     if PLACEHOLDER.match(value):
         return False
+    if value.isalpha():  # random letters only: many capitals, unlike CamelCaseWords
+        upper = sum(c.isupper() for c in value) / len(value)
+        return len(value) >= 24 and 0.25 <= upper <= 0.75 and entropy(value) >= 4.2
     return any(c.isdigit() for c in value) and entropy(value) >= 3.5
 
 
@@ -215,8 +218,10 @@ DETECTORS: list[Detector] = [
              rf"(?i)(?<![\w-])--?(?:[a-z0-9]+-){{0,3}}(?:{SECRET_WORDS})(?:=|\s+)[\"']?"
              r"([^\s\"']{4,512})", group=1, check=assignment_ok,
              anchors=ANCHORS, start_at="identifier"),
+    # PWD=/srv/app and OLDPWD=~ are the shell's directories (in any `env` output), not secrets
     Detector("secret_assignment",
-             rf"(?i)(?<![A-Za-z0-9])(?:[A-Za-z0-9_.-]{{0,40}}?(?:{SECRET_WORDS}))"
+             rf"(?i)(?<![A-Za-z0-9])(?!(?:old)?pwd[\"']?\s*[:=]\s*[\"']?[/~])"
+             rf"(?:[A-Za-z0-9_.-]{{0,40}}?(?:{SECRET_WORDS}))"
              r"[\"']?(?:\s*[:=]\s*|\s+(?=[\"']))[\"']?([^\s\"',;&<>]{1,512})",
              group=1, check=assignment_ok, anchors=ANCHORS, start_at="identifier"),
     Detector("high_entropy",

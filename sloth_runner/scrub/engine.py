@@ -117,6 +117,12 @@ def clip(text: str, limit: int, marker: str = "…") -> str:
     return text[:cut] + marker
 
 
+# Personal data is found by its shape wherever it is; only credentials need remembering, and
+# an address is too common a substring to look for bare.
+NOT_REMEMBERED = frozenset({"email", "ipv4", "ipv6", "credit_card", "custom"})
+REMEMBER_MIN, REMEMBER_MAX = 8, 256  # a short value would match inside ordinary words
+
+
 class Scrubber:
     def __init__(self, detectors: str | Iterable[str] = "all", allow: Iterable[str] = (),
                  replacement: str | None = None, patterns: Iterable[str] = (),
@@ -131,6 +137,10 @@ class Scrubber:
         self._values: dict[str, str] = {}
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
+        # Credentials this run has already redacted, looked for everywhere from then on: a
+        # password found by its `password=` context in a log line is also the bare value of
+        # `{pw = ...}` in a task's outputs, where nothing around it says so.
+        self._remembered: dict[str, str] = {}  # value -> the type it was found as
 
     def derive(self, detectors: str | Iterable[str] = "all", allow: Iterable[str] = (),
                replacement: str | None = None, patterns: Iterable[str] = ()) -> Scrubber:
@@ -138,6 +148,7 @@ class Scrubber:
         other = Scrubber(detectors, allow, replacement, patterns, self.known)
         other._placeholders, other._values = self._placeholders, self._values
         other._counts, other._lock = self._counts, self._lock
+        other._remembered = self._remembered
         return other
 
     def add_known(self, secret: str | None) -> None:
@@ -150,10 +161,15 @@ class Scrubber:
         if "[REDACTED" in text:  # placeholders already there are protected: idempotence
             for m in PLACEHOLDER_RE.finditer(text):
                 candidates.append((-1, m.start(), m.end(), ""))
-        for secret in self.known:
+        # Values known to be secret come first, whole, whatever a detector makes of them
+        # (the AI's key, credential-named environment variables, what was redacted before).
+        known = False
+        for secret, kind in (*((k, "api_key") for k in self.known),
+                             *list(self._remembered.items())):
             start = text.find(secret)
             while start != -1:
-                candidates.append((0, start, start + len(secret), "api_key"))
+                candidates.append((0, start, start + len(secret), kind))
+                known = True
                 start = text.find(secret, start + len(secret))
         for pattern in self.patterns:
             try:
@@ -211,6 +227,8 @@ class Scrubber:
                 self._collect(det, rank, matches, text, candidates)
                 continue
             self._collect(det, rank, det.pattern.finditer(text), text, candidates)
+        if known:
+            _name_known(candidates)
         return _resolve(candidates)
 
     def _fast_hits(self, text: str, limit: int) -> Any:
@@ -281,6 +299,9 @@ class Scrubber:
                 found = f"[REDACTED:{kind}:{n}]"
                 self._placeholders[value] = found
                 self._values[found] = value
+                if (kind not in NOT_REMEMBERED and len(value) >= REMEMBER_MIN
+                        and len(self._remembered) < REMEMBER_MAX):
+                    self._remembered[value] = kind
         if self.replacement is not None:
             number = found.rsplit(":", 1)[1][:-1]
             return self.replacement.replace("{type}", kind).replace("{n}", number)
@@ -347,6 +368,18 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             merged.append((start, end))
     return merged
+
+
+def _name_known(candidates: list[tuple[int, int, int, str]]) -> None:
+    """A known value a detector also found, exactly: it takes the detector's type (a GitHub
+    token from the environment is a `github_token`, not an `api_key`)."""
+    typed: dict[tuple[int, int], tuple[int, str]] = {}
+    for rank, start, end, kind in candidates:  # the strongest detector names it
+        if rank > 0 and typed.get((start, end), (rank + 1,))[0] > rank:
+            typed[(start, end)] = (rank, kind)
+    for i, (rank, start, end, _kind) in enumerate(candidates):
+        if rank == 0 and (start, end) in typed:
+            candidates[i] = (0, start, end, typed[(start, end)][1])
 
 
 def _resolve(candidates: list[tuple[int, int, int, str]]) -> list[Finding]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 
+from sloth_runner.kinds import kind
+
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
 if TYPE_CHECKING:
     from typing import Any
@@ -31,7 +33,7 @@ def json_encode(value: Any, pretty: bool = False) -> str:
 
 def json_decode(text: str) -> Any:
     if not isinstance(text, str):
-        raise TypeError(f"json.decode expects a string, got {type(text).__name__}")
+        raise TypeError(f"json.decode expects a string, got {kind(text)}")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -47,7 +49,7 @@ def yaml_encode(value: Any) -> str:
 def yaml_decode(text: str) -> Any:
     """One YAML document -> Python values; ValueError for invalid or unbounded documents."""
     if not isinstance(text, str):
-        raise TypeError(f"yaml.decode expects a string, got {type(text).__name__}")
+        raise TypeError(f"yaml.decode expects a string, got {kind(text)}")
     import yaml
 
     try:

@@ -161,4 +161,10 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE runs ADD COLUMN stack TEXT
         """,
     ),
+    (
+        "008_attempt_log",
+        """
+        ALTER TABLE attempts ADD COLUMN log TEXT
+        """,
+    ),
 ]

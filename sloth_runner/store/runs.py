@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 HOST = os.uname().nodename
+LOG_LIMIT = 256 * 1024  # per attempt: a task logging in a loop must not fill the database
 
 
 def recover_interrupted(store: Store) -> list[str]:
@@ -67,6 +68,11 @@ class RunRecorder:
         self.store = store
         self.run_id = run_id
         self._pending: list[tuple] = []
+        # What each running task's Lua code logged (log.*, print, io.write, os.execute's
+        # output) since its last attempt ended: kept with the attempt, for `history --task`.
+        self._logs: dict[tuple[str | None, str], list[str]] = {}
+        self._log_sizes: dict[tuple[str | None, str], int] = {}
+        self._log_dropped: dict[tuple[str | None, str], int] = {}
         self._lock_fd = os.open(paths.lock_file(self.run_id), os.O_RDWR | os.O_CREAT)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         self.started_at = time.time()
@@ -80,7 +86,19 @@ class RunRecorder:
         outputs = json.dumps(r.outputs, default=str) if r.outputs is not None else None
         self._pending.append((self.run_id, r.workflow, r.task, r.attempt, int(r.final), r.status,
                               r.started_at, r.ended_at, r.duration_s, r.exit_code, r.message,
-                              r.error, HOST, outputs, r.cpu_s, r.max_rss_kb))
+                              r.error, HOST, outputs, r.cpu_s, r.max_rss_kb,
+                              self._take_log(r.workflow, r.task)))
+
+    def _take_log(self, workflow: str | None, task: str) -> str | None:
+        key = (workflow, task)
+        lines = self._logs.pop(key, None)
+        self._log_sizes.pop(key, None)
+        dropped = self._log_dropped.pop(key, 0)
+        if not lines:
+            return None
+        cut = [f"[{dropped} earlier lines not kept: the last {LOG_LIMIT // 1024} KiB are]"] \
+            if dropped else []
+        return "\n".join(cut + lines)
 
     def idle(self) -> None:
         self.flush()
@@ -94,7 +112,18 @@ class RunRecorder:
 
     def workflow_finished(self, result: Any) -> None: ...
 
-    def log(self, level: str, message: str, workflow: str | None, task: str | None) -> None: ...
+    def log(self, level: str, message: str, workflow: str | None, task: str | None) -> None:
+        if task is None:
+            return
+        key = (workflow, task)
+        line = message if level == "print" else f"{level.upper()}: {message}"
+        lines = self._logs.setdefault(key, [])
+        lines.append(line)
+        size = self._log_sizes.get(key, 0) + len(line) + 1
+        while size > LOG_LIMIT and len(lines) > 1:  # the end matters most: drop the oldest
+            size -= len(lines.pop(0)) + 1
+            self._log_dropped[key] = self._log_dropped.get(key, 0) + 1
+        self._log_sizes[key] = size
 
     def stream(self, workflow: str | None, task: str | None, text: str | None) -> None: ...
 
@@ -105,8 +134,8 @@ class RunRecorder:
         with self.store.transaction() as c:
             c.executemany("INSERT INTO attempts (run_id, workflow, task, attempt, final, status,"
                           " started_at, ended_at, duration_s, exit_code, message, error, host,"
-                          " outputs_json, cpu_s, max_rss_kb)"
-                          " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                          " outputs_json, cpu_s, max_rss_kb, log)"
+                          " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     def finish_elsewhere(self, workflow: str, running: list[tuple[str, int, float]],
                          not_started: list[str], error: str) -> None:
@@ -116,17 +145,19 @@ class RunRecorder:
         now = time.time()
         rows = list(self._pending)
         rows += [(self.run_id, workflow, task, attempt, 1, "interrupted", started, now,
-                  now - started, None, "", "interrupted", HOST, None, 0.0, 0)
+                  now - started, None, "", "interrupted", HOST, None, 0.0, 0,
+                  self._take_log(workflow, task))
                  for task, attempt, started in running]
         rows += [(self.run_id, workflow, task, 0, 1, "skipped", now, now, 0.0, None,
-                  "not run: run interrupted", None, HOST, None, 0.0, 0) for task in not_started]
+                  "not run: run interrupted", None, HOST, None, 0.0, 0, None)
+                 for task in not_started]
         store = Store(self.store.path)
         try:
             with store.transaction() as c:
                 c.executemany("INSERT INTO attempts (run_id, workflow, task, attempt, final, "
                               "status, started_at, ended_at, duration_s, exit_code, message, "
-                              "error, host, outputs_json, cpu_s, max_rss_kb)"
-                              " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                              "error, host, outputs_json, cpu_s, max_rss_kb, log)"
+                              " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
                 c.execute("UPDATE runs SET status = 'interrupted', ended_at = ?, error = ? "
                           "WHERE id = ?", (now, error, self.run_id))
         finally:

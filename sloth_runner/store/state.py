@@ -14,6 +14,7 @@ import json
 import os
 import time
 
+from sloth_runner.kinds import kind
 from sloth_runner.store.db import Store
 
 TYPE_CHECKING = False  # typing costs ~5 ms to import; annotations are never evaluated
@@ -71,7 +72,7 @@ class StateStore:
                             (key, now)).fetchone()
             current = json.loads(row[0]) if row else 0
             if not isinstance(current, int | float) or isinstance(current, bool):
-                raise TypeError(f"state '{key}' holds a {type(current).__name__}, not a number")
+                raise TypeError(f"state '{key}' holds a {kind(current)}, not a number")
             value = current + by
             c.execute(_UPSERT, (key, json.dumps(value), now, row[1] if row else None))
         return value

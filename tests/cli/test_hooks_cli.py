@@ -308,3 +308,122 @@ def test_events_list_is_empty_without_hooks(workflow_file):
     assert cli("run", "-f", path).returncode == 0
     assert cli_json("events", "list") == (0, {"events": []})
     assert "no events recorded" in cli("events", "list").stdout
+
+
+# An AWS key id and a GitHub token, as a hook might come by them; neither may reach a terminal.
+AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
+TOKEN = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+
+LEAKY = '''
+return {
+    name = "leaky",
+    event_type = "task.failed",
+    execute = function(event)
+        log.info("key AKIAIOSFODNN7EXAMPLE")
+        log.warn("data " .. json.encode(event.data))
+        print("token " .. os.getenv("HOOK_SECRET"))
+        error("token=" .. os.getenv("HOOK_SECRET"))
+    end,
+}
+'''
+
+
+def test_hook_test_shows_only_what_its_history_keeps_scrubbed(workflow_file):
+    path = workflow_file(LEAKY, "leaky.lua")
+    assert cli("hook", "add", path).returncode == 0
+    env = {"HOOK_SECRET": TOKEN}
+    proc = cli("hook", "test", "leaky", env=env)
+    assert proc.returncode == 1
+    shown = proc.stdout + proc.stderr
+    assert AWS_KEY not in shown and TOKEN not in shown
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "key [REDACTED:aws_access_key:1]"  # the line is there, its key is not
+    assert lines[2] == "token [REDACTED:github_token:1]"
+    assert f"error: {path}:9: token=[REDACTED:github_token:1]" in lines
+
+    data = json.dumps({"task": "deploy", "note": f"pushed with {TOKEN}"})
+    proc = cli("hook", "test", "leaky", "--data", data, "-o", "json", env=env)
+    assert proc.returncode == 1
+    assert AWS_KEY not in proc.stdout + proc.stderr and TOKEN not in proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["status"] == "error"
+    assert doc["error"] == f"{path}:9: token=[REDACTED:github_token:1]"
+    assert doc["event"]["data"]["note"] == "pushed with [REDACTED:github_token:1]"
+    assert "key [REDACTED:aws_access_key:1]" in doc["output"]
+
+    # the hook's own error, with the secret it read, is scrubbed in its history too
+    history = cli("hook", "history", "leaky").stdout + cli("hook", "logs", "leaky").stdout
+    runs = cli_json("hook", "history", "leaky")[1]["runs"]
+    stored = history + json.dumps(runs)
+    assert AWS_KEY not in stored and TOKEN not in stored
+    assert [r["error"] for r in runs] == [f"{path}:9: token=[REDACTED:github_token:1]"] * 2
+    assert f"{path}:9: token=[REDACTED:github_token:1]" in history
+
+
+def test_hook_add_scrubs_what_the_file_logs_and_its_load_error(workflow_file):
+    path = workflow_file('log.info("key AKIAIOSFODNN7EXAMPLE")\n'
+                         'error("token=" .. os.getenv("HOOK_SECRET"))\n', "bad.lua")
+    proc = cli("hook", "add", path, env={"HOOK_SECRET": TOKEN})
+    assert proc.returncode == 2
+    assert AWS_KEY not in proc.stderr and TOKEN not in proc.stderr
+    assert "key [REDACTED:aws_access_key:1]" in proc.stderr
+    assert f"{path}:2: token=[REDACTED:github_token:1]" in proc.stderr
+
+
+SAMPLE_FIELDS = '''
+return {
+    name = "fields",
+    event_types = {"task.failed", "workflow.failed"},
+    stack = "prod",
+    execute = function(event)
+        print("id=" .. event.id .. " run=" .. event.run_id .. " type=" .. event.type
+              .. " source=" .. event.source .. " stack=" .. event.stack
+              .. " workflow=" .. event.workflow .. " task=" .. tostring(event.task)
+              .. " at=" .. math.type(event.timestamp) .. " data=" .. type(event.data))
+    end,
+}
+'''
+
+GO_FIELDS = '''
+function on_event()
+    print("go id=" .. event.id .. " run=" .. event.run_id .. " workflow=" .. event.workflow
+          .. " task=" .. event.task .. " stack=" .. tostring(event.stack)
+          .. " at=" .. math.type(event.timestamp))
+    event.dispatch("go.tested", {id = event.id})
+end
+'''
+
+
+def test_hook_test_gives_the_sample_event_every_documented_field(workflow_file):
+    assert cli("hook", "add", workflow_file(SAMPLE_FIELDS, "fields.lua")).returncode == 0
+    proc = cli("hook", "test", "fields")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0] == (
+        "id=0 run=test type=task.failed source=test stack=prod workflow=test task=test "
+        "at=float data=table")
+    proc = cli("hook", "test", "fields", "--type", "workflow.failed")  # no task, as in a run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "id=0 run=test type=workflow.failed source=test stack=prod workflow=test task=nil" \
+        in proc.stdout
+    proc = cli("hook", "test", "fields", "-d", '{"workflow": "ci", "task": "deploy"}')
+    assert "workflow=ci task=deploy" in proc.stdout
+    code, doc = cli_json("hook", "test", "fields")
+    assert code == 0
+    assert (doc["event"]["id"], doc["event"]["run_id"], doc["event"]["source"]) == \
+        (0, "test", "test")
+
+    go = workflow_file(GO_FIELDS, "go-fields.lua")
+    assert cli("hook", "add", "go-fields", "--file", go, "--event", "task.completed"
+               ).returncode == 0
+    proc = cli("hook", "test", "go-fields")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "go id=0 run=test workflow=test task=test stack=nil at=integer" in proc.stdout
+
+    # a test is recorded as one: no stored event, no run, in its history and in what it sent
+    runs = cli_json("hook", "history", "fields")[1]["runs"] + \
+        cli_json("hook", "history", "go-fields")[1]["runs"]
+    assert len(runs) == 5
+    assert {(r["event_id"], r["run_id"]) for r in runs} == {(None, None)}
+    assert "test task.failed" in cli("hook", "history", "fields").stdout
+    [event] = cli_json("events", "list", "--type", "go.tested")[1]["events"]
+    assert event["run_id"] is None and event["data"] == {"id": 0}

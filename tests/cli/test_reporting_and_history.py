@@ -446,3 +446,57 @@ def test_redacting_scrubs_interleaved_streams_of_two_tasks_separately():
     redacting.stream("w", "two", None)
     assert inner.shown("one") == scrubber.scrub(STREAMED)[0]
     assert inner.shown("two") == scrubber.scrub(other.ljust(len(STREAMED)))[0]
+
+
+@pytest.mark.parametrize("isolate", ["", ':timeout("10s")'], ids=["in_process", "in_worker"])
+def test_secrets_known_by_name_or_seen_once_are_scrubbed_wherever_they_appear_bare(
+        workflow_file, sloth_home, isolate):
+    token, password = "q8ZtT2mWvB3n", "Tr0ub4dor-horse-staple"
+    path = workflow_file(f'''
+        task("t"){isolate}:command(function()
+            log.info(os.getenv("DEPLOY_TOKEN"))
+            log.info("db password=" .. "{password}")
+            io.write("plain ", os.getenv("DEPLOY_TOKEN"), "\\n")
+            return true, "done", {{pw = "{password}", token = os.getenv("DEPLOY_TOKEN")}}
+        end):build()
+    ''')
+    proc = cli("run", "-f", path, "-o", "json", env={"DEPLOY_TOKEN": token})
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    out = tasks_by_name(doc)["t"]["outputs"]
+    assert out["pw"].startswith("[REDACTED:") and out["token"].startswith("[REDACTED:")
+    seen = proc.stdout + proc.stderr
+    kept = cli("history", doc["run_id"], "--task", "t", "--full", env={"DEPLOY_TOKEN": token})
+    assert kept.returncode == 0 and "--- log ---" in kept.stdout, kept.stderr
+    assert "INFO: db password=[REDACTED:" in kept.stdout and "plain [REDACTED:" in kept.stdout
+    seen += kept.stdout
+    db = sloth_home / "sloth.db"
+    wal = sloth_home / "sloth.db-wal"
+    raw = (db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")).decode("latin-1")
+    for secret in (token, password):
+        assert secret not in seen and secret not in raw
+
+
+def test_history_keeps_what_a_task_logged_attempt_by_attempt_and_only_its_end(workflow_file):
+    path = workflow_file('''
+        task("flaky"):retries(1):command(function(this, params)
+            local n = state.increment("tries")
+            log.warn("attempt " .. n)
+            print("printed " .. n)
+            if n == 1 then
+                for i = 1, 6000 do log.debug(string.rep("x", 60) .. i) end
+                return false, "first fails"
+            end
+            return true
+        end):build()
+    ''')
+    code, doc = cli_json("run", "-f", path)
+    assert code == 0
+    shown = cli("history", doc["run_id"], "--task", "flaky", "-o", "json")
+    first, second = json.loads(shown.stdout)["attempts"]
+    assert second["log"] == "WARN: attempt 2\nprinted 2"
+    assert first["log"].startswith("[") and "earlier lines not kept" in first["log"]
+    assert first["log"].endswith("x6000") and 200_000 < len(first["log"]) <= 256 * 1024 + 100
+    assert "WARN: attempt 1" not in first["log"]  # the oldest lines went first
+    text = cli("history", doc["run_id"], "--task", "flaky").stdout
+    assert "--- log (last" in text and "x6000" in text

@@ -124,16 +124,17 @@ def test_a_memory_limit_fails_the_task_and_the_run_goes_on(workflow_file):
 
 # -- signals --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("isolated", [False, True], ids=["in_process", "in_worker"])
+@pytest.mark.parametrize("call", ["exec.run", "os.execute"])  # os.execute: system() ignores
+@pytest.mark.parametrize("isolated", [False, True], ids=["in_process", "in_worker"])  # SIGINT
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
                          ids=lambda s: s.name)
 def test_a_signal_while_a_task_waits_inside_pcall_interrupts_the_run(workflow_file, tmp_path,
-                                                                     sig, isolated):
+                                                                     sig, isolated, call):
     pidfile = tmp_path / "sleep.pid"
     marker = tmp_path / "after_pcall"
     path = workflow_file(f'''
         task("waiting"){':timeout("60s")' if isolated else ''}:command(function()
-            local ok, err = pcall(exec.run, "echo $$ > {pidfile}; exec sleep 30")
+            local ok, err = pcall({call}, "echo $$ > {pidfile}; exec sleep 30")
             fs.write("{marker}", tostring(ok) .. " " .. tostring(err))
             return true
         end):build()

@@ -12,6 +12,7 @@ from sloth_runner.engine.events import Listener
 from sloth_runner.engine.model import Blocking, Outcome, Sleep, Task, Workflow
 from sloth_runner.engine.runner import run_workflows
 from sloth_runner.engine.scheduler import Scheduler
+from sloth_runner.errors import LuaScriptError
 
 
 class Log(Listener):
@@ -171,9 +172,17 @@ def test_workflow_timeout_stops_starting_tasks():
 
 def test_on_start_false_skips_the_workflow():
     wf = Workflow("w", (Task("a", ok),), on_start=lambda params: False)
-    res = run_workflows([wf])
-    assert res.status == "failed"
+    other = Workflow("v", (Task("b", ok),))
+    res = run_workflows([wf, other])
+    assert res.status == "success"  # skipping is the workflow's choice, not a failure
+    assert res.workflows[0].status == "skipped"
     assert res.workflows[0].tasks[0].status == "skipped"
+    assert res.workflows[1].tasks[0].status == "success"
+    def broken(params):
+        raise LuaScriptError("wf.lua:3: attempt to index a nil value")
+
+    res = run_workflows([Workflow("w", (Task("a", ok),), on_start=broken)])
+    assert res.status == "failed"  # an on_start that raises is a failure
 
 
 @st.composite

@@ -185,7 +185,7 @@ def test_a_slow_hook_does_not_delay_the_run_and_is_recorded(workflow_file, sloth
     assert cli_json("state", "get", "slow-done")[1] in ("a", "b")
 
 
-def test_hooks_past_their_timeout_are_stopped_and_recorded(workflow_file, sloth_home):
+def test_hooks_past_their_timeout_are_stopped_and_recorded(workflow_file, sloth_home, tmp_path):
     loop = workflow_file('return {name = "loop", event_type = "workflow.started", '
                          'timeout = "1s", execute = function() while true do end end}',
                          "loop.lua")
@@ -194,8 +194,10 @@ def test_hooks_past_their_timeout_are_stopped_and_recorded(workflow_file, sloth_
             name = "sleeper", event_type = "workflow.started", timeout = "500ms",
             execute = function() exec.run("sleep 30") state.set("woke", true) end,
         }''', "sleeper.lua")
+    fifo = tmp_path / "nobody-writes"
+    os.mkfifo(fifo)  # opening it blocks inside C until a writer comes: none will
     stuck = workflow_file('return {name = "stuck", event_type = "workflow.started", '
-                          'timeout = "500ms", execute = function() os.execute("sleep 3") end}',
+                          f'timeout = "500ms", execute = function() io.open("{fifo}") end}}',
                           "stuck.lua")
     for path in (loop, sleeper, stuck):
         assert cli("hook", "add", path).returncode == 0

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sloth_runner.errors import DependencyError, LoadError
-from tests.conftest import cli, cli_json, tasks_by_name
+from tests.conftest import cli, cli_json, task_message_run_elsewhere, tasks_by_name
 
 
 def test_fluent_workflow_define_builds_and_runs(workflow_file, load):
@@ -118,6 +118,23 @@ def test_this_workdir_methods_work_with_dot_and_colon(workflow_file, tmp_path):
     assert wd.is_dir() and not (wd / "f.txt").exists()
 
 
+def test_this_workdir_cleanup_never_removes_the_directory_it_runs_in(workflow_file, tmp_path):
+    project = tmp_path / "project"
+    (project / "keep").mkdir(parents=True)
+    (project / "keep" / "file.txt").write_text("precious")
+    path = workflow_file('''
+        task("fails"):command(function(this) return false, "x" end)
+            :on_fail(function(this) this.workdir:cleanup() end):build()
+        task("asks"):command(function(this)
+            local ok, why = this.workdir.recreate()
+            return ok == false, why
+        end):build()
+    ''')
+    code, doc = cli_json("run", "-f", path, cwd=project)
+    assert (project / "keep" / "file.txt").read_text() == "precious"
+    assert "has no :workdir()" in tasks_by_name(doc)["asks"]["message"]
+
+
 def test_go_style_hooks_get_this_params_and_what_happened(workflow_file, tmp_path):
     out = tmp_path / "hooks.json"
     path = workflow_file(f'''
@@ -169,9 +186,9 @@ def test_pre_hook_post_hook_and_on_timeout(workflow_file, tmp_path):
 def test_artifacts_are_handed_to_the_tasks_that_consume_them(workflow_file, tmp_path):
     make, use = tmp_path / "make", tmp_path / "use"
     path = workflow_file(f'''
-        task("make"):workdir("{make}"):command("echo v1 > app.txt")
-            :artifacts({{"app.txt"}}):build()
-        task("change"):depends_on("make"):command("echo v2 > {make}/app.txt"):build()
+        task("make"):workdir("{make}"):command("mkdir -p dist && echo v1 > dist/app.txt")
+            :artifacts({{"dist/*.txt"}}):build()
+        task("change"):depends_on("make"):command("echo v2 > {make}/dist/app.txt"):build()
         task("use"):depends_on("change"):workdir("{use}"):consumes({{"app.txt"}})
             :command("cat app.txt"):build()
         task("orphan"):consumes({{"nothing.txt"}}):command("true"):build()
@@ -184,8 +201,8 @@ def test_artifacts_are_handed_to_the_tasks_that_consume_them(workflow_file, tmp_
     assert t["use"]["status"] == "success"
     assert t["use"]["outputs"]["stdout"] == "v1\n"  # as it was when its producer succeeded
     assert t["orphan"]["status"] == "error" and "no task before it has left" in t["orphan"]["error"]
-    assert t["liar"]["status"] == "error" and "never-made.bin" in t["liar"]["error"]
-    assert code == 4
+    assert t["liar"]["status"] == "failed" and "never-made.bin" in t["liar"]["error"]
+    assert code == 1  # liar failed; a failure outranks orphan's error (4 alone)
 
 
 def test_shell_user_async_and_run_alias(workflow_file):
@@ -210,16 +227,18 @@ def test_shell_user_async_and_run_alias(workflow_file):
 def test_delegate_to_is_a_clear_run_time_error_not_a_load_error(workflow_file, tmp_path):
     (tmp_path / "v.yaml").write_text("hosts: {web: web-01}\n")
     path = workflow_file('''
-        task("remote"):delegate_to("${values.hosts.web}"):command("true"):build()
+        task("remote"):delegate_to("${values.hosts.web}"):retries(3)
+            :on_failure(function() log.info("on_failure ran") end):command("true"):build()
         task("local"):command("true"):build()
     ''')
-    assert cli("list", "-f", path).returncode == 0
+    assert cli("list", "-f", path, "-v", str(tmp_path / "v.yaml")).returncode == 0
     code, doc = cli_json("run", "-f", path, "-v", str(tmp_path / "v.yaml"))
     t = tasks_by_name(doc)
-    assert code == 1 and t["local"]["status"] == "success"
+    assert code == 4 and t["local"]["status"] == "success"
+    assert t["remote"]["status"] == "error" and t["remote"]["attempts"] == 1  # nothing to retry
     assert "task 'remote' is delegated to agent 'web-01'" in t["remote"]["error"]
     assert "agents" in t["remote"]["error"]
-    code, doc = cli_json("run", "-f", path, "--delegate-to", "db-01")
+    code, doc = cli_json("run", "-f", path, "-v", str(tmp_path / "v.yaml"), "--delegate-to", "db-01")
     assert "delegated to agent 'db-01'" in tasks_by_name(doc)["local"]["error"]
 
 
@@ -233,11 +252,7 @@ def test_shebang_import_and_require_beside_the_file(tmp_path):
         'local greet = require("lib.greet")\n'
         'local shared = import("shared.lua")\n'
         'task("t"):command(function() return true, greet.hi(shared.version) end):build()\n')
-    elsewhere = tmp_path / "cron"
-    elsewhere.mkdir()
-    code, doc = cli_json("run", "-f", str(folder / "flow.sloth"), cwd=elsewhere)
-    assert code == 0, doc
-    assert tasks_by_name(doc)["t"]["message"] == "hi 3"
+    assert task_message_run_elsewhere(tmp_path, folder / "flow.sloth") == "hi 3"
 
 
 def test_a_file_with_nothing_to_run_is_a_load_error(workflow_file):
@@ -305,6 +320,10 @@ def test_go_cli_flags(workflow_file):
     assert proc.returncode == 0 and "taken as the stack name" in proc.stderr
     _, hist = cli_json("history")
     assert hist["runs"][0]["stack"] == "production"
+    bare = workflow_file('task("t"):command("true"):build()', name="bare.lua")
+    proc = cli("run", "-f", bare, "staging")  # a file of tasks only: the name is a stack too
+    assert proc.returncode == 0 and "taken as the stack name" in proc.stderr
+    assert cli_json("history")[1]["runs"][0]["stack"] == "staging"
     assert "stack production" in cli("history").stdout
 
 
@@ -328,6 +347,39 @@ def test_interactive_asks_before_each_task(workflow_file):
     proc = subprocess.run([sys.executable, "-m", "sloth_runner", "run", "-f", path, "--interactive",
                            "--yes"], capture_output=True, text=True, timeout=60, input="")
     assert proc.returncode == 0 and "run task" not in proc.stderr
+
+
+def test_ctrl_c_at_the_interactive_prompt_interrupts_the_run(workflow_file):
+    import signal
+    import subprocess
+    import sys
+
+    path = workflow_file('''
+        task("a"):command("true"):build()
+        task("b"):depends_on("a"):command("true"):build()
+    ''')
+    with subprocess.Popen([sys.executable, "-m", "sloth_runner", "run", "-f", path,
+                           "--interactive", "-o", "json"], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            proc.stdin.write("y\n")  # a runs; the prompt for b waits on an open, silent stdin
+            proc.stdin.flush()
+            asked = ""
+            while asked.count("run task '") < 2:
+                char = proc.stderr.read(1)
+                assert char, asked
+                asked += char
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=20)  # stdin stays open: only the signal can end the prompt
+            out, err = proc.stdout.read(), proc.stderr.read()
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, err
+    doc = json.loads(out)
+    assert doc["status"] == "interrupted"
+    t = tasks_by_name(doc)
+    assert t["a"]["status"] == "success"
+    assert t["b"]["status"] == "skipped" and "interrupted" in t["b"]["message"]
 
 
 # -- the fluent and the table forms build the same DAG -----------------------------------------

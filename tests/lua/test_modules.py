@@ -54,8 +54,8 @@ def test_state_errors_are_clear(run_lua):
         task("t"):command(function() state.set("s", "text"); state.increment("s") end):build()
         task("k"):command(function() state.get(42) end):build()
     ''')
-    assert "wf.lua:2: state 's' holds a str, not a number" in res["t"].error
-    assert "wf.lua:3: state keys are non-empty strings" in res["k"].error
+    assert "wf.lua:2: state 's' holds a string, not a number" in res["t"].error
+    assert "wf.lua:3: state keys are non-empty strings, got number" in res["k"].error
 
 
 def test_json_and_yaml(run_lua):
@@ -145,3 +145,27 @@ def test_relative_fs_paths_are_relative_to_the_tasks_workdir(run_lua, tmp_path, 
     assert res["w"].status == "success" and res["w"].message == "note.txt,sub"
     assert (tmp_path / "wd" / "note.txt").read_text() == "hi"
     assert not (tmp_path / "elsewhere" / "note.txt").exists()
+
+
+@pytest.mark.parametrize("where", ["in the main state", "in a worker (:timeout)"])
+def test_state_scrubs_credentials_but_keeps_addresses_and_versions(run_lua, where):
+    timeout = ':timeout("30s")' if where.startswith("in a worker") else ""
+    res, _ = run_lua(f'''
+        task("w"){timeout}:command(function()
+            state.set("host", {{ip = "10.1.2.3", mail = "ops@example.com", version = "1.2.3.4",
+                               key = "AKIAIOSFODNN7EXAMPLE"}})
+            state.set("raw", "AKIAIOSFODNN7EXAMPLE", {{scrub = false}})
+            local ok, err = pcall(state.set, "fn", function() end)
+            return true, err
+        end):build()
+    ''')
+    assert res["w"].status == "success", res["w"].error
+    assert "state values are strings, numbers, booleans or tables, got function" in \
+        res["w"].message
+    saved = StateStore(Store())
+    host = saved.get("host")
+    assert (host["ip"], host["mail"], host["version"]) == \
+        ("10.1.2.3", "ops@example.com", "1.2.3.4")
+    assert "AKIA" not in host["key"] and "REDACTED" in host["key"]
+    assert saved.get("raw") == "AKIAIOSFODNN7EXAMPLE"
+    assert saved.get("fn") is None

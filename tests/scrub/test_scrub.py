@@ -6,7 +6,7 @@ import random
 import time
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sloth_runner.scrub import Finding, Scrubber
@@ -29,6 +29,7 @@ KINDS = sorted(make_corpus.TEMPLATES)
 @given(kind=st.sampled_from(KINDS), seed=st.integers(0, 10**9), template=st.integers(0, 50),
        before=st.text(alphabet=" \n\tabcdefghij.,:;", max_size=30),
        after=st.text(alphabet=" \n\tabcdefghij.,:;", max_size=30))
+@example(kind="high_entropy", seed=4366, template=0, before="", after="")  # letters only
 def test_a_planted_secret_never_survives_and_scrubbing_is_idempotent(kind, seed, template,
                                                                      before, after):
     make_corpus.R.seed(seed)
@@ -157,3 +158,38 @@ def test_a_backtracking_user_pattern_is_stopped_and_named():
     assert time.perf_counter() - started < 3
     # a well-behaved pattern on the same text is unaffected
     assert Scrubber(patterns=[r"a{3}!"]).scrub("a" * 36 + "!")[0].endswith("[REDACTED:custom:1]")
+
+
+# -- secrets known by name, and values remembered once redacted --------------------------------
+
+
+def test_credential_named_environment_variables_are_known_secrets():
+    from sloth_runner.scrub.environment import secret_values
+
+    env = {"DEPLOY_TOKEN": "q8ZtT2mWv", "DB_PASSWORD": "hunter2hunter", "PWD": "/srv/app",
+           "HOME": "/root", "FEATURE_AUTH": "true", "SESSION_TTL": "3600", "API_KEY": "abc"}
+    assert sorted(secret_values(env)) == ["hunter2hunter", "q8ZtT2mWv"]
+    s = Scrubber(known=secret_values(env))
+    assert "q8ZtT2mWv" not in s.scrub("token is q8ZtT2mWv")[0]
+    assert s.scrub("cd /srv/app")[0] == "cd /srv/app"
+
+
+def test_a_redacted_credential_is_found_bare_afterwards_with_the_same_placeholder():
+    s = Scrubber()
+    line, _ = s.scrub("connecting with password=Tr0ub4dor-horse")
+    bare, _ = s.derive(["email"]).scrub('{"pw": "Tr0ub4dor-horse"}')  # a derived one, too
+    assert "Tr0ub4dor" not in line + bare
+    assert line.split("password=")[1] in bare
+    # personal data is not remembered: an address alone stays (it is found by its shape)
+    s.scrub("mail ops@example.com")
+    assert s.derive(["aws_access_key"]).scrub("ops@example.com")[0] == "ops@example.com"
+
+
+def test_the_shells_directory_variables_are_not_passwords():
+    s = Scrubber()
+    env_dump = "HOME=/root\nPWD=/srv/app/current\nOLDPWD=~/build\n" + "x" * 5000  # fast path too
+    assert s.scrub(env_dump)[0] == env_dump
+    for text in ("pwd=/srv/app", 'PWD: "/a/b"'):
+        assert s.scrub(text)[0] == text
+    for secret in ("pwd=hunter22hunter", "db_pwd=/not/a/dir/name", "PGPASSWORD=/x9y8"):
+        assert "[REDACTED:" in s.scrub(secret)[0]
