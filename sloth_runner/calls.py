@@ -53,6 +53,8 @@ def handlers_for(run: Run) -> dict[str, Callable[..., Any]]:
             return service.usage().stats()
         if method == "analyze_patterns":
             return service.analyze_patterns(args.get("spec") or {})
+        if method == "predict_failure":
+            return service.predict_failure(args.get("task"), args.get("options") or {})
         raise ValueError(f"the AI service has no call '{method}'")
 
     derived: dict[tuple[str, ...], Any] = {}

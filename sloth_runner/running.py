@@ -22,6 +22,7 @@ from sloth_runner import paths
 from sloth_runner.engine import dag
 from sloth_runner.engine.events import Broadcast, Listener, Redacting, map_strings
 from sloth_runner.engine.model import Task, Workflow
+from sloth_runner.engine.refused import Refused
 from sloth_runner.errors import DependencyError, LoadError, LuaScriptError, UsageError
 from sloth_runner.grants import KINDS, Grants
 from sloth_runner.reporting.output_guard import OutputGuard
@@ -58,7 +59,7 @@ class Run:
                  grants: tuple[str, ...] | frozenset[str] = (), debug: bool = False,
                  force: bool = False, process_ends: bool = False,
                  values: dict[str, Any] | None = None, stack: str | None = None,
-                 delegate_to: str | None = None, gate: Any = None) -> None:
+                 delegate_to: str | None = None, gate: Any = None, heal: bool = True) -> None:
         unknown = set(grants) - set(KINDS)
         if unknown:
             raise UsageError(f"--allow: unknown grant '{sorted(unknown)[0]}' (grants: "
@@ -70,6 +71,8 @@ class Run:
         self.stack = stack  # Go's stack name: recorded in history, shown by `history`
         self.delegate_to = delegate_to  # --delegate-to: every task goes to that agent
         self.gate = gate  # --interactive: asked before each task (run, skip, abort)
+        self.heal = heal  # --no-heal: tasks' :heal{} actions never run
+        self._healer: Any = None
         self.listener: Listener = OutputGuard(listener, self._output_closed) if listener \
             else Listener()
         self.sandbox = sandbox
@@ -264,8 +267,10 @@ class Run:
             elif key in ("inputs", "outputs", "artifacts", "consumes"):
                 setattr(task, key, tuple(value))
                 task.fingerprint = (d.get("command") or {}).get("shell") or ""
+            elif key == "heal" and self.heal and not delegated:
+                task.heal = self._heal_of(workflow, name, value, isolated, limit, where)
         if delegated:  # an error, not a failure: no retry, no hook, no condition can help
-            task.action = _Refused(
+            task.action = Refused(
                 f"{where}: task '{name}' is delegated to agent '{delegated}': running tasks on "
                 "agents needs the agents of sloth-runner, which this version does not have "
                 "yet; without :delegate_to it runs here", errored=True)
@@ -275,12 +280,31 @@ class Run:
             task.workdir = os.path.abspath(workdir)
         return task
 
+    def _heal_of(self, workflow: str, task: str, spec: dict[str, Any], isolated: bool,
+                 limit: int | None, where: str) -> Any:
+        """A task's :heal{} as the engine's Heal: its actions run like its command (here or in
+        its worker), chosen by the run's Healer (healing.py)."""
+        from sloth_runner.engine.healing import Heal, HealAction
+
+        if self._healer is None:
+            from sloth_runner.healing import Healer
+
+            self._healer = Healer(lambda: self.store, lambda: self.ai,
+                                  os.path.realpath(self.path))
+        actions = {
+            n: HealAction(n, self._action(workflow, task, f"heal:{n}", a.get("shell"), isolated,
+                                          limit, where),
+                          when=a.get("when"), description=a.get("description"),
+                          shell=a.get("shell"))
+            for n, a in spec["actions"].items()}
+        return Heal(actions, spec["max_attempts"], self._healer.choose)
+
     def _action(self, workflow: str, task: str, kind: str, shell: str | None, isolated: bool,
                 limit: int | None, where: str) -> Any:
         if shell is not None:
             refusal = self.grants.refusal("exec", f"the shell {kind} of task '{task}'")
             if refusal is not None:  # refused when it runs: `list --sandbox` still loads
-                return _Refused(f"{where}: {refusal}")
+                return Refused(f"{where}: {refusal}")
         if isolated:
             from sloth_runner.isolation.pool import WorkerAction
 
@@ -350,8 +374,9 @@ class Run:
         chosen = self.workflows if workflows is None else workflows
         store = self.store
         recover_interrupted(store)
-        recorder = RunRecorder(store, self.run_id, self.path, self.redact(self.params),
-                               self.grants.describe(), self.stack)
+        recorder = RunRecorder(store, self.run_id, os.path.realpath(self.path),
+                               self.redact(self.params),
+                               self.grants.describe(), self.stack, self._context())
         from sloth_runner.events import run_listener
 
         hooks = run_listener(self)  # stored events and hooks, when any are registered
@@ -382,6 +407,22 @@ class Run:
                 hooks.close()  # its last events are stored before the run's status is final
             recorder.finish(status, [w.name for w in chosen], error)
             self._remove_empty_spool()
+
+    def in_worker(self, task: Task) -> bool:
+        """Whether this loaded task's code runs in a worker process (it has a deadline or a
+        memory limit): `tune` warns before giving a task its first timeout."""
+        return id(task) in self._isolated
+
+    def _context(self) -> Any:
+        """What the history records around the run and each attempt (issue 9's analyses):
+        host load and memory, the folder's git commit, the error templates, a params hash."""
+        from sloth_runner.services import runcontext
+        from sloth_runner.store.runs import RunContext
+
+        return RunContext(runcontext.HostSampler(),
+                          runcontext.Workspace(os.path.dirname(os.path.abspath(self.path))),
+                          runcontext.error_template, runcontext.failure_text,
+                          runcontext.params_hash(self.params))
 
     @property
     def services(self) -> Any:
@@ -530,22 +571,6 @@ def _with_build_hint(exc: DependencyError, unbuilt: dict[str, str]) -> Dependenc
 
 def _no_command(ctx: Any) -> Any:  # replaced below: the DSL makes :command() required
     raise AssertionError("a task without a command")
-
-
-class _Refused:
-    """An action that cannot run here (the sandbox does not allow it, or it belongs on an
-    agent): it fails, or with `errored` ends as an error, saying why, when the task runs."""
-
-    __slots__ = ("error", "errored")
-
-    def __init__(self, error: str, *, errored: bool = False) -> None:
-        self.error = error
-        self.errored = errored
-
-    def __call__(self, ctx: Any) -> Any:
-        from sloth_runner.engine.model import Outcome
-
-        return Outcome(False, error=self.error, errored=self.errored)
 
 
 class _Forward(Listener):

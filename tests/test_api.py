@@ -124,7 +124,8 @@ def _comparable(details: dict) -> dict:
     attempts = sorted(
         ({k: v for k, v in a.items()
           if k not in ("id", "run_id", "started_at", "ended_at", "duration_s", "cpu_s",
-                       "max_rss_kb")} for a in details["attempts"]),
+                       "max_rss_kb", "load_1m", "mem_free_mb", "backoff_s")}
+         for a in details["attempts"]),
         key=lambda a: (a["task"], a["attempt"]))
     return {"run": run, "attempts": attempts}
 

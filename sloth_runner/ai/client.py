@@ -221,19 +221,38 @@ class AIService:
         if kinds is not None and not isinstance(kinds, list):
             raise ConfigError("analyze_patterns.pattern_types", "must be a list of names")
         data = spec.get("data")
+        heals = None
         if data is None:
-            from sloth_runner.store.queries import attempts_since
+            from sloth_runner.store.queries import attempts_since, heals_since
 
             data = attempts_since(self.usage().store, time.time() - seconds)
+            heals = heals_since(self.usage().store, time.time() - seconds)
         elif not isinstance(data, list):
             raise ConfigError("analyze_patterns.data", "must be a list of attempt records")
+        from sloth_runner.analytics.records import RecordError
+
+        minimum = spec.get("min_confidence", 1 - patterns.ALPHA)
+        if isinstance(minimum, bool) or not isinstance(minimum, (int, float)) \
+                or not 0 < minimum < 1:
+            raise ConfigError("analyze_patterns.min_confidence",
+                              "must be a number between 0 and 1 (exclusive)")
         try:
-            return patterns.analyze(data, kinds)
-        except (KeyError, TypeError) as exc:
-            raise ConfigError("analyze_patterns.data", f"records need workflow, task, status, "
-                              f"attempt, run_id, duration_s: {exc}") from exc
+            return patterns.analyze(data, kinds, alpha=1 - minimum, heals=heals)
+        except RecordError as exc:
+            raise ConfigError("analyze_patterns.data", f"{exc} (records need at least "
+                              "`task` and `status`)") from exc
         except ValueError as exc:
             raise ConfigError("analyze_patterns.pattern_types", str(exc)) from exc
+
+    def predict_failure(self, task: Any, options: dict[str, Any]) -> dict[str, Any]:
+        """`ai.predict_failure`: the risk of a task's next run, learned from the history
+        (analytics/predict.py). One model per service, loaded (or trained) on first use."""
+        from sloth_runner.analytics.predict import FailurePredictor, predict_failure
+
+        predictor = getattr(self, "_failure_predictor", None)
+        if predictor is None:
+            predictor = self._failure_predictor = FailurePredictor(self.usage().store)
+        return predict_failure(predictor, task, options)
 
     def _request(self, spec: dict[str, Any], messages: list[dict[str, str]],
                  prompt: str | None = None) -> AIRequest:

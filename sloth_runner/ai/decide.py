@@ -12,7 +12,21 @@ A decision is one chat call with log-probs, in one of three forms chosen by the 
 
 Answers are constrained after the fact, never invented: when the model names no allowed value the
 result says `fallback = true` with confidence 0, so a workflow can refuse to act (`threshold`).
-`confidence` is exp(mean token log-prob) when the provider returns log-probs, else nil.
+
+How sure the model is, `method`, is measured in one of three ways:
+
+- `option_logprobs` (choose one and triage, on the local model): every option is scored,
+  log P(name | prompt) (option_scores.py); the choice is the most probable option and the raw
+  confidence its share of the options' probability. The reasoning is then generated with the
+  choice fixed by the grammar.
+- `answer_probability` (other providers, and choose several): exp(mean token log-prob) of the
+  answer the model gave, when the provider returns log-probs.
+- `none`: no log-probs, or a fallback: `confidence` is nil, or 0 for a fallback.
+
+`raw_confidence` is that measure; `confidence` is it calibrated for the model and method
+(calibration.py: shipped for the bundled model, refitted from `ai.record_outcome`), and
+`calibration` says which map applied ("shipped", "recorded" or "none"). `confident` compares
+the calibrated `confidence` with `threshold`.
 
 The context is scrubbed whole before it is cut to CONTEXT_LIMIT characters, and quotes of the
 model's answer or of the situation are scrubbed before they are shortened: a cut through a secret
@@ -22,18 +36,32 @@ leaves a piece that no detector recognises (SCRUB FIRST, CUT AFTER).
 from __future__ import annotations
 
 import json
+import math
 import re
 
+from sloth_runner.ai import calibration, option_scores
 from sloth_runner.errors import ConfigError
 from sloth_runner.scrub.engine import clip
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, Protocol
 
     from sloth_runner.ai.protocols import ChatService
+    from sloth_runner.ai.settings import AISettings
     from sloth_runner.ai.types import CallContext
+    from sloth_runner.store.ai_usage import AIUsageStore
+
+    class DecisionService(ChatService, Protocol):
+        """What a decision needs beyond chat: the provider's settings and the provider itself
+        (to score options on a local model) and the store (for recorded outcomes)."""
+
+        def settings(self, provider: str | None = None) -> AISettings: ...
+
+        def provider(self, settings: AISettings) -> Any: ...
+
+        def usage(self) -> AIUsageStore: ...
 
 ONE_OF_KEYS = ("options", "strategies", "choices", "environments")
 MANY_OF_KEYS = ("available_tests", "candidates")
@@ -51,7 +79,7 @@ SYSTEM = ("You are a careful DevOps decision engine. You answer only with the na
           "given, in the format you are asked for.")
 
 
-def decide(service: ChatService, spec: dict[str, Any], ctx: CallContext | None,
+def decide(service: DecisionService, spec: dict[str, Any], ctx: CallContext | None,
            provider: str | None) -> dict[str, Any]:
     threshold = spec.get("threshold")
     if threshold is not None and not (isinstance(threshold, int | float) and 0 <= threshold <= 1):
@@ -77,8 +105,17 @@ def decide(service: ChatService, spec: dict[str, Any], ctx: CallContext | None,
     if context:  # scrubbed whole, then cut
         context_text = clip(service.outgoing(json.dumps(context, sort_keys=True, default=str),
                                              provider), CONTEXT_LIMIT)
-    result = service.chat(_request(spec, form, situation, context_text, options), ctx,
-                          provider=provider, grammar=grammar(form, options), operation="decide")
+    request = _request(spec, form, situation, context_text, options)
+    scores = None
+    if form != "many":  # a set of choices has no one option to score
+        sent = [{**m, "content": service.outgoing(m["content"], provider)}
+                for m in request["messages"]]  # as the call will send them
+        scores = option_scores.score(service, provider, sent, options, ctx)
+    allowed = options
+    if scores is not None:
+        allowed = [options[max(range(len(options)), key=scores.__getitem__)]]
+    result = service.chat(request, ctx, provider=provider, grammar=grammar(form, allowed),
+                          operation="decide")
     text = result["text"].strip()
 
     def quote(said: str) -> str:
@@ -90,14 +127,36 @@ def decide(service: ChatService, spec: dict[str, Any], ctx: CallContext | None,
         answer = _many_of(text, options, many_key or "candidates", quote)
     else:
         answer = _triage(text, situation, quote)
-    confidence = 0.0 if answer["fallback"] else result["confidence"]
+    method, raw = _raw_confidence(answer, result, options, scores)
+    confidence: float | None
+    if answer["fallback"]:
+        confidence, source = 0.0, "none"
+    else:
+        confidence, source = calibration.calibrate(service.usage().store, result["model"],
+                                                   method, raw, len(options))
     answer.update({
-        "confidence": confidence,
+        "confidence": confidence, "raw_confidence": raw, "method": method,
+        "calibration": source,
         "confident": None if confidence is None or threshold is None else confidence >= threshold,
         "options": options, "text": text, "model": result["model"],
         "provider": result["provider"],
     })
     return answer
+
+
+def _raw_confidence(answer: dict[str, Any], result: dict[str, Any], options: list[str],
+                    scores: list[float] | None) -> tuple[str, float | None]:
+    """(method, raw confidence): the chosen option's share of the options' probability when
+    they were scored, else the answer's own probability, else nothing."""
+    if answer["fallback"]:
+        return "none", None
+    if scores is not None and answer["choice"] in options:
+        top = max(scores)
+        weights = [math.exp(s - top) for s in scores]
+        return "option_logprobs", weights[options.index(answer["choice"])] / sum(weights)
+    if result["confidence"] is not None:
+        return "answer_probability", float(result["confidence"])
+    return "none", None
 
 
 def _names(value: Any, key: str) -> list[str]:

@@ -45,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-COMMANDS = ("run", "list", "history", "analyze", "state", "ai", "hook", "events")
+COMMANDS = ("run", "list", "history", "analyze", "state", "ai", "hook", "events", "tune")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -33,9 +33,14 @@ def register(sub: Any) -> None:
                    help="run only this task and what it depends on (repeatable)")
     p.add_argument("--param", action="append", metavar="K=V", help="parameter for params.K")
     add_values(p)
+    p.add_argument("--no-heal", action="store_true",
+                   help="never run the repair actions of tasks' :heal{}")
     p.add_argument("--max-parallel", type=int, metavar="N",
                    help="tasks to run at once (default: workflow config, else 8)")
     p.add_argument("--dry-run", action="store_true", help="show the plan without running it")
+    p.add_argument("--predict", action="store_true",
+                   help="before running, show each task's predicted failure risk, learned "
+                   "from the history, and record it")
     p.add_argument("--force", action="store_true",
                    help="run tasks even when their inputs and outputs are up to date")
     p.add_argument("--sandbox", action="store_true",
@@ -83,7 +88,7 @@ def _run(args: argparse.Namespace, params: dict[str, Any], grants: tuple[str, ..
     reporter = make_reporter(args.output, debug=args.debug)
     with Run(args.file, params=params, listener=reporter, sandbox=args.sandbox, grants=grants,
              debug=args.debug, force=args.force, process_ends=True, values=args.values_read,
-             delegate_to=args.delegate_to) as run:
+             delegate_to=args.delegate_to, heal=not args.no_heal) as run:
         if args.interactive and not args.yes:
             run.gate = lambda task: _ask(task, lambda: run.interrupted)
         run.load()
@@ -99,11 +104,14 @@ def _run(args: argparse.Namespace, params: dict[str, Any], grants: tuple[str, ..
             else:
                 print(f"{args.file} defines no tasks; its top-level code ran")
             return 0
+        predictions = _predict(run, workflows, args) if args.predict else None
         if args.dry_run:
             return _dry_run(args, workflows)
         result = run.execute(workflows, max_parallel=args.max_parallel)
         if args.output == "json":
-            print_json(run.redact(_as_json(result)))
+            # predictions are not scrubbed again: their words come from the history, which
+            # was scrubbed when it was stored (and scrubbing 100 tasks' words costs ~50 ms)
+            print_json({**run.redact(_as_json(result)), **_predictions_field(predictions)})
         else:
             print(f"run {result.run_id}: {result.status} in {result.duration_s:.2f}s"
                   f" (details: sloth-runner history {result.run_id})")
@@ -171,7 +179,9 @@ def exit_code(result: Any) -> int:
 def _dry_run(args: argparse.Namespace, workflows: list) -> int:
     from sloth_runner.engine import dag
 
-    plan = [{"name": wf.name, "waves": dag.levels(wf)} for wf in workflows]
+    plan = [{"name": wf.name, "waves": dag.levels(wf),
+             "heal": {t.name: _heal_plan(t.heal) for t in wf.tasks if t.heal is not None}}
+            for wf in workflows]
     if args.output == "json":
         print_json({"status": "dry-run", "workflows": plan})
         return 0
@@ -179,7 +189,20 @@ def _dry_run(args: argparse.Namespace, workflows: list) -> int:
         print(f"workflow {wf.name}: {len(wf.tasks)} tasks in {len(item['waves'])} waves")
         for i, wave in enumerate(item["waves"], 1):
             print(f"  wave {i}: {', '.join(wave)}")
+        for task, heal in item["heal"].items():
+            print(f"  heal {task} (up to {heal['max_attempts']}):")
+            for a in heal["actions"]:
+                how = f"shell: {a['shell']}" if a["shell"] else "a Lua function"
+                when = f"; when the failure mentions \"{a['when']}\"" if a["when"] else ""
+                about = f" - {a['description']}" if a["description"] else ""
+                print(f"    {a['name']}: {how}{when}{about}")
     return 0
+
+
+def _heal_plan(heal: Any) -> dict[str, Any]:
+    return {"max_attempts": heal.max_attempts,
+            "actions": [{"name": a.name, "shell": a.shell, "when": a.when,
+                         "description": a.description} for a in heal.actions.values()]}
 
 
 def _as_json(result: Any) -> dict:
@@ -203,3 +226,51 @@ def _as_json(result: Any) -> dict:
             for wf in result.workflows
         ],
     }
+
+
+def _predict(run: Any, workflows: list, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """--predict: each chosen task's failure risk before the run, from the history's model
+    (analytics/predict.py), printed (text output) and recorded with the run's id."""
+    import os
+
+    from sloth_runner.analytics.predict import FailurePredictor, current_load
+    from sloth_runner.services.runcontext import Workspace
+    from sloth_runner.store.predictions import record
+    from sloth_runner.store.runs import HOST
+
+    predictor = FailurePredictor(run.store)
+    folder = os.path.dirname(os.path.abspath(run.path))
+    predictions = predictor.predict_tasks(
+        [(wf.name, t.name) for wf in workflows for t in wf.tasks], host=HOST,
+        params=run.redact(run.params), load=current_load(),
+        changed=Workspace(folder).result().get("changed_files"))
+    if not args.dry_run:
+        record(run.store, run.run_id, predictions)
+    if args.output != "json":
+        print_predictions(predictor.summary(), predictions)
+    return predictions
+
+
+def _predictions_field(predictions: list[dict[str, Any]] | None) -> dict[str, Any]:
+    return {} if predictions is None else {"predictions": predictions}
+
+
+def print_predictions(summary: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
+    """A line per task: its risk and the strongest reason, or why there is none."""
+    if summary["method"] != "logistic_regression":
+        print(f"failure risk: none predicted, too little history ({summary['reason']})")
+        return
+    measured = summary["evaluation"].get("model") or {}
+    judged = f"; on the newest runs AUROC {measured['auroc']:.2f}, Brier " \
+             f"{measured['brier']:.3f}" if measured.get("auroc") is not None else ""
+    print(f"failure risk (logistic regression on {summary['trained_on']} finished task "
+          f"runs{judged}):")
+    width = max((len(f"{p['workflow']}/{p['task']}") for p in predictions), default=0)
+    for p in predictions:
+        name = f"{p['workflow']}/{p['task']}"
+        if p["probability"] is None:
+            print(f"  {name:<{width}}     -  {p['reason']}")
+            continue
+        raising = [f["factor"] for f in p["top_factors"] if f["weight"] > 0]
+        why = raising[0] if raising else "nothing raises it above the usual"
+        print(f"  {name:<{width}}  {p['probability'] * 100:3.0f} %  {why}")

@@ -39,6 +39,9 @@ class Listener:
 
     def log(self, level: str, message: str, workflow: str | None, task: str | None) -> None: ...
 
+    def heal_finished(self, record: Any) -> None:
+        """A healing round (engine/healing.py HealRecord) ended."""
+
     def stream(self, workflow: str | None, task: str | None, text: str | None) -> None:
         """Streamed output (AI tokens) as it arrives; `None` ends the stream."""
 
@@ -83,6 +86,12 @@ class Broadcast(Listener):
     def stream(self, workflow: str | None, task: str | None, text: str | None) -> None:
         for listener in self.listeners:
             listener.stream(workflow, task, text)
+
+    def heal_finished(self, record: Any) -> None:
+        for listener in self.listeners:
+            heard = getattr(listener, "heal_finished", None)  # a newer event: optional
+            if heard is not None:
+                heard(record)
 
     def idle(self) -> None:
         for listener in self.listeners:
@@ -140,6 +149,16 @@ class Redacting(Listener):
 
     def log(self, level: str, message: str, workflow: str | None, task: str | None) -> None:
         self.inner.log(level, self._deep(message), workflow, task)
+
+    def heal_finished(self, record: Any) -> None:
+        import copy
+
+        clean = copy.copy(record)  # the model's reasoning and the errors may quote secrets
+        for name in ("reasoning", "error", "action_error"):
+            setattr(clean, name, self._deep(getattr(record, name)))
+        heard = getattr(self.inner, "heal_finished", None)
+        if heard is not None:
+            heard(clean)
 
     def stream(self, workflow: str | None, task: str | None, text: str | None) -> None:
         if self.stream_scrubber is None:

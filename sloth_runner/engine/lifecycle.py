@@ -14,6 +14,7 @@ from collections.abc import Generator
 
 from sloth_runner.engine.backoff import retry_delay
 from sloth_runner.engine.events import Listener
+from sloth_runner.engine.healing import heal_task
 from sloth_runner.engine.model import (
     ERROR,
     FAILED,
@@ -157,10 +158,9 @@ def task_program(
             except (OSError, SlothError) as exc:  # missing or uncopiable: the task cannot run
                 return _result(task, ERROR, 0, first_start, error=f"artifacts: {exc}")
 
-        attempts = task.retries + 1
-        outcome = Outcome(False)
-        status = FAILED
-        for attempt in range(1, attempts + 1):
+        def one(attempt: int) -> Generator[Request, Any, tuple[str, Outcome]]:
+            """One attempt with its deadline; a timeout is its outcome, not an exception."""
+            nonlocal attempt_started
             ctx.attempt = attempt
             ctx.cancel = CancelToken()
             ctx.usage = Usage()
@@ -187,19 +187,36 @@ def task_program(
                     if hooked.error:
                         outcome.error = f"{why}; on_timeout hook: {hooked.error}"
             ctx.deadline = None
-            out_of_time = workflow_deadline is not None and time.monotonic() >= workflow_deadline
-            final = status == SUCCESS or attempt == attempts or out_of_time
+            return status, outcome
+
+        def out_of_time() -> bool:
+            return workflow_deadline is not None and time.monotonic() >= workflow_deadline
+
+        def record(status: str, outcome: Outcome, final: bool) -> None:
+            nonlocal attempt_started
+            _record(listener, ctx, task, ctx.attempt, status, attempt_started or time.time(),
+                    outcome, final)
+            attempt_started = None
+
+        attempts = task.retries + 1
+        for attempt in range(1, attempts + 1):
+            status, outcome = yield from one(attempt)
+            final = status == SUCCESS or attempt == attempts or out_of_time()
             wait = 0.0
             if not final:
                 wait = retry_delay(task.backoff, task.retry_delay, attempt)
                 # an attempt that could not start before the workflow's deadline is not waited for
                 final = workflow_deadline is not None and \
                     time.monotonic() + wait >= workflow_deadline
-            _record(listener, ctx, task, attempt, status, attempt_started, outcome, final)
-            attempt_started = None
             if final:
                 break
+            record(status, outcome, False)
             yield Sleep(wait)
+        if task.heal is not None and status in (FAILED, TIMEOUT) and not out_of_time():
+            status, outcome = yield from heal_task(task, ctx, listener, status, outcome, one,
+                                                   record, out_of_time)
+        else:
+            record(status, outcome, True)
 
         result = _result(
             task, status, ctx.attempt, first_start, message=outcome.message,

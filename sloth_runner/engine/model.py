@@ -178,7 +178,8 @@ class Task:
     __slots__ = ("name", "action", "depends_on", "description", "timeout", "retries", "backoff",
                  "retry_delay", "run_if", "abort_if", "on_success", "on_failure", "workdir",
                  "env", "location", "trigger_rule", "inputs", "outputs", "fingerprint",
-                 "pre_hook", "post_hook", "on_timeout", "user", "artifacts", "consumes")
+                 "pre_hook", "post_hook", "on_timeout", "user", "artifacts", "consumes",
+                 "heal")
 
     def __init__(self, name: str, action: Action, depends_on: tuple[str, ...] = (), *,
                  description: str = "", timeout: float | None = None, retries: int = 0,
@@ -191,7 +192,7 @@ class Task:
                  fingerprint: str = "", pre_hook: Action | None = None,
                  post_hook: Action | None = None, on_timeout: Action | None = None,
                  user: str | None = None, artifacts: tuple[str, ...] = (),
-                 consumes: tuple[str, ...] = ()) -> None:
+                 consumes: tuple[str, ...] = (), heal: Any = None) -> None:
         self.name = name
         self.action = action
         self.depends_on = depends_on
@@ -217,6 +218,7 @@ class Task:
         self.user = user  # the account its processes run as (needs root)
         self.artifacts = artifacts  # files it leaves for others (globs), after a success
         self.consumes = consumes    # artifacts it needs in its workdir, before it runs
+        self.heal = heal  # engine.healing.Heal: repairs tried when it has failed for good
 
     def __repr__(self) -> str:
         return f"Task({self.name!r}, depends_on={self.depends_on!r})"

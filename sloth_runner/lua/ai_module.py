@@ -9,6 +9,11 @@ complete/chat/generate_code are blocking ops: inside a task they yield to the sc
 several tasks can wait on the model at once. `ai.openai.*` is the same as `ai.*` (it uses the
 resolved provider, which is the bundled local model when nothing is configured); `ai["local"].*`
 forces the local provider (`ai.local` is a Lua syntax error: `local` is a keyword).
+
+`ai.record_outcome(decision, correct)` stores whether a decision was right, for the calibration
+of its model's confidence (sloth_runner.ai.calibration). It writes through this process's own
+database connection, the one `state` uses, so it works alike in the main process and in workers
+and never loads the AI stack.
 """
 
 from __future__ import annotations
@@ -59,6 +64,9 @@ class AIGateway:
 
     def analyze_patterns(self, spec: dict[str, Any]) -> Any:
         return self._call("analyze_patterns", {"spec": spec}, None)
+
+    def predict_failure(self, task: str, options: dict[str, Any]) -> Any:
+        return self._call("predict_failure", {"task": task, "options": options}, None)
 
 
 def build_ai_module(rt: LuaRuntime, get_service: Callable[[], AIGateway],
@@ -140,6 +148,16 @@ def build_ai_module(rt: LuaRuntime, get_service: Callable[[], AIGateway],
             raise TypeError("ai.analyze_patterns expects a table of options")
         return rt.table(get_service().analyze_patterns(value))
 
+    def predict_failure(task: Any, options: Any = None) -> Any:
+        if not isinstance(task, str):
+            raise TypeError(f"ai.predict_failure expects a task name, got {type_name(task)}")
+        opts = to_python(options) if options is not None else {}
+        if not isinstance(opts, dict):
+            raise TypeError("ai.predict_failure options must be a table: {workflow, host, "
+                            "params}")
+        opts.setdefault("params", services.params)  # in a run: this run's parameters
+        return rt.table(get_service().predict_failure(task, opts))
+
     def parse_recommendations(text: Any, options: Any = None) -> Any:
         from sloth_runner.ai.recommendations import parse_recommendations as parse
 
@@ -150,6 +168,14 @@ def build_ai_module(rt: LuaRuntime, get_service: Callable[[], AIGateway],
         if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
             raise TypeError("ai.parse_recommendations options: {resources = {\"orders-db\", ...}}")
         return rt.table(parse(text, resources))
+
+    def record_outcome(decision: Any, correct: Any = None) -> Any:
+        from sloth_runner.ai.calibration import record_outcome as record
+
+        if lua_type(decision) != "table":
+            raise TypeError(f"ai.record_outcome expects the table ai.decide returned, got "
+                            f"{type_name(decision)}")
+        return rt.table(record(services.state().store, to_python(decision), correct))
 
     def calls(provider: str | None, names: tuple[str, ...]) -> dict[str, Any]:
         suffix = provider or "default"
@@ -164,5 +190,7 @@ def build_ai_module(rt: LuaRuntime, get_service: Callable[[], AIGateway],
     members["restore"] = rt.wrap(restore)
     members["get_usage_stats"] = rt.wrap(usage_stats)
     members["analyze_patterns"] = rt.wrap(analyze_patterns)
+    members["predict_failure"] = rt.wrap(predict_failure)
     members["parse_recommendations"] = rt.wrap(parse_recommendations)
+    members["record_outcome"] = rt.wrap(record_outcome)
     return rt.install("ai", members)

@@ -179,6 +179,60 @@ methods.pre_hook = hook("pre_hook")
 methods.post_hook = hook("post_hook")
 methods.on_timeout = hook("on_timeout")
 
+-- :heal{actions = {name = "shell" | function(params, failure) | {run = ..., when = "text",
+-- description = "..."}}, max_attempts = 1}: what may be run to repair the task's surroundings
+-- when it has failed for good; only these can ever run (see engine/healing.py).
+local HEAL_FIELDS = {actions = true, max_attempts = true}
+local ACTION_FIELDS = {run = true, when = true, description = true}
+
+function methods:heal(spec)
+    if type(spec) ~= "table" then
+        argerr(self, "heal", "a table {actions = {...}, max_attempts = n}", spec)
+    end
+    for k in pairs(spec) do
+        if not HEAL_FIELDS[k] then
+            argerr(self, "heal", "only `actions` and `max_attempts`, a field", tostring(k))
+        end
+    end
+    local actions = spec.actions
+    if type(actions) ~= "table" or next(actions) == nil then
+        argerr(self, "heal", "`actions`: a table of named actions", actions)
+    end
+    local max = spec.max_attempts == nil and 1 or spec.max_attempts
+    if math.type(max) ~= "integer" or max < 1 then
+        argerr(self, "heal", "`max_attempts`: a whole number >= 1", max)
+    end
+    local out = {max_attempts = max, actions = {}}
+    for name, a in pairs(actions) do
+        if type(name) ~= "string" or not name:match("^[%a_][%w_%-]*$") or name == "none" then
+            argerr(self, "heal", "action names that are words (not \"none\")", tostring(name))
+        end
+        local action = type(a) == "table" and a or {run = a}
+        if type(a) == "table" then
+            for k in pairs(a) do
+                if not ACTION_FIELDS[k] then
+                    argerr(self, "heal", "`run`, `when` and `description` in action '" .. name
+                           .. "', a field", tostring(k))
+                end
+            end
+        end
+        if type(action.run) ~= "string" and type(action.run) ~= "function" then
+            argerr(self, "heal", "action '" .. name .. "' to be a shell command or a function",
+                   action.run)
+        end
+        for _, k in ipairs({"when", "description"}) do
+            if action[k] ~= nil and type(action[k]) ~= "string" then
+                argerr(self, "heal", "`" .. k .. "` of action '" .. name .. "' to be a string",
+                       action[k])
+            end
+        end
+        out.actions[name] = {run = action.run, when = action.when,
+                             description = action.description}
+    end
+    self[1].heal = out
+    return self
+end
+
 local function text(method)
     return function(self, v)
         if type(v) ~= "string" or v == "" then argerr(self, method, "a non-empty string", v) end

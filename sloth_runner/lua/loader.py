@@ -217,9 +217,29 @@ def _task(rt: LuaRuntime, workflow: str, spec: Any, actions: dict[tuple[str, str
         elif key == "delegate_to":
             d[key] = interpolate(value, values, where, f"{what}: :delegate_to()") \
                 if isinstance(value, str) else f"(a {value} chosen when the task runs)"
+        elif key == "heal":
+            d[key] = _heal(rt, workflow, name, value, actions)
         elif key != "claimed":
             d[key] = value  # description, retries, backoff, workdir, trigger_rule, user
     return d
+
+
+def _heal(rt: LuaRuntime, workflow: str, task: str, spec: Any,
+          actions: dict[tuple[str, str, str], Any]) -> dict[str, Any]:
+    """:heal{...} as a description: each action a shell command or a Lua function, registered
+    under the kind "heal:NAME" (a worker finds it there too), in the order of their names."""
+    out: dict[str, Any] = {"max_attempts": int(spec["max_attempts"]), "actions": {}}
+    for name in sorted(spec["actions"].keys()):
+        a = spec["actions"][name]
+        run = a["run"]
+        entry: dict[str, Any] = {"when": a["when"], "description": a["description"]}
+        if isinstance(run, str):
+            entry["shell"] = run
+        else:
+            actions[(workflow, task, f"heal:{name}")] = LuaAction(rt, run, f"heal:{name}")
+            entry["lua"] = True
+        out["actions"][str(name)] = entry
+    return out
 
 
 def _duration(value: Any, where: str, what: str) -> float | None:

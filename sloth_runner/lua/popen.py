@@ -27,6 +27,7 @@ import threading
 from sloth_runner.engine.model import TaskTimeout
 from sloth_runner.errors import ExecError
 from sloth_runner.lua.runtime import BlockingOp, LuaRuntime
+from sloth_runner.services.process import child_peak_kb
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ class PipedProcess:
                 self._timer.cancel()
             self.proc.returncode = os.waitstatus_to_exitcode(status)
             self.cpu_s = usage.ru_utime + usage.ru_stime
-            self.max_rss_kb = usage.ru_maxrss
+            self.max_rss_kb = child_peak_kb(usage.ru_maxrss)
             code = self.proc.returncode
             self.result = (code == 0, "exit", code) if code >= 0 else (False, "signal", -code)
             _LIVE.discard(self)

@@ -417,7 +417,7 @@ class LuaAction:
         values = reply[1:]
         if kind in _DECIDES:  # run_if, abort_if: the first value says
             return Outcome(bool(values and values[0]))
-        if kind in _VETOES:  # on_start, pre_hook, post_hook: false (and a message) says no
+        if kind in _VETOES or kind.startswith("heal:"):  # false (and a message) says no
             ok = not values or values[0] is not False
             message = values[1] if len(values) > 1 and isinstance(values[1], str) else ""
             return Outcome(ok, message, error=None if ok else (message or f"{kind} returned "
@@ -448,6 +448,13 @@ class LuaAction:
                     rt.table(result.outputs if result and result.outputs else {}))
         params = rt.base_params({**ctx.params, "task_name": ctx.task,
                                  "workflow_name": ctx.workflow})
+        if kind.startswith("heal:"):  # (params, failure): what the failed attempt said
+            outputs = result.outputs if result and isinstance(result.outputs, dict) else {}
+            failure = {"error": result.error if result else None,
+                       "status": result.status if result else None,
+                       "attempts": result.attempts if result else 0, "task_name": ctx.task,
+                       "stdout": outputs.get("stdout"), "stderr": outputs.get("stderr")}
+            return (params, rt.table({k: v for k, v in failure.items() if v is not None}))
         if kind in ("on_success", "post_hook"):  # (params, outputs)
             args: tuple = (params, rt.table(result.outputs if result and result.outputs
                                              else {}))

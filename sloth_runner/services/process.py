@@ -152,7 +152,22 @@ def run(
     stderr, stderr_path = _collect(err_path, cap)
     return ExecResult(stdout=stdout, stderr=stderr, exit_code=code, duration=duration,
                       timed_out=timed_out.is_set(), cpu_s=usage.ru_utime + usage.ru_stime,
-                      max_rss_kb=usage.ru_maxrss, stdout_path=stdout_path, stderr_path=stderr_path)
+                      max_rss_kb=child_peak_kb(usage.ru_maxrss), stdout_path=stdout_path,
+                      stderr_path=stderr_path)
+
+
+def child_peak_kb(reported_kb: int) -> int:
+    """A child's own peak memory, or 0 when it cannot be told apart from ours.
+
+    Linux counts in a child's ru_maxrss the memory of the process it was forked from (the
+    high-water mark of the old address space is carried over at exec), so `true` started by a
+    runner holding a 250 MiB model "peaks" at 250 MiB. A figure above our own peak is the
+    child's; one at or below it says nothing about the child, and is not reported.
+    """
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return reported_kb if reported_kb > own else 0
 
 
 _counter = itertools.count()

@@ -167,4 +167,83 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE attempts ADD COLUMN log TEXT
         """,
     ),
+    (
+        "009_analytics_context",
+        """
+        ALTER TABLE runs ADD COLUMN git_commit TEXT;
+        ALTER TABLE runs ADD COLUMN changed_files INTEGER;
+        ALTER TABLE runs ADD COLUMN params_hash TEXT;
+        ALTER TABLE attempts ADD COLUMN load_1m REAL;
+        ALTER TABLE attempts ADD COLUMN mem_free_mb INTEGER;
+        ALTER TABLE attempts ADD COLUMN error_template TEXT;
+        ALTER TABLE attempts ADD COLUMN backoff_s REAL
+        """,
+    ),
+    (
+        "010_decision_outcomes",
+        # What workflows said of ai.decide's answers (ai.record_outcome): the raw score and
+        # whether the decision was right, per model and method, to refit its calibration.
+        """
+        CREATE TABLE decision_outcomes (
+            id             INTEGER PRIMARY KEY,
+            at             REAL NOT NULL,
+            run_id         TEXT,
+            provider       TEXT,
+            model          TEXT NOT NULL,
+            method         TEXT NOT NULL,
+            form           TEXT,
+            choice         TEXT,
+            n_options      INTEGER,
+            raw_confidence REAL NOT NULL,
+            correct        INTEGER NOT NULL
+        );
+        CREATE INDEX decision_outcomes_model ON decision_outcomes(model, method, id)
+        """,
+    ),
+    (
+        "011_heals",
+        """
+        CREATE TABLE heals (
+            id             INTEGER PRIMARY KEY,
+            run_id         TEXT NOT NULL,
+            file           TEXT,
+            workflow       TEXT NOT NULL,
+            task           TEXT NOT NULL,
+            round          INTEGER NOT NULL,
+            attempt        INTEGER NOT NULL,
+            action         TEXT,
+            method         TEXT NOT NULL,
+            reasoning      TEXT,
+            confidence     REAL,
+            error          TEXT,
+            error_template TEXT,
+            action_error   TEXT,
+            healed         INTEGER,
+            at             REAL NOT NULL
+        );
+        CREATE INDEX heals_task ON heals(workflow, task, at);
+        CREATE INDEX heals_run ON heals(run_id)
+        """,
+    ),
+    (
+        "012_predictions",
+        # Failure risks predicted before runs (`run --predict`), by run and task: set against
+        # the run's final attempts, they show how well the model foresaw what happened.
+        """
+        CREATE TABLE predictions (
+            id               INTEGER PRIMARY KEY,
+            run_id           TEXT NOT NULL,
+            workflow         TEXT NOT NULL,
+            task             TEXT NOT NULL,
+            at               REAL NOT NULL,
+            probability      REAL,
+            method           TEXT NOT NULL,
+            n_history        INTEGER NOT NULL,
+            top_factors_json TEXT,
+            reason           TEXT
+        );
+        CREATE INDEX predictions_run ON predictions(run_id);
+        CREATE INDEX predictions_task ON predictions(workflow, task, at)
+        """,
+    ),
 ]

@@ -53,9 +53,41 @@ def find_run(store: Store, prefix: str) -> str | None:
     return rows[0][0] if len(rows) == 1 else None
 
 
-def attempts_since(store: Store, since: float) -> list[dict[str, Any]]:
-    """Raw attempts (not skipped) for analytics, oldest first."""
-    rows = store.query("SELECT run_id, workflow, task, attempt, final, status, started_at,"
-                       " duration_s, exit_code, error, cpu_s, max_rss_kb FROM attempts"
-                       " WHERE started_at >= ? AND attempt > 0 ORDER BY started_at", (since,))
-    return [dict(r) for r in rows]
+def attempts_since(store: Store, since: float, per_task: int = 5000) -> list[dict[str, Any]]:
+    """Attempts (not skipped) for analytics, oldest first, with what their run recorded
+    around them (commit, changed files, parameters): each task's attempts in its `per_task`
+    most recent runs since `since`. Each step is an index seek on (workflow, task,
+    started_at), so a long history never reaches Python whole and is never scanned."""
+    tasks: list[tuple[str, str]] = []
+    last: tuple[str, str] | None = None
+    while True:  # the distinct tasks, by skipping through the index
+        row = store.query("SELECT workflow, task FROM attempts WHERE (workflow, task) > (?, ?)"
+                          " ORDER BY workflow, task LIMIT 1", last or ("", "")) \
+            if last is not None else store.query(
+                "SELECT workflow, task FROM attempts ORDER BY workflow, task LIMIT 1")
+        if not row:
+            break
+        last = (row[0][0], row[0][1])
+        tasks.append(last)
+    out: list[dict[str, Any]] = []
+    for workflow, task in tasks:
+        cut = store.query("SELECT started_at FROM attempts WHERE workflow = ? AND task = ? AND"
+                          " started_at >= ? AND attempt = 1 ORDER BY started_at DESC"
+                          " LIMIT 1 OFFSET ?", (workflow, task, since, per_task - 1))
+        start = max(since, cut[0][0]) if cut else since
+        out += [dict(r) for r in store.query(
+            "SELECT a.run_id, a.workflow, a.task, a.attempt, a.final, a.status, a.started_at,"
+            " a.ended_at, a.duration_s, a.exit_code, a.error, a.error_template, a.host,"
+            " a.cpu_s, a.max_rss_kb, a.load_1m, a.mem_free_mb, a.backoff_s, r.git_commit,"
+            " r.changed_files, r.params_json FROM attempts a LEFT JOIN runs r"
+            " ON r.id = a.run_id WHERE a.workflow = ? AND a.task = ? AND a.started_at >= ?"
+            " AND a.attempt > 0", (workflow, task, start))]
+    out.sort(key=lambda r: r["started_at"])
+    return out
+
+
+def heals_since(store: Store, since: float) -> list[dict[str, Any]]:
+    """Healing rounds (see engine/healing.py), oldest first."""
+    return [dict(r) for r in store.query(
+        "SELECT run_id, workflow, task, round, action, method, healed, action_error, at"
+        " FROM heals WHERE at >= ? ORDER BY at", (since,))]

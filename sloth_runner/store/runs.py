@@ -27,6 +27,22 @@ HOST = os.uname().nodename
 LOG_LIMIT = 256 * 1024  # per attempt: a task logging in a loop must not fill the database
 
 
+class RunContext:
+    """What the recorder asks of the run's surroundings (services/runcontext.py builds the
+    parts; the store only calls them): a host sampler, the workspace's git facts, the error
+    template function and the parameters' hash."""
+
+    __slots__ = ("host", "workspace", "error_template", "failure_text", "params_hash")
+
+    def __init__(self, host: Any, workspace: Any, error_template: Any, failure_text: Any,
+                 params_hash: str) -> None:
+        self.host = host
+        self.workspace = workspace
+        self.error_template = error_template
+        self.failure_text = failure_text
+        self.params_hash = params_hash
+
+
 def recover_interrupted(store: Store) -> list[str]:
     """Mark runs whose process died as `interrupted`; return their ids."""
     rows = store.query("SELECT id FROM runs WHERE status = 'running'")
@@ -64,10 +80,18 @@ class RunRecorder:
     store sits below the engine)."""
 
     def __init__(self, store: Store, run_id: str, file: str, params: dict[str, Any],
-                 grants: str = "", stack: str | None = None) -> None:
+                 grants: str = "", stack: str | None = None,
+                 context: RunContext | None = None) -> None:
         self.store = store
         self.run_id = run_id
+        self.context = context
         self._pending: list[tuple] = []
+        self._heals: list[tuple] = []
+        self.file = file
+        # per running task: (load, free memory) when its attempt started; when its last
+        # attempt ended (the time until the next one is its backoff)
+        self._at_start: dict[tuple[str | None, str], tuple[Any, Any]] = {}
+        self._last_end: dict[tuple[str | None, str], float] = {}
         # What each running task's Lua code logged (log.*, print, io.write, os.execute's
         # output) since its last attempt ended: kept with the attempt, for `history --task`.
         self._logs: dict[tuple[str | None, str], list[str]] = {}
@@ -78,16 +102,30 @@ class RunRecorder:
         self.started_at = time.time()
         with store.transaction() as c:
             c.execute("INSERT INTO runs (id, file, started_at, status, pid, host, params_json,"
-                      " grants, stack) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                      " grants, stack, params_hash) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
                       (self.run_id, file, self.started_at, os.getpid(), HOST,
-                       json.dumps(params, default=str), grants, stack))
+                       json.dumps(params, default=str), grants, stack,
+                       context.params_hash if context is not None else None))
 
     def attempt_finished(self, r: Any) -> None:
         outputs = json.dumps(r.outputs, default=str) if r.outputs is not None else None
+        key = (r.workflow, r.task)
+        load, free = self._at_start.pop(key, (None, None))
+        previous_end = self._last_end.pop(key, None) if r.attempt > 1 else None
+        backoff = max(0.0, r.started_at - previous_end) if previous_end is not None else None
+        if not r.final:
+            self._last_end[key] = r.ended_at
+        context = self.context
+        template = None
+        if context is not None and r.status != "success":
+            # a failed command has no error text: its message or exit code says what happened
+            said = context.failure_text(r.error, r.message, r.exit_code, r.outputs)
+            template = context.error_template(said) if said else None
         self._pending.append((self.run_id, r.workflow, r.task, r.attempt, int(r.final), r.status,
                               r.started_at, r.ended_at, r.duration_s, r.exit_code, r.message,
-                              r.error, HOST, outputs, r.cpu_s, r.max_rss_kb,
-                              self._take_log(r.workflow, r.task)))
+                              r.error, HOST, outputs, r.cpu_s, r.max_rss_kb or None,
+                              self._take_log(r.workflow, r.task), load, free, template,
+                              backoff))
 
     def _take_log(self, workflow: str | None, task: str) -> str | None:
         key = (workflow, task)
@@ -100,13 +138,22 @@ class RunRecorder:
             if dropped else []
         return "\n".join(cut + lines)
 
+    def heal_finished(self, h: Any) -> None:
+        context = self.context
+        template = context.error_template(h.error) if context is not None and h.error else None
+        self._heals.append((self.run_id, self.file, h.workflow, h.task, h.round, h.attempt,
+                            h.action, h.method, h.reasoning, h.confidence, h.error, template,
+                            h.action_error, None if h.healed is None else int(h.healed), h.at))
+
     def idle(self) -> None:
         self.flush()
 
     # the rest of the Listener interface: nothing to store
     def workflow_started(self, workflow: Any) -> None: ...
 
-    def task_started(self, workflow: str, task: str, attempt: int) -> None: ...
+    def task_started(self, workflow: str, task: str, attempt: int) -> None:
+        if self.context is not None:
+            self._at_start[(workflow, task)] = self.context.host.sample()
 
     def task_finished(self, workflow: str, result: Any) -> None: ...
 
@@ -128,14 +175,21 @@ class RunRecorder:
     def stream(self, workflow: str | None, task: str | None, text: str | None) -> None: ...
 
     def flush(self) -> None:
-        if not self._pending:
+        if not self._pending and not self._heals:
             return
         rows, self._pending = self._pending, []
+        heals, self._heals = self._heals, []
         with self.store.transaction() as c:
+            if heals:
+                c.executemany("INSERT INTO heals (run_id, file, workflow, task, round, attempt,"
+                              " action, method, reasoning, confidence, error, error_template,"
+                              " action_error, healed, at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                              heals)
             c.executemany("INSERT INTO attempts (run_id, workflow, task, attempt, final, status,"
                           " started_at, ended_at, duration_s, exit_code, message, error, host,"
-                          " outputs_json, cpu_s, max_rss_kb, log)"
-                          " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                          " outputs_json, cpu_s, max_rss_kb, log, load_1m, mem_free_mb,"
+                          " error_template, backoff_s)"
+                          " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     def finish_elsewhere(self, workflow: str, running: list[tuple[str, int, float]],
                          not_started: list[str], error: str) -> None:
@@ -145,19 +199,20 @@ class RunRecorder:
         now = time.time()
         rows = list(self._pending)
         rows += [(self.run_id, workflow, task, attempt, 1, "interrupted", started, now,
-                  now - started, None, "", "interrupted", HOST, None, 0.0, 0,
-                  self._take_log(workflow, task))
+                  now - started, None, "", "interrupted", HOST, None, 0.0, None,
+                  self._take_log(workflow, task), None, None, None, None)
                  for task, attempt, started in running]
         rows += [(self.run_id, workflow, task, 0, 1, "skipped", now, now, 0.0, None,
-                  "not run: run interrupted", None, HOST, None, 0.0, 0, None)
-                 for task in not_started]
+                  "not run: run interrupted", None, HOST, None, 0.0, None, None, None, None,
+                  None, None) for task in not_started]
         store = Store(self.store.path)
         try:
             with store.transaction() as c:
                 c.executemany("INSERT INTO attempts (run_id, workflow, task, attempt, final, "
                               "status, started_at, ended_at, duration_s, exit_code, message, "
-                              "error, host, outputs_json, cpu_s, max_rss_kb, log)"
-                              " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                              "error, host, outputs_json, cpu_s, max_rss_kb, log, load_1m, "
+                              "mem_free_mb, error_template, backoff_s)"
+                              " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
                 c.execute("UPDATE runs SET status = 'interrupted', ended_at = ?, error = ? "
                           "WHERE id = ?", (now, error, self.run_id))
         finally:
@@ -166,10 +221,12 @@ class RunRecorder:
 
     def finish(self, status: str, workflows: list[str], error: str | None = None) -> None:
         self.flush()
+        facts = self.context.workspace.result() if self.context is not None else {}
         with self.store.transaction() as c:
-            c.execute("UPDATE runs SET status = ?, ended_at = ?, workflows = ?, error = ?"
-                      " WHERE id = ?", (status, time.time(), ",".join(workflows), error,
-                                         self.run_id))
+            c.execute("UPDATE runs SET status = ?, ended_at = ?, workflows = ?, error = ?,"
+                      " git_commit = ?, changed_files = ? WHERE id = ?",
+                      (status, time.time(), ",".join(workflows), error,
+                       facts.get("git_commit"), facts.get("changed_files"), self.run_id))
         os.close(self._lock_fd)
         _unlink(paths.lock_file(self.run_id))
 

@@ -186,11 +186,23 @@ def test_smart_decisions(tmp_path):
 
 
 def test_pattern_recognition(tmp_path):
-    flaky = tmp_path / "flaky.lua"
-    flaky.write_text('task("flaky"):command("exit $((RANDOM % 2))"):build()\n'
+    import sloth_runner
+
+    # a history with a cause in it: deploy fails in one region (the API records runs exactly
+    # as the CLI does, without a process per run)
+    flaky = tmp_path / "deploy.lua"
+    flaky.write_text('task("deploy"):command(function(params)\n'
+                     '  if params.region == "eu" then return false, "quota exceeded" end\n'
+                     '  return true\n'
+                     'end):build()\n'
                      'task("steady"):command("true"):build()\n')
-    for _ in range(6):
-        cli("run", "-f", str(flaky), cwd=tmp_path)
+    for i in range(16):
+        sloth_runner.run(str(flaky), params={"region": "eu" if i % 2 else "us"})
     proc = run_snippet("pattern_recognition", tmp_path)
-    assert "Detected pattern: default/steady peaks at" in proc.stdout
-    assert "Recommendation: " in proc.stdout and "Confidence: 0." in proc.stdout
+    lines = proc.stdout.splitlines()
+    assert lines[0] == ("INFO: Detected pattern: default/deploy fails with region=eu: 8 of 8 runs "
+                        "(100%) vs 0 of 8 otherwise (0%)")
+    assert lines[1].startswith("INFO: Confidence: 0.99")
+    assert lines[2] == ("INFO: Recommendation: validate region=eu before running, or fix the code "
+                        "path that value takes")
+    assert "steady" not in proc.stdout  # nothing is claimed about a task that never fails
