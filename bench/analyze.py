@@ -21,7 +21,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tests.analytics.histories import history  # noqa: E402
+from tests.analytics.histories import history, store_history  # noqa: E402
 
 
 def build(home: str, attempts: int) -> int:
@@ -29,30 +29,10 @@ def build(home: str, attempts: int) -> int:
     from sloth_runner.store import Store
 
     store = Store()
-    runs = max(1, attempts // 5)
-    records = history(1, runs=runs, plant=("host", "hour", "flaky"), days=365)
-    now = time.time()
-    # whole days, so that local hours stay what the generator planted; ends within a day
-    shift = (int((now - max(r["started_at"] for r in records)) // 86_400) - 1) * 86_400.0
-    seen: dict[str, tuple] = {}
-    rows = []
-    for r in records:
-        at = r["started_at"] + shift
-        seen.setdefault(r["run_id"], (r["run_id"], "ci.lua", at, "success", 0, r["host"],
-                                      json.dumps(r["params"]), r["git_commit"]))
-        rows.append((r["run_id"], r["workflow"], r["task"], r["attempt"], int(r["final"]),
-                     r["status"], at, at + r["duration_s"], r["duration_s"], r["exit_code"],
-                     r["error"], r["host"], r["load_1m"], r["mem_free_mb"], r["backoff_s"],
-                     r["cpu_s"]))
-    with store.transaction() as c:
-        c.executemany("INSERT INTO runs (id, file, started_at, status, pid, host, params_json,"
-                      " git_commit) VALUES (?,?,?,?,?,?,?,?)", list(seen.values()))
-        c.executemany("INSERT INTO attempts (run_id, workflow, task, attempt, final, status,"
-                      " started_at, ended_at, duration_s, exit_code, error, host, load_1m,"
-                      " mem_free_mb, backoff_s, cpu_s) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                      rows)
+    records = history(1, runs=max(1, attempts // 5), plant=("host", "hour", "flaky"), days=365)
+    written = store_history(store, records, end_before=time.time())
     store.close()
-    return len(rows)
+    return written
 
 
 def main() -> None:
