@@ -59,7 +59,8 @@ class Run:
                  grants: tuple[str, ...] | frozenset[str] = (), debug: bool = False,
                  force: bool = False, process_ends: bool = False,
                  values: dict[str, Any] | None = None, stack: str | None = None,
-                 delegate_to: str | None = None, gate: Any = None, heal: bool = True) -> None:
+                 delegate_to: str | None = None, gate: Any = None, heal: bool = True,
+                 on_agent: bool = False, executor: str = "local") -> None:
         unknown = set(grants) - set(KINDS)
         if unknown:
             raise UsageError(f"--allow: unknown grant '{sorted(unknown)[0]}' (grants: "
@@ -72,6 +73,10 @@ class Run:
         self.delegate_to = delegate_to  # --delegate-to: every task goes to that agent
         self.gate = gate  # --interactive: asked before each task (run, skip, abort)
         self.heal = heal  # --no-heal: tasks' :heal{} actions never run
+        # on an agent: a delegated task runs here, in the attempt's own process, which the
+        # agent kills at the deadline (no worker processes, no delegation)
+        self.on_agent = on_agent
+        self.executor = executor  # "celery": tasks without an agent go to the pool queue
         self._healer: Any = None
         self.listener: Listener = OutputGuard(listener, self._output_closed) if listener \
             else Listener()
@@ -251,11 +256,11 @@ class Run:
         deadline or a memory limit must hold whatever the code does, in a worker process."""
         name, where = d["name"], d["where"]
         limit = d.get("memory_limit")
-        isolated = workflow_bounded or "timeout" in d or limit is not None
+        isolated = (workflow_bounded or "timeout" in d or limit is not None) and not self.on_agent
         task = Task(name, _no_command, tuple(d.get("depends_on", ())), location=where)
         if isolated:
             self._isolated.add(id(task))
-        delegated = d.get("delegate_to") or defaults["delegate_to"]
+        delegated = None if self.on_agent else d.get("delegate_to") or defaults["delegate_to"]
         for key, value in d.items():
             if key in _ACTIONS:
                 if not delegated:  # a delegated task's code would run on its agent
@@ -269,16 +274,21 @@ class Run:
                 task.fingerprint = (d.get("command") or {}).get("shell") or ""
             elif key == "heal" and self.heal and not delegated:
                 task.heal = self._heal_of(workflow, name, value, isolated, limit, where)
-        if delegated:  # an error, not a failure: no retry, no hook, no condition can help
-            task.action = Refused(
-                f"{where}: task '{name}' is delegated to agent '{delegated}': running tasks on "
-                "agents needs the agents of sloth-runner, which this version does not have "
-                "yet; without :delegate_to it runs here", errored=True)
-            task.retries = 0
+        if delegated or (self.executor == "celery" and not self.on_agent):
+            task.action = self._delegated(name, str(delegated) if delegated else None, where)
+            if isinstance(task.action, Refused):  # an error no retry can help
+                task.retries = 0
         workdir = d.get("workdir") or defaults["workdir"]
         if workdir:  # relative to where sloth-runner started, once and for all
             task.workdir = os.path.abspath(workdir)
         return task
+
+    def _delegated(self, task: str, agent: str | None, where: str) -> Any:
+        """The action of a task that runs on an agent (agents/delegate.py)."""
+        from sloth_runner.agents.delegate import delegated_action
+
+        return delegated_action(task, agent, where, self.path, self.values,
+                                lambda: self._events)
 
     def _heal_of(self, workflow: str, task: str, spec: dict[str, Any], isolated: bool,
                  limit: int | None, where: str) -> Any:

@@ -128,6 +128,24 @@ def serving(make):
 
 
 @pytest.fixture(scope="session")
+def redis_session():
+    from tests.redis_server import RedisServer
+
+    server = RedisServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_server(redis_session):
+    """A real Redis on 127.0.0.1, emptied, running (a test may have stopped it)."""
+    if redis_session.proc is None:
+        redis_session.start()
+    redis_session.flush()
+    return redis_session
+
+
+@pytest.fixture(scope="session")
 def aws_server_session():
     from tests.aws_server import AWSServer
 

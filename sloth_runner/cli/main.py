@@ -45,7 +45,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-COMMANDS = ("run", "list", "history", "analyze", "state", "ai", "hook", "events", "tune")
+COMMANDS = ("run", "list", "history", "analyze", "state", "ai", "hook", "events", "tune",
+            "agent")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

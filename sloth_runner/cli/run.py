@@ -33,6 +33,9 @@ def register(sub: Any) -> None:
                    help="run only this task and what it depends on (repeatable)")
     p.add_argument("--param", action="append", metavar="K=V", help="parameter for params.K")
     add_values(p)
+    p.add_argument("--executor", choices=("local", "celery"), default="local",
+                   help="celery: tasks without :delegate_to run on the agents started with "
+                   "--pool (default: local)")
     p.add_argument("--no-heal", action="store_true",
                    help="never run the repair actions of tasks' :heal{}")
     p.add_argument("--max-parallel", type=int, metavar="N",
@@ -88,7 +91,8 @@ def _run(args: argparse.Namespace, params: dict[str, Any], grants: tuple[str, ..
     reporter = make_reporter(args.output, debug=args.debug)
     with Run(args.file, params=params, listener=reporter, sandbox=args.sandbox, grants=grants,
              debug=args.debug, force=args.force, process_ends=True, values=args.values_read,
-             delegate_to=args.delegate_to, heal=not args.no_heal) as run:
+             delegate_to=args.delegate_to, heal=not args.no_heal,
+             executor=args.executor) as run:
         if args.interactive and not args.yes:
             run.gate = lambda task: _ask(task, lambda: run.interrupted)
         run.load()

@@ -128,7 +128,7 @@ class Redacting(Listener):
             record = AttemptRecord(r.workflow, r.task, r.attempt, r.status, r.started_at,
                                    r.ended_at, self._deep(r.message), self._deep(r.error),
                                    r.exit_code, self._deep(r.outputs), r.cpu_s, r.max_rss_kb,
-                                   r.final)
+                                   r.final, r.host)
         self.inner.attempt_finished(record)
 
     def task_finished(self, workflow: str, result: TaskResult) -> None:

@@ -164,6 +164,7 @@ def task_program(
             ctx.attempt = attempt
             ctx.cancel = CancelToken()
             ctx.usage = Usage()
+            ctx.host = None
             deadline = time.monotonic() + task.timeout if task.timeout is not None else None
             if workflow_deadline is not None:
                 deadline = workflow_deadline if deadline is None else min(deadline,
@@ -280,7 +281,7 @@ def _record(listener: Listener, ctx: TaskContext, task: Task, attempt: int, stat
         workflow=ctx.workflow, task=task.name, attempt=attempt, status=status,
         started_at=started, ended_at=time.time(), message=outcome.message,
         error=outcome.error, exit_code=outcome.exit_code, outputs=outcome.outputs,
-        cpu_s=ctx.usage.cpu_s, max_rss_kb=ctx.usage.max_rss_kb, final=final,
+        cpu_s=ctx.usage.cpu_s, max_rss_kb=ctx.usage.max_rss_kb, final=final, host=ctx.host,
     ))
 
 

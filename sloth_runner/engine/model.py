@@ -147,7 +147,7 @@ class TaskContext:
     """Everything an action may want to know about the attempt it is running."""
 
     __slots__ = ("workflow", "task", "params", "deps", "attempt", "deadline", "cancel", "usage",
-                 "workdir", "env", "result", "held", "fault", "user")
+                 "workdir", "env", "result", "held", "fault", "user", "host")
 
     def __init__(self, workflow: str, task: str, params: dict[str, Any],
                  deps: dict[str, dict[str, Any] | None], workdir: str | None = None,
@@ -164,6 +164,7 @@ class TaskContext:
         self.cancel = CancelToken()
         self.usage = Usage()
         self.result: TaskResult | None = None  # set for on_success / on_failure hooks
+        self.host: str | None = None  # the agent an attempt ran on (None: this host)
         # What the task's actions hold for its whole life (a worker process, say), by name;
         # each value's release() is called once the task has concluded.
         self.held: dict[str, Any] = {}
@@ -257,12 +258,13 @@ class AttemptRecord:
     """One attempt, as the store keeps it (also emitted for tasks that never ran, attempt 0)."""
 
     __slots__ = ("workflow", "task", "attempt", "status", "started_at", "ended_at", "message",
-                 "error", "exit_code", "outputs", "cpu_s", "max_rss_kb", "final")
+                 "error", "exit_code", "outputs", "cpu_s", "max_rss_kb", "final", "host")
 
     def __init__(self, workflow: str, task: str, attempt: int, status: str, started_at: float,
                  ended_at: float, message: str = "", error: str | None = None,
                  exit_code: int | None = None, outputs: dict[str, Any] | None = None,
-                 cpu_s: float = 0.0, max_rss_kb: int = 0, final: bool = True) -> None:
+                 cpu_s: float = 0.0, max_rss_kb: int = 0, final: bool = True,
+                 host: str | None = None) -> None:
         self.workflow = workflow
         self.task = task
         self.attempt = attempt
@@ -276,6 +278,7 @@ class AttemptRecord:
         self.cpu_s = cpu_s
         self.max_rss_kb = max_rss_kb
         self.final = final
+        self.host = host  # an agent's name when the attempt was delegated
 
     @property
     def duration_s(self) -> float:

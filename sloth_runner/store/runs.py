@@ -123,7 +123,7 @@ class RunRecorder:
             template = context.error_template(said) if said else None
         self._pending.append((self.run_id, r.workflow, r.task, r.attempt, int(r.final), r.status,
                               r.started_at, r.ended_at, r.duration_s, r.exit_code, r.message,
-                              r.error, HOST, outputs, r.cpu_s, r.max_rss_kb or None,
+                              r.error, r.host or HOST, outputs, r.cpu_s, r.max_rss_kb or None,
                               self._take_log(r.workflow, r.task), load, free, template,
                               backoff))
 

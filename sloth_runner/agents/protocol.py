@@ -1,0 +1,42 @@
+"""The names agents and controllers agree on: queues, Redis keys, timings.
+
+- Each agent consumes the queue `sloth.agent.NAME`; with `--pool` also `sloth.pool`, shared by
+  every pool agent (`run --executor celery` sends tasks without a target there).
+- Each agent writes its record to `sloth:agent:NAME` (JSON: host, address, version, slots,
+  busy, load, Celery hostname, last heartbeat) every HEARTBEAT_S; an agent whose last heartbeat
+  is older than LOST_AFTER_S is `lost` (the record stays RECORD_TTL_S so `agent list` can say
+  so). The number of its slots in use is `sloth:agent:NAME:busy`.
+- Output a task or command writes on an agent is published, line by line, on
+  `sloth:out:TASK_ID` while it runs.
+"""
+
+from __future__ import annotations
+
+POOL_QUEUE = "sloth.pool"
+HEARTBEAT_S = 2.0
+LOST_AFTER_S = 6.0
+RECORD_TTL_S = 3600
+
+
+def queue(agent: str) -> str:
+    return f"sloth.agent.{agent}"
+
+
+def record_key(agent: str) -> str:
+    return f"sloth:agent:{agent}"
+
+
+def busy_key(agent: str) -> str:
+    return f"sloth:agent:{agent}:busy"
+
+
+def cancel_key(task_id: str) -> str:
+    """Set by the controller to stop a delegated attempt (Ctrl-C): the agent kills its group."""
+    return f"sloth:cancel:{task_id}"
+
+
+def output_channel(task_id: str) -> str:
+    return f"sloth:out:{task_id}"
+
+
+AGENT_PREFIX = "sloth:agent:"

@@ -1,0 +1,184 @@
+"""`:delegate_to` through a real Redis and real agents (Celery workers as subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import cli, cli_json, gone_or_zombie, poll, tasks_by_name
+
+GO_STYLE = '''
+task("prep"):command(function() return true, "prepared", {token = "t-42"} end):build()
+task("on_a1"):depends_on("prep"):delegate_to("a1"):command(function(this, params, deps)
+    log.info("prep gave " .. deps.prep.token)
+    return true, os.getenv("AGENT_COLOR") .. " " .. this:name(), {seen = deps.prep.token}
+end):build()
+task("on_a2"):delegate_to("a2"):command("echo $AGENT_COLOR"):build()
+task("after"):depends_on("on_a1"):command(function(params, deps)
+    return true, "a1 saw " .. deps.on_a1.seen
+end):build()
+'''
+
+
+def test_tasks_run_on_their_agents_with_deps_logs_and_history(agents, workflow_file):
+    agents("a1", color="blue")
+    agents("a2", color="green")
+    path = workflow_file(GO_STYLE)
+    proc = cli("run", "-f", path, env=agents.env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[on_a1] INFO: [a1] prep gave t-42" in proc.stdout  # relayed from the agent
+    code, doc = cli_json("run", "-f", path, env=agents.env)
+    t = tasks_by_name(doc)
+    assert t["on_a1"]["message"] == "blue on_a1"  # the agent's environment, not ours
+    assert t["on_a2"]["outputs"]["stdout"] == "green\n"
+    assert t["after"]["message"] == "a1 saw t-42"  # outputs came back
+    details = json.loads(cli("history", doc["run_id"], "-o", "json", env=agents.env).stdout)
+    hosts = {a["task"]: a["host"] for a in details["attempts"]}
+    assert (hosts["on_a1"], hosts["on_a2"]) == ("a1", "a2")
+    assert hosts["prep"] == os.uname().nodename
+
+
+def test_an_unknown_agent_fails_at_once_naming_the_agents_up(agents, workflow_file):
+    agents("a1")
+    path = workflow_file('task("t"):delegate_to("nowhere"):command("true"):build()')
+    started = time.monotonic()
+    code, doc = cli_json("run", "-f", path, env=agents.env)
+    assert time.monotonic() - started < 10
+    assert code == 4
+    assert tasks_by_name(doc)["t"]["error"] == (
+        "task 't' is delegated to agent 'nowhere', which is not up (agents up: a1)")
+
+
+def test_without_a_broker_a_delegated_task_says_how_to_get_one(workflow_file, monkeypatch):
+    monkeypatch.delenv("SLOTH_BROKER_URL", raising=False)
+    path = workflow_file('task("t"):delegate_to("a1"):command("true"):build()\n'
+                         'task("local"):command("true"):build()')
+    code, doc = cli_json("run", "-f", path)
+    t = tasks_by_name(doc)
+    assert code == 4 and t["local"]["status"] == "success"
+    assert "task 't' is delegated to agent 'a1', and broker: no broker: pass --broker" \
+        in t["t"]["error"]
+
+
+def test_a_timeout_kills_the_attempt_and_its_children_on_the_agent(agents, workflow_file,
+                                                                   tmp_path):
+    agents("a1")
+    pidfile = tmp_path / "child.pid"
+    path = workflow_file(f'''
+        task("slow"):delegate_to("a1"):timeout("1s"):command(
+            "sh -c 'echo $$ > {pidfile}; exec sleep 60' & wait"):build()
+    ''')
+    started = time.monotonic()
+    code, doc = cli_json("run", "-f", path, env=agents.env)
+    assert tasks_by_name(doc)["slow"]["status"] == "timeout"
+    assert time.monotonic() - started < 15
+    assert poll(lambda: pidfile.exists() and gone_or_zombie(int(pidfile.read_text())), 10)
+
+
+def test_an_agent_killed_mid_task_is_reported_lost(agents, workflow_file, tmp_path):
+    a1 = agents("a1")
+    marker = tmp_path / "started"
+    path = workflow_file(f'task("t"):delegate_to("a1"):command("touch {marker}; sleep 60")'
+                         ':build()')
+    run = subprocess.Popen([sys.executable, "-m", "sloth_runner", "run", "-f", path, "-o",
+                            "json"], env=agents.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert poll(marker.exists, 30)
+        os.killpg(a1.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        out, _ = run.communicate(timeout=30)
+    finally:
+        run.kill()
+        run.wait()
+    assert time.monotonic() - killed < 15  # heartbeats: lost after 6 s without one
+    t = tasks_by_name(json.loads(out))["t"]
+    assert t["status"] == "failed" and t["error"].startswith("agent a1 lost: no heartbeat")
+
+
+def test_the_broker_going_away_mid_run_fails_the_task_and_keeps_the_history(
+        agents, workflow_file, tmp_path):
+    agents("a1")
+    marker = tmp_path / "started"
+    path = workflow_file(f'''
+        task("local"):command("true"):build()
+        task("t"):depends_on("local"):delegate_to("a1"):command("touch {marker}; sleep 60")
+            :build()
+    ''')
+    run = subprocess.Popen([sys.executable, "-m", "sloth_runner", "run", "-f", path, "-o",
+                            "json"], env=agents.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert poll(marker.exists, 30)
+        agents.redis.stop()
+        stopped = time.monotonic()
+        out, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+        run.wait()
+    assert time.monotonic() - stopped < 30 and run.returncode == 1, err
+    t = tasks_by_name(json.loads(out))
+    assert t["local"]["status"] == "success"
+    assert t["t"]["status"] == "failed" and "the broker redis://127.0.0.1" in t["t"]["error"]
+    assert "is unreachable" in t["t"]["error"]
+    code, history = cli_json("history")
+    assert code == 0 and history["runs"][0]["tasks"] == {"success": 1, "failed": 1}
+
+
+def test_executor_celery_spreads_tasks_over_the_pool_agents(agents, workflow_file):
+    agents("p1", "--pool", "--concurrency", "2")
+    agents("p2", "--pool", "--concurrency", "2")
+    agents("solo")  # not in the pool: takes nothing from it
+    path = workflow_file('''
+        for i = 1, 20 do
+            task("t" .. i):command(function() return true, os.getenv("SLOTH_AGENT_NAME") end)
+                :build()
+        end
+        task("pinned"):delegate_to("solo"):command(function()
+            return true, os.getenv("SLOTH_AGENT_NAME")
+        end):build()
+    ''')
+    code, doc = cli_json("run", "-f", path, "--executor", "celery", env=agents.env)
+    assert code == 0
+    t = tasks_by_name(doc)
+    ran_on = {t[f"t{i}"]["message"] for i in range(1, 21)}
+    assert ran_on == {"p1", "p2"}  # both pool agents took work; solo took none of it
+    assert t["pinned"]["message"] == "solo"
+    details = json.loads(cli("history", doc["run_id"], "-o", "json", env=agents.env).stdout)
+    assert {a["host"] for a in details["attempts"]} == {"p1", "p2", "solo"}
+
+
+def test_executor_celery_without_pool_agents_fails_at_once(agents, workflow_file):
+    agents("a1")
+    path = workflow_file('task("t"):command("true"):build()')
+    code, doc = cli_json("run", "-f", path, "--executor", "celery", env=agents.env)
+    assert code == 4
+    assert tasks_by_name(doc)["t"]["error"] == (
+        "task 't': --executor celery needs an agent started with --pool, and none is up "
+        "(agents up: a1)")
+
+
+def test_ctrl_c_on_the_controller_kills_the_remote_attempt(agents, workflow_file, tmp_path):
+    agents("a1")
+    pidfile = tmp_path / "remote.pid"
+    path = workflow_file(f'task("t"):delegate_to("a1"):command('
+                         f'"sh -c \'echo $$ > {pidfile}; exec sleep 60\' & wait"):build()')
+    run = subprocess.Popen([sys.executable, "-m", "sloth_runner", "run", "-f", path, "-o",
+                            "json"], env=agents.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert poll(pidfile.exists, 30)
+        assert poll(lambda: pidfile.read_text().strip() != "", 5)
+        run.send_signal(signal.SIGINT)
+        out, _ = run.communicate(timeout=30)
+    finally:
+        run.kill()
+        run.wait()
+    assert run.returncode == 130
+    assert tasks_by_name(json.loads(out))["t"]["status"] == "interrupted"
+    # the agent was told at once, and killed the attempt's whole tree
+    assert poll(lambda: gone_or_zombie(int(pidfile.read_text())), 10)
