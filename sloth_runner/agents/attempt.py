@@ -87,6 +87,9 @@ def run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
             workflows = run.load()
         except SlothError as exc:
             return {"success": False, "errored": True, "error": user_message(exc)}
+        import signal
+
+        signal.signal(signal.SIGTERM, _stop)  # the run's own handler would only interrupt
         task = next((t for wf in workflows if wf.name == payload["workflow"]
                      for t in wf.tasks if t.name == payload["task"]), None)
         if task is None:
@@ -110,7 +113,33 @@ def run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
         return doc
 
 
+def _stop(signum: int, frame: object) -> None:
+    """SIGTERM here means the agent is gone or stopping: kill this attempt's whole tree (its
+    commands run in process groups of their own) and end."""
+    from sloth_runner.services import proctree
+
+    proctree.kill_tree(os.getpid(), include_root=False)
+    os._exit(143)
+
+
+def _die_with_the_agent() -> None:
+    """If the agent is killed (kill -9 included), this attempt and what it started go too:
+    the kernel sends SIGTERM when the parent dies (Linux's PR_SET_PDEATHSIG)."""
+    import signal
+
+    from sloth_runner.services import proctree
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        proctree.die_with_parent(signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the agent's own kill still holds
+        return
+    if os.getppid() == 1:  # the agent died before the line above: nobody waits for us
+        _stop(signal.SIGTERM, None)
+
+
 def main() -> None:
+    _die_with_the_agent()
     payload = json.loads(sys.stdin.read())
     result = run_attempt(payload)
     sys.stdout.write(RESULT_PREFIX + json.dumps(result, default=str) + "\n")

@@ -82,14 +82,14 @@ def test_a_timeout_kills_the_attempt_and_its_children_on_the_agent(agents, workf
 def test_an_agent_killed_mid_task_is_reported_lost(agents, workflow_file, tmp_path):
     a1 = agents("a1")
     marker = tmp_path / "started"
-    path = workflow_file(f'task("t"):delegate_to("a1"):command("touch {marker}; sleep 60")'
-                         ':build()')
+    path = workflow_file(f'task("t"):delegate_to("a1"):command('
+                         f'"sh -c \'echo $$ > {marker}; exec sleep 60\' & wait"):build()')
     run = subprocess.Popen([sys.executable, "-m", "sloth_runner", "run", "-f", path, "-o",
                             "json"], env=agents.env, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     try:
-        assert poll(marker.exists, 30)
-        os.killpg(a1.pid, signal.SIGKILL)
+        assert poll(lambda: marker.exists() and marker.read_text().strip(), 30)
+        os.kill(a1.pid, signal.SIGKILL)  # the agent alone: what it started must go with it
         killed = time.monotonic()
         out, _ = run.communicate(timeout=30)
     finally:
@@ -98,6 +98,7 @@ def test_an_agent_killed_mid_task_is_reported_lost(agents, workflow_file, tmp_pa
     assert time.monotonic() - killed < 15  # heartbeats: lost after 6 s without one
     t = tasks_by_name(json.loads(out))["t"]
     assert t["status"] == "failed" and t["error"].startswith("agent a1 lost: no heartbeat")
+    assert poll(lambda: gone_or_zombie(int(marker.read_text())), 10)  # no orphan left there
 
 
 def test_the_broker_going_away_mid_run_fails_the_task_and_keeps_the_history(
