@@ -183,3 +183,23 @@ def test_ctrl_c_on_the_controller_kills_the_remote_attempt(agents, workflow_file
     assert tasks_by_name(json.loads(out))["t"]["status"] == "interrupted"
     # the agent was told at once, and killed the attempt's whole tree
     assert poll(lambda: gone_or_zombie(int(pidfile.read_text())), 10)
+
+
+def test_agent_stop_lets_the_running_attempt_finish(agents, workflow_file, tmp_path):
+    a1 = agents("a1")
+    marker = tmp_path / "started"
+    path = workflow_file(f'task("t"):delegate_to("a1"):command("touch {marker}; sleep 2; '
+                         f'echo done"):build()')
+    run = subprocess.Popen([sys.executable, "-m", "sloth_runner", "run", "-f", path, "-o",
+                            "json"], env=agents.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert poll(marker.exists, 30)
+        assert cli("agent", "stop", "a1", env=agents.env).returncode == 0
+        out, _ = run.communicate(timeout=60)
+    finally:
+        run.kill()
+        run.wait()
+    t = tasks_by_name(json.loads(out))["t"]
+    assert t["status"] == "success" and t["outputs"]["stdout"] == "done\n"
+    assert a1.wait(30) == 0  # and then it stopped
