@@ -167,6 +167,7 @@ class LuaRuntime:
                                     "cwd": os.getcwd, "read_source": self._read_source})
         self.S = self.lua.execute(_source("prelude.lua"), host)
         self.lua.execute(_source("dsl.lua"), self.S, host)
+        self.lua.execute(_source("imports.lua"), self.S, host)
         self._wrap = self.lua.execute(_WRAP, self.S.raise_error, self.S.clean_args)
         self.lua.execute(_SETUP, sandbox, exit_mt)
         self._start = self.S.start

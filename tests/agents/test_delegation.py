@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 from tests.conftest import cli, cli_json, gone_or_zombie, poll, tasks_by_name
 
@@ -22,6 +23,23 @@ task("after"):depends_on("on_a1"):command(function(params, deps)
     return true, "a1 saw " .. deps.on_a1.seen
 end):build()
 '''
+
+
+def run_meanwhile(path: str, env: dict, started: Any, meanwhile: Any,
+                  timeout: float = 60) -> subprocess.CompletedProcess:
+    """`run -f path -o json` in the background; once `started()` holds, call `meanwhile()`
+    (stop an agent, the broker, the controller…) and wait for the run to end."""
+    run = subprocess.Popen([sys.executable, "-m", "sloth_runner", "run", "-f", path, "-o",
+                            "json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        assert poll(started, 30), "the delegated task never started"
+        meanwhile(run)
+        out, err = run.communicate(timeout=timeout)
+    finally:
+        run.kill()
+        run.wait()
+    return subprocess.CompletedProcess(run.args, run.returncode, out, err)
 
 
 def test_tasks_run_on_their_agents_with_deps_logs_and_history(agents, workflow_file):
@@ -84,18 +102,15 @@ def test_an_agent_killed_mid_task_is_reported_lost(agents, workflow_file, tmp_pa
     marker = tmp_path / "started"
     path = workflow_file(f'task("t"):delegate_to("a1"):command('
                          f'"sh -c \'echo $$ > {marker}; exec sleep 60\' & wait"):build()')
-    run = subprocess.Popen([sys.executable, "-m", "sloth_runner", "run", "-f", path, "-o",
-                            "json"], env=agents.env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
-    try:
-        assert poll(lambda: marker.exists() and marker.read_text().strip(), 30)
+    killed: list[float] = []
+
+    def kill_the_agent(run: Any) -> None:
         os.kill(a1.pid, signal.SIGKILL)  # the agent alone: what it started must go with it
-        killed = time.monotonic()
-        out, _ = run.communicate(timeout=30)
-    finally:
-        run.kill()
-        run.wait()
-    assert time.monotonic() - killed < 15  # heartbeats: lost after 6 s without one
+        killed.append(time.monotonic())
+
+    out = run_meanwhile(path, agents.env, lambda: marker.exists() and marker.read_text().strip(),
+                        kill_the_agent, timeout=30).stdout
+    assert time.monotonic() - killed[0] < 15  # heartbeats: lost after 6 s without one
     t = tasks_by_name(json.loads(out))["t"]
     assert t["status"] == "failed" and t["error"].startswith("agent a1 lost: no heartbeat")
     assert poll(lambda: gone_or_zombie(int(marker.read_text())), 10)  # no orphan left there
@@ -110,18 +125,15 @@ def test_the_broker_going_away_mid_run_fails_the_task_and_keeps_the_history(
         task("t"):depends_on("local"):delegate_to("a1"):command("touch {marker}; sleep 60")
             :build()
     ''')
-    run = subprocess.Popen([sys.executable, "-m", "sloth_runner", "run", "-f", path, "-o",
-                            "json"], env=agents.env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
-    try:
-        assert poll(marker.exists, 30)
+    stopped: list[float] = []
+
+    def stop_the_broker(run: Any) -> None:
         agents.redis.stop()
-        stopped = time.monotonic()
-        out, err = run.communicate(timeout=60)
-    finally:
-        run.kill()
-        run.wait()
-    assert time.monotonic() - stopped < 30 and run.returncode == 1, err
+        stopped.append(time.monotonic())
+
+    run = run_meanwhile(path, agents.env, marker.exists, stop_the_broker)
+    out, err = run.stdout, run.stderr
+    assert time.monotonic() - stopped[0] < 30 and run.returncode == 1, err
     t = tasks_by_name(json.loads(out))
     assert t["local"]["status"] == "success"
     assert t["t"]["status"] == "failed" and "the broker redis://127.0.0.1" in t["t"]["error"]
@@ -168,17 +180,10 @@ def test_ctrl_c_on_the_controller_kills_the_remote_attempt(agents, workflow_file
     pidfile = tmp_path / "remote.pid"
     path = workflow_file(f'task("t"):delegate_to("a1"):command('
                          f'"sh -c \'echo $$ > {pidfile}; exec sleep 60\' & wait"):build()')
-    run = subprocess.Popen([sys.executable, "-m", "sloth_runner", "run", "-f", path, "-o",
-                            "json"], env=agents.env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
-    try:
-        assert poll(pidfile.exists, 30)
-        assert poll(lambda: pidfile.read_text().strip() != "", 5)
-        run.send_signal(signal.SIGINT)
-        out, _ = run.communicate(timeout=30)
-    finally:
-        run.kill()
-        run.wait()
+    run = run_meanwhile(path, agents.env,
+                        lambda: pidfile.exists() and pidfile.read_text().strip() != "",
+                        lambda proc: proc.send_signal(signal.SIGINT), timeout=30)
+    out = run.stdout
     assert run.returncode == 130
     assert tasks_by_name(json.loads(out))["t"]["status"] == "interrupted"
     # the agent was told at once, and killed the attempt's whole tree
@@ -190,16 +195,10 @@ def test_agent_stop_lets_the_running_attempt_finish(agents, workflow_file, tmp_p
     marker = tmp_path / "started"
     path = workflow_file(f'task("t"):delegate_to("a1"):command("touch {marker}; sleep 2; '
                          f'echo done"):build()')
-    run = subprocess.Popen([sys.executable, "-m", "sloth_runner", "run", "-f", path, "-o",
-                            "json"], env=agents.env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
-    try:
-        assert poll(marker.exists, 30)
+    def stop_the_agent(run: Any) -> None:
         assert cli("agent", "stop", "a1", env=agents.env).returncode == 0
-        out, _ = run.communicate(timeout=60)
-    finally:
-        run.kill()
-        run.wait()
+
+    out = run_meanwhile(path, agents.env, marker.exists, stop_the_agent).stdout
     t = tasks_by_name(json.loads(out))["t"]
     assert t["status"] == "success" and t["outputs"]["stdout"] == "done\n"
     assert a1.wait(30) == 0  # and then it stopped
