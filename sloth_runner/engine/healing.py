@@ -100,12 +100,11 @@ class HealRecord:
 def _failure_text(outcome: Outcome) -> tuple[str, str]:
     """(the error, the output's tail). A command's error is its exit code and the last line it
     wrote to stderr, so that "same error" means the same thing went wrong."""
+    from sloth_runner.services.runcontext import failure_text
+
     out = outcome.outputs if isinstance(outcome.outputs, dict) else {}
-    error = outcome.error or outcome.message or (
-        f"exit code {outcome.exit_code}" if outcome.exit_code else "task returned false")
-    stderr = out.get("stderr")
-    if not outcome.error and isinstance(stderr, str) and stderr.strip():
-        error = f"{error}: {stderr.strip().splitlines()[-1].strip()}"
+    error = failure_text(outcome.error, outcome.message, outcome.exit_code, out) or \
+        "task returned false"
     tail = "\n".join(str(out.get(k) or "") for k in ("stdout", "stderr") if out.get(k))
     return error, tail[-OUTPUT_TAIL_CHARS:]
 

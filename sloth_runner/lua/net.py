@@ -48,17 +48,8 @@ def install_net(rt: LuaRuntime, services: Services) -> Any:
         target = http.Target(full)
         grants.require("net", f"{name} to {target.host}")
         body = _body(name, opts)
-        headers = _header_table(name, opts.get("headers"))
-        timeout = _seconds(name, "timeout", opts.get("timeout"))
-        retries = opts.get("retries", 0)
-        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-            raise ValueError(f"{name}: retries must be a whole number >= 0")
-        delay = _seconds(name, "retry_delay", opts.get("retry_delay"))
-        deadline = ctx.deadline if ctx else None
-        cancel = ctx.cancel if ctx else None
-        return lambda: http.request(method, full, headers=headers, body=body, timeout=timeout,
-                                    retries=retries, deadline=deadline, cancel=cancel,
-                                    retry_delay=0.5 if delay is None else delay)
+        exchange = _exchange_options(name, opts, ctx)
+        return lambda: http.request(method, full, body=body, **exchange)
 
     def verb(method: str) -> Any:
         name = f"http.{method.lower()}"
@@ -108,17 +99,8 @@ def install_net(rt: LuaRuntime, services: Services) -> Any:
             if not files.within(real, root):
                 grants.require("fs", f"{name} to {real} (outside the workdir "
                                      f"{os.path.realpath(root)})")
-        headers = _header_table(name, opts.get("headers"))
-        timeout = _seconds(name, "timeout", opts.get("timeout"))
-        retries = opts.get("retries", 0)
-        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-            raise ValueError(f"{name}: retries must be a whole number >= 0")
-        delay = _seconds(name, "retry_delay", opts.get("retry_delay"))
-        deadline = ctx.deadline if ctx else None
-        cancel = ctx.cancel if ctx else None
-        return lambda: http.download(full, where, headers=headers, timeout=timeout,
-                                     retries=retries, deadline=deadline, cancel=cancel,
-                                     retry_delay=0.5 if delay is None else delay)
+        exchange = _exchange_options(name, opts, ctx)
+        return lambda: http.download(full, where, **exchange)
 
     def finish(ctx: TaskContext | None, answer: dict[str, Any]) -> Any:
         answer["status_code"] = answer["status"]
@@ -212,6 +194,20 @@ def _body(name: str, opts: dict[str, Any]) -> bytes | None:
     if isinstance(body, str):
         return body.encode("utf-8", "surrogateescape")
     return _scalar(body).encode()
+
+
+def _exchange_options(name: str, opts: dict[str, Any], ctx: TaskContext | None
+                      ) -> dict[str, Any]:
+    """What every request and download takes: headers, timeout, retries (and their delay),
+    and the task's deadline and cancel token."""
+    retries = opts.get("retries", 0)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise ValueError(f"{name}: retries must be a whole number >= 0")
+    delay = _seconds(name, "retry_delay", opts.get("retry_delay"))
+    return {"headers": _header_table(name, opts.get("headers")),
+            "timeout": _seconds(name, "timeout", opts.get("timeout")), "retries": retries,
+            "retry_delay": 0.5 if delay is None else delay,
+            "deadline": ctx.deadline if ctx else None, "cancel": ctx.cancel if ctx else None}
 
 
 def _header_table(name: str, headers: Any) -> dict[str, str] | None:
