@@ -28,7 +28,24 @@ if TYPE_CHECKING:
 OUTPUT_LINE_LIMIT = 64 * 1024
 
 
+_running: set[int] = set()  # pids of the attempt processes this agent runs now
 _apps: dict[str, Any] = {}
+
+
+def thread_pool() -> Any:
+    """Celery's threads pool, with the one thing it lacks: on a cold shutdown (a second
+    Ctrl-C) Celery asks the pool to terminate each running job; here that kills each attempt's
+    process tree (Celery's own pool raises NotImplementedError, a traceback)."""
+    from celery.concurrency.thread import TaskPool
+
+    class AttemptPool(TaskPool):  # type: ignore[misc]
+        def terminate_job(self, pid: Any, signal: Any = None) -> None:
+            from sloth_runner.services import proctree
+
+            for attempt in list(_running):
+                proctree.kill_tree(attempt)
+
+    return AttemptPool
 _apps_lock = threading.Lock()
 
 
@@ -87,6 +104,7 @@ def run_attempt_process(app: Any, task_id: str, payload: dict[str, Any],
     name = os.environ.get("SLOTH_AGENT_NAME") or ""
     client.incr(protocol.busy_key(name))
     started = time.monotonic()
+    proc: subprocess.Popen[bytes] | None = None
     try:
         channel = protocol.output_channel(task_id)
         # who took it: a task sent to the pool queue learns its agent here
@@ -95,6 +113,7 @@ def run_attempt_process(app: Any, task_id: str, payload: dict[str, Any],
         proc = subprocess.Popen([sys.executable, "-m", "sloth_runner.agents.attempt"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
+        _running.add(proc.pid)
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(payload).encode())
         proc.stdin.close()
@@ -138,6 +157,8 @@ def run_attempt_process(app: Any, task_id: str, payload: dict[str, Any],
                 "error": f"the attempt's process on agent {name} ended with {proc.returncode} "
                          f"without a result: {tail}"}
     finally:
+        if proc is not None:
+            _running.discard(proc.pid)
         client.decr(protocol.busy_key(name))
 
 

@@ -152,6 +152,9 @@ class Delegated:
                 if now >= next_check and agent is not None:
                     next_check = now + protocol.HEARTBEAT_S
                     current = {a["name"]: a for a in agents(client)}.get(agent)
+                    if current is not None and current.get("status") == "stopped":
+                        return Outcome(False, error=f"agent {agent} stopped during the "
+                                                    "attempt (its attempts were killed)")
                     if current is None or current.get("status") != "up":
                         age = current.get("age_s") if current else "?"
                         return Outcome(False, error=f"agent {agent} lost: no heartbeat "

@@ -76,7 +76,7 @@ def _start(args: argparse.Namespace, url: str) -> int:
     import socket
 
     from sloth_runner.agents import protocol
-    from sloth_runner.agents.app import make_app
+    from sloth_runner.agents.app import make_app, thread_pool
     from sloth_runner.agents.broker import mask
     from sloth_runner.agents.registry import Heartbeat
 
@@ -102,7 +102,7 @@ def _start(args: argparse.Namespace, url: str) -> int:
     warnings.filterwarnings("ignore", message=".*superuser privileges.*")
     try:
         worker = app.Worker(hostname=worker_name, queues=queues, concurrency=args.concurrency,
-                            pool="threads", loglevel="WARNING", without_gossip=True,
+                            pool_cls=thread_pool(), loglevel="WARNING", without_gossip=True,
                             without_mingle=True, quiet=True)
         worker.start()
         return int(worker.exitcode or 0)
