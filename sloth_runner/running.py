@@ -77,6 +77,7 @@ class Run:
         # agent kills at the deadline (no worker processes, no delegation)
         self.on_agent = on_agent
         self.executor = executor  # "celery": tasks without an agent go to the pool queue
+        self.ai_usage: Callable[[], Any] | None = None  # an agent's: calls go to the controller
         self._healer: Any = None
         self.listener: Listener = OutputGuard(listener, self._output_closed) if listener \
             else Listener()
@@ -99,6 +100,7 @@ class Run:
         self._isolated: set[int] = set()  # id() of the tasks whose actions run in workers
         self._make_workdirs: list[str] = []  # config.create_workdir_before_run
         self._loaded: Any = None
+        self._controller: Any = None
         self._services: Any = None
         self._recorder: Any = None
         self._handlers: dict[str, Callable[..., Any]] | None = None
@@ -143,7 +145,7 @@ class Run:
             from sloth_runner.ai.client import AIService
             from sloth_runner.store.ai_usage import AIUsageStore
 
-            self._ai = AIService(usage=lambda: AIUsageStore(self.store),
+            self._ai = AIService(usage=self.ai_usage or (lambda: AIUsageStore(self.store)),
                                  notice=lambda text: self._events.log("warn", text, None, None),
                                  scrubber=self.scrubber, run_id=self.run_id)
         return self._ai
@@ -175,7 +177,7 @@ class Run:
         """Load the file and build the engine's workflows; fork the zygote if a task needs
         workers. Top-level code runs now, with its logs and AI calls served as in a task."""
         from sloth_runner.lua.ai_module import AIGateway
-        from sloth_runner.lua.loader import load_file
+        from sloth_runner.lua.loader import load_file, with_build_hint
         from sloth_runner.lua.services import Services
 
         self._guard()
@@ -220,7 +222,7 @@ class Run:
             try:
                 dag.validate(wf)
             except DependencyError as exc:
-                raise _with_build_hint(exc, loaded.unbuilt) from None
+                raise with_build_hint(exc, loaded.unbuilt) from None
         return self.workflows
 
     def _workers(self) -> WorkerPool:
@@ -285,10 +287,12 @@ class Run:
 
     def _delegated(self, task: str, agent: str | None, where: str) -> Any:
         """The action of a task that runs on an agent (agents/delegate.py)."""
-        from sloth_runner.agents.delegate import delegated_action
+        from sloth_runner.agents.delegate import Controller, delegated_action
 
-        return delegated_action(task, agent, where, self.path, self.values,
-                                lambda: self._events)
+        if self._controller is None:  # what this run's delegated tasks share
+            self._controller = Controller(self.path, self.values, self.run_id,
+                                          lambda: self._events, lambda: self.store, self.grants)
+        return delegated_action(task, agent, where, self._controller)
 
     def _heal_of(self, workflow: str, task: str, spec: dict[str, Any], isolated: bool,
                  limit: int | None, where: str) -> Any:
@@ -558,6 +562,8 @@ class Run:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        if self._controller is not None:  # its agents' inbox
+            self._controller.close()
         if self._store is not None and not self.process_ends:
             self._store.close()
             self._store = None
@@ -567,16 +573,6 @@ class Run:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _with_build_hint(exc: DependencyError, unbuilt: dict[str, str]) -> DependencyError:
-    """`depends on unknown task 'a'`, when a builder named 'a' was never built: say so."""
-    text = str(exc)
-    for name, where in unbuilt.items():
-        if f"unknown task '{name}'" in text:
-            return DependencyError(f"{text}; a task builder '{name}' at {where} is never built:"
-                                   " end its chain with :build()")
-    return exc
 
 
 def _no_command(ctx: Any) -> Any:  # replaced below: the DSL makes :command() required

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 
 from sloth_runner.agents import protocol
@@ -28,25 +29,45 @@ if TYPE_CHECKING:
 OUTPUT_LINE_LIMIT = 64 * 1024
 
 
-_running: set[int] = set()  # pids of the attempt processes this agent runs now
 _apps: dict[str, Any] = {}
+_apps_lock = threading.Lock()
+_processes: Any = None  # the agent's warm attempt processes (agents/runners.py)
+
+
+def attempt_processes(warm: int = 1) -> Any:
+    """The agent's warm attempt processes, made on first use (`agent start` makes them with
+    one per slot before the first message arrives)."""
+    global _processes
+    with _apps_lock:
+        if _processes is None:
+            from sloth_runner.agents.runners import AttemptProcesses
+
+            _processes = AttemptProcesses(warm)
+        return _processes
 
 
 def thread_pool() -> Any:
-    """Celery's threads pool, with the one thing it lacks: on a cold shutdown (a second
-    Ctrl-C) Celery asks the pool to terminate each running job; here that kills each attempt's
-    process tree (Celery's own pool raises NotImplementedError, a traceback)."""
+    """Celery's threads pool, with what it lacks: on a cold shutdown (a second Ctrl-C) Celery
+    asks the pool to terminate each running job; here that kills each attempt's process tree
+    (Celery's own pool raises NotImplementedError, a traceback). A warm one says what it waits
+    for."""
     from celery.concurrency.thread import TaskPool
 
     class AttemptPool(TaskPool):  # type: ignore[misc]
         def terminate_job(self, pid: Any, signal: Any = None) -> None:
-            from sloth_runner.services import proctree
+            if _processes is not None:
+                _processes.kill_running()
 
-            for attempt in list(_running):
-                proctree.kill_tree(attempt)
+        def on_stop(self) -> None:
+            """A warm shutdown (Ctrl-C, `agent stop`) waits for the running attempts: say so."""
+            running = len(_processes.running) if _processes is not None else 0
+            if running:
+                print(f"agent {os.environ.get('SLOTH_AGENT_NAME')}: stopping once its {running} "
+                      "running attempt(s) end; Ctrl-C again kills them (their tasks fail on "
+                      "the controller)", file=sys.__stdout__, flush=True)
+            super().on_stop()
 
     return AttemptPool
-_apps_lock = threading.Lock()
 
 
 def shared_app(broker_url: str) -> Any:
@@ -55,14 +76,15 @@ def shared_app(broker_url: str) -> Any:
     with _apps_lock:
         app = _apps.get(broker_url)
         if app is None:
-            app = _apps[broker_url] = make_app(broker_url)
+            # results come back on the attempt's channel: no result subscription per task
+            app = _apps[broker_url] = make_app(broker_url, results=False)
         return app
 
 
-def make_app(broker_url: str) -> Any:
+def make_app(broker_url: str, results: bool = True) -> Any:
     from celery import Celery
 
-    app = Celery("sloth_runner", broker=broker_url, backend=broker_url)
+    app = Celery("sloth_runner", broker=broker_url, backend=broker_url if results else None)
     app.conf.update(
         task_serializer="json", result_serializer="json", accept_content=["json"],
         result_accept_content=["json"], task_acks_late=False,
@@ -94,72 +116,62 @@ def make_app(broker_url: str) -> Any:
 
 def run_attempt_process(app: Any, task_id: str, payload: dict[str, Any],
                         broker_url: str) -> dict[str, Any]:
-    import signal
-    import sys
+    """Hand the attempt to a warm process and wait for its result, killing the process's tree
+    at the deadline or when the controller sets the attempt's cancel key. The result goes back
+    on the attempt's output channel (the controller is waiting there) and as the task's
+    return value (Celery's result, for a controller that missed the channel)."""
     import time
 
-    from sloth_runner.agents.attempt import RESULT_PREFIX
+    from sloth_runner.agents.runners import Ended
 
     client = app.backend.client
     name = os.environ.get("SLOTH_AGENT_NAME") or ""
-    client.incr(protocol.busy_key(name))
     started = time.monotonic()
-    proc: subprocess.Popen[bytes] | None = None
+    channel = protocol.output_channel(task_id)
+    base = {"agent": name, "host": os.uname().nodename}
+    processes = attempt_processes()
+    proc: Any = None
+    # one round trip: this slot is busy; and who took it (a pool task learns its agent here)
+    busy = client.pipeline(transaction=False).incr(protocol.busy_key(name))
+    if payload.get("pool"):
+        busy.publish(channel, json.dumps({"level": "agent", "message": name}))
+    busy.execute()
+    result: dict[str, Any] = {**base, "success": False, "errored": True,
+                              "error": f"agent {name} failed to run the attempt (see its log)"}
     try:
-        channel = protocol.output_channel(task_id)
-        # who took it: a task sent to the pool queue learns its agent here
-        client.publish(channel, json.dumps({"level": "agent", "message": name}))
-        payload = {**payload, "broker": broker_url, "channel": channel}
-        proc = subprocess.Popen([sys.executable, "-m", "sloth_runner.agents.attempt"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
-        _running.add(proc.pid)
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(payload).encode())
-        proc.stdin.close()
+        proc = processes.take()
+        proc.send({**payload, "broker": broker_url, "channel": channel})
         timeout = payload.get("timeout")
         deadline = started + float(timeout) + 1.0 if timeout else None
-        why = None
-        while True:
-            try:
-                proc.wait(0.2)
+        got = None
+        while got is None:
+            got = proc.result(0.2)
+            if got is not None:
+                processes.give_back(proc)
                 break
-            except subprocess.TimeoutExpired:
-                pass
             if deadline is not None and time.monotonic() > deadline:
-                why = "timeout"
+                got = {"timeout": True}
             elif client.exists(protocol.cancel_key(task_id)):
-                why = "cancelled"
-            if why:
-                # the whole tree: the attempt's commands run in process groups of their own
-                from sloth_runner.services import proctree
-
-                proctree.kill_tree(proc.pid)
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(10)
-                break
-        out = proc.stdout.read().decode("utf-8", "replace") if proc.stdout else ""
-        err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
-        base = {"agent": name, "host": os.uname().nodename,
-                "duration_s": round(time.monotonic() - started, 6)}
-        if why == "timeout":
-            return {**base, "timeout": True}
-        if why == "cancelled":
-            return {**base, "success": False, "error": "cancelled by the controller"}
-        for line in reversed(out.splitlines()):
-            if line.startswith(RESULT_PREFIX):
-                return {**base, **json.loads(line[len(RESULT_PREFIX):])}
-        tail = (err.strip().splitlines() or ["(no output)"])[-1]
-        return {**base, "success": False, "errored": True,
-                "error": f"the attempt's process on agent {name} ended with {proc.returncode} "
-                         f"without a result: {tail}"}
+                got = {"success": False, "error": "cancelled by the controller"}
+            if got is not None:
+                processes.discard(proc)
+        proc = None
+        result = {**got, **base}
+    except Ended as exc:
+        processes.discard(proc)
+        proc = None
+        result = {**base, "success": False, "errored": True,
+                  "error": f"the attempt's process on agent {name} ended without a result: {exc}"}
     finally:
-        if proc is not None:
-            _running.discard(proc.pid)
-        client.decr(protocol.busy_key(name))
+        if proc is not None:  # an exception of our own: the process's state is unknown
+            processes.discard(proc)
+        result.setdefault("duration_s", round(time.monotonic() - started, 6))
+        try:
+            client.pipeline(transaction=False).decr(protocol.busy_key(name)).publish(
+                channel, json.dumps({"level": "result", "result": result})).execute()
+        except Exception:  # the controller still has Celery's copy
+            pass
+    return result
 
 
 def exec_streamed(app: Any, task_id: str, command: str, timeout: float | None) -> dict[str, Any]:

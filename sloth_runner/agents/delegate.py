@@ -58,14 +58,83 @@ def workflow_files(path: str) -> tuple[str, dict[str, str]]:
     return entry, files
 
 
+class Controller:
+    """What the delegated tasks of one run share: the files they ship (read once, on first use,
+    as the run loaded them), the run's values and sandbox, the listener their agents' lines go
+    to, and where the AI calls made on agents are recorded (the controller's history)."""
+
+    def __init__(self, path: str, values: Any, run_id: str, listener: Callable[[], Any],
+                 store: Callable[[], Any], grants: Any) -> None:
+        import threading
+
+        self.path, self.values, self.run_id = path, values, run_id
+        # `run --sandbox` holds on the agent too: the grants travel with each attempt
+        self.sandbox = sorted(grants.allowed) if grants.sandbox else None
+        self.listener, self.store = listener, store
+        self._files: tuple[str, str] | None = None  # (broker key, JSON)
+        self._stored = False
+        self._inbox: Any = None
+        self._lock = threading.Lock()
+
+    def files(self, client: Any) -> str:
+        """The broker key of the run's files: read and stored once a run (not sent with each
+        of 1,000 attempts), stored again after `files_gone`."""
+        with self._lock:
+            if self._files is None:
+                import hashlib
+
+                entry, files = workflow_files(self.path)
+                blob = json.dumps({"entry": entry, "files": files}, sort_keys=True)
+                key = protocol.files_key(hashlib.sha256(blob.encode()).hexdigest())
+                self._files = (key, blob)
+            key, blob = self._files
+            if not self._stored:
+                client.set(key, blob, ex=protocol.FILES_TTL_S)
+                self._stored = True
+            return key
+
+    def files_gone(self) -> None:
+        """An agent found no files under the key (expired, the broker restarted)."""
+        with self._lock:
+            self._stored = False
+
+    def inbox(self, url: str) -> Any:
+        """The run's one subscription for its agents' lines (agents/inbox.py), made again if
+        the broker went away meanwhile."""
+        from sloth_runner.agents.inbox import Inbox
+
+        with self._lock:
+            if self._inbox is None or self._inbox.error is not None:
+                if self._inbox is not None:
+                    self._inbox.close()
+                self._inbox = Inbox(url)
+            return self._inbox
+
+    def close(self) -> None:
+        if self._inbox is not None:
+            self._inbox.close()
+            self._inbox = None
+
+    def record_ai_calls(self, calls: list[dict[str, Any]], agent: str | None) -> None:
+        """The agent's AI calls, as this run's: `ai usage`, budgets and the dashboard count
+        delegated work."""
+        if not calls:
+            return
+        from sloth_runner.store.ai_usage import AIUsageStore
+
+        usage = AIUsageStore(self.store())
+        for call in calls:
+            if isinstance(call, dict) and call.get("provider") and call.get("operation"):
+                usage.record({**call, "run_id": self.run_id})
+
+
 class Delegated:
     """An engine action: the task's attempt runs on `agent`, or (`agent` None: `run --executor
     celery`) on whichever pool agent takes it from the shared queue."""
 
-    def __init__(self, agent: str | None, broker: Callable[[], str], path: str, values: Any,
-                 listener: Callable[[], Any]) -> None:
-        self.agent, self.broker, self.path, self.values = agent, broker, path, values
-        self.listener = listener
+    def __init__(self, agent: str | None, broker: Callable[[], str],
+                 controller: Controller) -> None:
+        self.agent, self.broker, self.controller = agent, broker, controller
 
     def __call__(self, ctx: TaskContext) -> Generator[Any, Any, Outcome]:
         result: Outcome = yield Blocking(lambda: self._remote(ctx))
@@ -85,42 +154,43 @@ class Delegated:
                                  f"({exc.__class__.__name__}: {exc})")
 
     def _send_and_wait(self, ctx: TaskContext, url: str) -> Outcome:
-        import redis
-
-        from sloth_runner.agents.app import shared_app
-        from sloth_runner.agents.registry import agents
-
-        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
-        known = {a["name"]: a for a in agents(client)}
-        alive = ", ".join(sorted(n for n, a in known.items() if a["status"] == "up"))
-        if self.agent is None:
-            if not any(a["status"] == "up" and a.get("pool") for a in known.values()):
-                return Outcome(False, errored=True,
-                               error=f"task '{ctx.task}': --executor celery needs an agent "
-                                     "started with --pool, and none is up (agents up: "
-                                     f"{alive or 'none'})")
-        else:
-            record = known.get(self.agent)
-            if record is None or record.get("status") != "up":
-                state = f" ({record['status']})" if record else ""
-                return Outcome(False, errored=True,
-                               error=f"task '{ctx.task}' is delegated to agent '{self.agent}', "
-                                     f"which is not up{state} (agents up: {alive or 'none'})")
-        entry, files = workflow_files(self.path)
+        inbox = self.controller.inbox(url)
+        known = inbox.agents()
+        refusal = self._refusal(ctx, known)
+        if refusal is not None:
+            return refusal
         remaining = ctx.deadline - time.monotonic() if ctx.deadline is not None else None
-        payload = {"files": files, "entry": entry, "workflow": ctx.workflow, "task": ctx.task,
-                   "params": _plain(ctx.params), "values": self.values, "deps": ctx.deps,
-                   "attempt": ctx.attempt,
+        payload = {"workflow": ctx.workflow, "task": ctx.task,
+                   "params": _plain(ctx.params), "values": self.controller.values,
+                   "deps": ctx.deps, "attempt": ctx.attempt, "run": self.controller.run_id,
+                   "sandbox": self.controller.sandbox, "pool": self.agent is None,
                    "timeout": max(0.1, remaining) if remaining is not None else None}
-        task_id = f"{os.urandom(8).hex()}"
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(protocol.output_channel(task_id))
-        app = shared_app(url)
-        queue = protocol.queue(self.agent) if self.agent else protocol.POOL_QUEUE
-        async_result = app.send_task("sloth.attempt", args=[payload], task_id=task_id,
-                                     queue=queue)
-        agent = self.agent  # a pool task's is known once an agent has taken it
-        ctx.host = agent
+        for _ in range(2):  # again once if the agent found no files under the key
+            payload["files"] = self.controller.files(inbox.client)
+            reply = self._attempt(ctx, url, inbox, payload)
+            if not (isinstance(reply, dict) and reply.get("files_missing")):
+                break
+            self.controller.files_gone()
+        if isinstance(reply, Outcome):
+            return reply
+        agent = ctx.host
+        if not isinstance(reply, dict):
+            return Outcome(False, errored=True,
+                           error=f"agent {agent}: the attempt failed there: {reply}")
+        ctx.usage.add(float(reply.get("cpu_s") or 0.0), int(reply.get("max_rss_kb") or 0))
+        self.controller.record_ai_calls(reply.get("ai_calls") or [], agent)
+        if reply.get("timeout"):
+            raise TaskTimeout()
+        return Outcome(bool(reply.get("success")), reply.get("message") or "",
+                       reply.get("outputs"), reply.get("error"), reply.get("exit_code"),
+                       errored=bool(reply.get("errored")))
+
+    def _attempt(self, ctx: TaskContext, url: str, inbox: Any, payload: dict[str, Any]) -> Any:
+        """Send the attempt and wait for its result (or an Outcome saying why there is none)."""
+        from sloth_runner.agents.app import shared_app
+
+        task_id, lines = inbox.open()
+        client = inbox.client
 
         def cancel() -> None:  # at once, on the thread that cancels (Ctrl-C, the deadline)
             try:
@@ -129,65 +199,113 @@ class Delegated:
                 pass
 
         unregister = ctx.cancel.on_cancel(cancel)
-        listener = self.listener()
-        next_check = time.monotonic() + protocol.HEARTBEAT_S
-        cancelled_at: float | None = None
         try:
-            while True:
-                message = pubsub.get_message(timeout=0.2)
-                if message is not None:
-                    taken = self._relay(listener, ctx, message["data"], agent)
-                    if taken:
-                        agent = ctx.host = taken
-                    continue
-                if async_result.ready():
-                    break
-                now = time.monotonic()
-                if cancelled_at is None and (ctx.cancel.cancelled or (
-                        ctx.deadline is not None and now > ctx.deadline + 2.0)):
-                    client.set(protocol.cancel_key(task_id), "1", ex=3600)
-                    cancelled_at = now
-                if cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_S:
-                    return Outcome(False, error=f"agent {agent} did not confirm the stop")
-                if now >= next_check and agent is not None:
-                    next_check = now + protocol.HEARTBEAT_S
-                    current = {a["name"]: a for a in agents(client)}.get(agent)
-                    if current is not None and current.get("status") == "stopped":
-                        return Outcome(False, error=f"agent {agent} stopped during the "
-                                                    "attempt (its attempts were killed)")
-                    if current is None or current.get("status") != "up":
-                        age = current.get("age_s") if current else "?"
-                        return Outcome(False, error=f"agent {agent} lost: no heartbeat "
-                                                    f"for {age}s during the attempt")
+            queue = protocol.queue(self.agent) if self.agent else protocol.POOL_QUEUE
+            shared_app(url).send_task("sloth.attempt", args=[payload], task_id=task_id,
+                                      queue=queue)
+            ctx.host = self.agent  # a pool task's is known once an agent has taken it
+            return self._wait(ctx, inbox, task_id, lines)
         finally:
             unregister()
-            pubsub.close()
-        reply = async_result.get(timeout=10, propagate=False)
-        if not isinstance(reply, dict):
+            inbox.done(task_id)
+
+    def _refusal(self, ctx: TaskContext, known: dict[str, dict[str, Any]]) -> Outcome | None:
+        """Fail fast when nobody would take the attempt, naming the agents that are up."""
+        alive = ", ".join(sorted(n for n, a in known.items() if a["status"] == "up"))
+        if self.agent is None:
+            if not any(a["status"] == "up" and a.get("pool") for a in known.values()):
+                return Outcome(False, errored=True,
+                               error=f"task '{ctx.task}': --executor celery needs an agent "
+                                     "started with --pool, and none is up (agents up: "
+                                     f"{alive or 'none'})")
+            return None
+        record = known.get(self.agent)
+        if record is None or record.get("status") != "up":
+            state = f" ({record['status']})" if record else ""
             return Outcome(False, errored=True,
-                           error=f"agent {agent}: the attempt failed there: {reply}")
-        ctx.usage.add(float(reply.get("cpu_s") or 0.0), int(reply.get("max_rss_kb") or 0))
-        if reply.get("timeout"):
-            raise TaskTimeout()
-        return Outcome(bool(reply.get("success")), reply.get("message") or "",
-                       reply.get("outputs"), reply.get("error"), reply.get("exit_code"),
-                       errored=bool(reply.get("errored")))
+                           error=f"task '{ctx.task}' is delegated to agent '{self.agent}', "
+                                 f"which is not up{state} (agents up: {alive or 'none'})")
+        return None
+
+    def _wait(self, ctx: TaskContext, inbox: Any, task_id: str, lines: Any) -> Any:
+        """The attempt's result (relaying its lines meanwhile), or an Outcome saying why it
+        ended without one: the agent lost or stopped, the broker gone, no confirmed stop."""
+        import queue
+
+        from sloth_runner.agents.inbox import BROKEN
+
+        listener = self.controller.listener()
+        next_check = time.monotonic() + protocol.HEARTBEAT_S
+        cancelled_at: float | None = None
+        while True:
+            try:
+                data = lines.get(timeout=0.2)
+            except queue.Empty:
+                data = None
+            if data is BROKEN:
+                raise inbox.error
+            if data is not None:
+                kind, value = self._relay(listener, ctx, data, ctx.host)
+                if kind == "agent":
+                    ctx.host = value
+                elif kind == "result":
+                    return value
+                continue
+            now = time.monotonic()
+            if cancelled_at is None and (ctx.cancel.cancelled or (
+                    ctx.deadline is not None and now > ctx.deadline + 2.0)):
+                inbox.client.set(protocol.cancel_key(task_id), "1", ex=3600)
+                cancelled_at = now
+            if cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_S:
+                return Outcome(False, error=f"agent {ctx.host} did not confirm the stop")
+            if now < next_check:
+                continue
+            next_check = now + protocol.HEARTBEAT_S
+            stored = stored_result(inbox.client, task_id)  # the channel's copy was missed
+            if stored is not None:
+                return stored
+            if ctx.host is None:
+                continue
+            current = inbox.agents().get(ctx.host)
+            if current is not None and current.get("status") == "stopped":
+                return Outcome(False, error=f"agent {ctx.host} stopped during the attempt "
+                                            "(its attempts were killed)")
+            if current is None or current.get("status") != "up":
+                age = current.get("age_s") if current else "?"
+                return Outcome(False, error=f"agent {ctx.host} lost: no heartbeat for "
+                                            f"{age}s during the attempt")
 
     def _relay(self, listener: Any, ctx: TaskContext, data: bytes,
-               agent: str | None) -> str | None:
-        """Pass a line on; returns the agent's name when the line says who took the task."""
+               agent: str | None) -> tuple[str | None, Any]:
+        """Pass a line on. ("agent", name) when the line says who took the task, ("result",
+        the attempt's result) when it is the last one."""
         try:
             doc = json.loads(data)
         except ValueError:
-            return None
+            return None, None
         if doc.get("level") == "agent":
-            return str(doc.get("message") or "") or None
+            return "agent", str(doc.get("message") or "") or None
+        if doc.get("level") == "result":
+            return "result", doc.get("result")
         text = f"[{agent}] {doc.get('message', '')}"
         if doc.get("level") == "stream":
             listener.stream(ctx.workflow, ctx.task, text)
         else:
             listener.log(str(doc.get("level") or "info"), text, ctx.workflow, ctx.task)
+        return None, None
+
+
+def stored_result(client: Any, task_id: str) -> Any:
+    """The result Celery stored for the attempt (the agent returns it too), or None."""
+    raw = client.get(f"celery-task-meta-{task_id}")
+    if raw is None:
         return None
+    doc = json.loads(raw)
+    if doc.get("status") == "SUCCESS":
+        return doc.get("result")
+    if doc.get("status") in ("FAILURE", "REVOKED"):
+        return f"{doc.get('status')}: {doc.get('result')}"
+    return None
 
 
 def _plain(params: dict[str, Any]) -> dict[str, Any]:
@@ -195,8 +313,7 @@ def _plain(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in ("task_name", "workflow_name")}
 
 
-def delegated_action(task: str, agent: str | None, where: str, path: str, values: Any,
-                     listener: Callable[[], Any]) -> Any:
+def delegated_action(task: str, agent: str | None, where: str, controller: Controller) -> Any:
     """A `Delegated` action, or, with no broker configured (or an agent chosen by a function),
     a Refused one: an error that says what to do, which no retry can help."""
     from sloth_runner.agents.broker import resolve
@@ -212,4 +329,4 @@ def delegated_action(task: str, agent: str | None, where: str, path: str, values
         to = f"delegated to agent '{agent}'" if agent else \
             "sent to the agents' pool (--executor celery)"
         return Refused(f"{where}: task '{task}' is {to}, and {exc}", errored=True)
-    return Delegated(agent, lambda: url, path, values, listener)
+    return Delegated(agent, lambda: url, controller)

@@ -6,6 +6,8 @@
   busy, load, Celery hostname, last heartbeat) every HEARTBEAT_S; an agent whose last heartbeat
   is older than LOST_AFTER_S is `lost` (the record stays RECORD_TTL_S so `agent list` can say
   so). The number of its slots in use is `sloth:agent:NAME:busy`.
+- A run's workflow files are stored once under `sloth:files:SHA256` (FILES_TTL_S); each attempt
+  names the key.
 - Output a task or command writes on an agent is published, line by line, on
   `sloth:out:TASK_ID` while it runs.
 """
@@ -16,6 +18,7 @@ POOL_QUEUE = "sloth.pool"
 HEARTBEAT_S = 2.0
 LOST_AFTER_S = 6.0
 RECORD_TTL_S = 3600
+FILES_TTL_S = 7 * 24 * 3600
 
 
 def queue(agent: str) -> str:
@@ -37,6 +40,12 @@ def cancel_key(task_id: str) -> str:
 
 def output_channel(task_id: str) -> str:
     return f"sloth:out:{task_id}"
+
+
+def files_key(digest: str) -> str:
+    """A run's workflow files (JSON: entry and {path: text}), stored once by the controller
+    and read by each agent process that has not loaded them yet."""
+    return f"sloth:files:{digest}"
 
 
 AGENT_PREFIX = "sloth:agent:"

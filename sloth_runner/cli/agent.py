@@ -76,7 +76,7 @@ def _start(args: argparse.Namespace, url: str) -> int:
     import socket
 
     from sloth_runner.agents import protocol
-    from sloth_runner.agents.app import make_app, thread_pool
+    from sloth_runner.agents.app import attempt_processes, make_app, thread_pool
     from sloth_runner.agents.broker import mask
     from sloth_runner.agents.registry import Heartbeat
 
@@ -93,6 +93,8 @@ def _start(args: argparse.Namespace, url: str) -> int:
         heartbeat.start()
     except Exception as exc:
         raise ConfigError("broker", f"cannot reach {mask(url)}: {exc}") from None
+    processes = attempt_processes(args.concurrency)
+    processes.fill()  # warm before the first attempt arrives
     print(f"agent {args.name}: {args.concurrency} slot(s), queues {', '.join(queues)}, "
           f"broker {mask(url)}", flush=True)
     print(_systemd_hint(args), flush=True)
@@ -108,6 +110,7 @@ def _start(args: argparse.Namespace, url: str) -> int:
         return int(worker.exitcode or 0)
     finally:
         heartbeat.stop()
+        processes.close()
 
 
 def _systemd_hint(args: argparse.Namespace) -> str:

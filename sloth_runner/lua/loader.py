@@ -16,7 +16,7 @@ import os
 import re
 
 from sloth_runner.durations import parse_duration
-from sloth_runner.errors import DefinitionError, LoadError
+from sloth_runner.errors import DefinitionError, DependencyError, LoadError
 from sloth_runner.lua.convert import to_python
 from sloth_runner.lua.modules import install_core_modules
 from sloth_runner.lua.runtime import LuaAction, LuaRuntime
@@ -265,3 +265,13 @@ def _positive_int(value: Any, where: str, what: str) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise DefinitionError(f"{where}: {what} must be a whole number >= 1, got {value!r}")
     return value
+
+
+def with_build_hint(exc: DependencyError, unbuilt: dict[str, str]) -> DependencyError:
+    """`depends on unknown task 'a'`, when a builder named 'a' was never built: say so."""
+    text = str(exc)
+    for name, where in unbuilt.items():
+        if f"unknown task '{name}'" in text:
+            return DependencyError(f"{text}; a task builder '{name}' at {where} is never built:"
+                                   " end its chain with :build()")
+    return exc

@@ -24,23 +24,25 @@ def listed(env: dict) -> dict:
 def agents(redis_server, tmp_path):
     """`start(name, *agent_start_flags, color=...)`: an agent with its own home and working
     folder, and AGENT_COLOR in its environment (the controller's is never sent), up before it
-    returns. All are killed (their process groups) at the end of the test."""
+    returns; `start.output(name)` is what it printed. All are killed (their process groups) at the end of the test."""
     started: list[subprocess.Popen] = []
     env = {**os.environ, "SLOTH_BROKER_URL": redis_server.url, "PYTHONPATH": ROOT}
 
     def start(name: str, *extra: str, color: str | None = None) -> subprocess.Popen:
         home = tmp_path / f"agent-{name}"
         home.mkdir(exist_ok=True)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sloth_runner", "agent", "start", "--name", name, *extra],
-            env={**env, "AGENT_COLOR": color or name, "SLOTH_RUNNER_HOME": str(home)},
-            cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
+        with (tmp_path / f"agent-{name}.log").open("w") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sloth_runner", "agent", "start", "--name", name, *extra],
+                env={**env, "AGENT_COLOR": color or name, "SLOTH_RUNNER_HOME": str(home)},
+                cwd=home, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True)
         started.append(proc)
         assert poll(lambda: listed(env).get(name, {}).get("status") == "up", 30), name
         return proc
 
     start.env = env
+    start.output = lambda name: (tmp_path / f"agent-{name}.log").read_text()
     start.redis = redis_server
     yield start
     for proc in started:

@@ -147,7 +147,7 @@ def test_executor_celery_spreads_tasks_over_the_pool_agents(agents, workflow_fil
     agents("p2", "--pool", "--concurrency", "2")
     agents("solo")  # not in the pool: takes nothing from it
     path = workflow_file('''
-        for i = 1, 20 do
+        for i = 1, 200 do
             task("t" .. i):command(function() return true, os.getenv("SLOTH_AGENT_NAME") end)
                 :build()
         end
@@ -158,7 +158,8 @@ def test_executor_celery_spreads_tasks_over_the_pool_agents(agents, workflow_fil
     code, doc = cli_json("run", "-f", path, "--executor", "celery", env=agents.env)
     assert code == 0
     t = tasks_by_name(doc)
-    ran_on = {t[f"t{i}"]["message"] for i in range(1, 21)}
+    assert all(t[f"t{i}"]["status"] == "success" for i in range(1, 201))
+    ran_on = {t[f"t{i}"]["message"] for i in range(1, 201)}
     assert ran_on == {"p1", "p2"}  # both pool agents took work; solo took none of it
     assert t["pinned"]["message"] == "solo"
     details = json.loads(cli("history", doc["run_id"], "-o", "json", env=agents.env).stdout)
@@ -202,3 +203,4 @@ def test_agent_stop_lets_the_running_attempt_finish(agents, workflow_file, tmp_p
     t = tasks_by_name(json.loads(out))["t"]
     assert t["status"] == "success" and t["outputs"]["stdout"] == "done\n"
     assert a1.wait(30) == 0  # and then it stopped
+    assert "agent a1: stopping once its 1 running attempt(s) end" in agents.output("a1")
