@@ -117,7 +117,8 @@ def make_app(broker_url: str, results: bool = True) -> Any:
 def run_attempt_process(app: Any, task_id: str, payload: dict[str, Any],
                         broker_url: str) -> dict[str, Any]:
     """Hand the attempt to a warm process and wait for its result, killing the process's tree
-    at the deadline or when the controller sets the attempt's cancel key. The result goes back
+    at the deadline, when the controller sets the attempt's cancel key, or when the
+    controller's key expires (it was killed: CONTROLLER_TTL_S). The result goes back
     on the attempt's output channel (the controller is waiting there) and as the task's
     return value (Celery's result, for a controller that missed the channel)."""
     import time
@@ -131,11 +132,10 @@ def run_attempt_process(app: Any, task_id: str, payload: dict[str, Any],
     base = {"agent": name, "host": os.uname().nodename}
     processes = attempt_processes()
     proc: Any = None
-    # one round trip: this slot is busy; and who took it (a pool task learns its agent here)
-    busy = client.pipeline(transaction=False).incr(protocol.busy_key(name))
-    if payload.get("pool"):
-        busy.publish(channel, json.dumps({"level": "agent", "message": name}))
-    busy.execute()
+    refusal = _claim_slot(client, name, task_id, payload, channel)
+    if refusal is not None:
+        client.decr(protocol.busy_key(name))
+        return {**base, "success": False, "error": refusal}
     result: dict[str, Any] = {**base, "success": False, "errored": True,
                               "error": f"agent {name} failed to run the attempt (see its log)"}
     try:
@@ -144,15 +144,21 @@ def run_attempt_process(app: Any, task_id: str, payload: dict[str, Any],
         timeout = payload.get("timeout")
         deadline = started + float(timeout) + 1.0 if timeout else None
         got = None
+        controller_checked = time.monotonic()
         while got is None:
             got = proc.result(0.2)
             if got is not None:
                 processes.give_back(proc)
                 break
-            if deadline is not None and time.monotonic() > deadline:
+            now = time.monotonic()
+            if deadline is not None and now > deadline:
                 got = {"timeout": True}
             elif client.exists(protocol.cancel_key(task_id)):
                 got = {"success": False, "error": "cancelled by the controller"}
+            elif payload.get("controller") and now - controller_checked > protocol.HEARTBEAT_S:
+                controller_checked = now
+                if not client.exists(payload["controller"]):  # killed: nobody waits for it
+                    got = {"success": False, "error": "stopped: its controller is gone"}
             if got is not None:
                 processes.discard(proc)
         proc = None
@@ -172,6 +178,26 @@ def run_attempt_process(app: Any, task_id: str, payload: dict[str, Any],
         except Exception:  # the controller still has Celery's copy
             pass
     return result
+
+
+def _claim_slot(client: Any, name: str, task_id: str, payload: dict[str, Any],
+                channel: str) -> str | None:
+    """In one round trip: count this slot busy, say who took the attempt (a pool task learns
+    its agent here), and check it should still start: not cancelled while it waited in the
+    queue (Ctrl-C), its controller still alive (not killed with tasks queued)."""
+    controller = payload.get("controller")
+    checks = client.pipeline(transaction=False).incr(protocol.busy_key(name))
+    if payload.get("pool"):
+        checks.publish(channel, json.dumps({"level": "agent", "message": name}))
+    checks.exists(protocol.cancel_key(task_id))
+    checks.exists(controller or protocol.busy_key(name))  # (no controller key: always there)
+    *_, cancelled, alive = checks.execute()
+    if cancelled:
+        return "not started: cancelled by the controller while it waited in the queue"
+    if not alive:
+        return "not started: its controller is gone (no sign of life for " \
+            f"{protocol.CONTROLLER_TTL_S}s)"
+    return None
 
 
 def exec_streamed(app: Any, task_id: str, command: str, timeout: float | None) -> dict[str, Any]:

@@ -167,6 +167,7 @@ class Delegated:
                    "timeout": max(0.1, remaining) if remaining is not None else None}
         for _ in range(2):  # again once if the agent found no files under the key
             payload["files"] = self.controller.files(inbox.client)
+            payload["controller"] = inbox.controller_key
             reply = self._attempt(ctx, url, inbox, payload)
             if not (isinstance(reply, dict) and reply.get("files_missing")):
                 break

@@ -4,7 +4,9 @@ A run with 1,000 delegated tasks in flight must not hold 1,000 Redis subscriptio
 the agents' registry 1,000 times a heartbeat. So each run has one Inbox per broker: one
 pattern subscription (`sloth:out:RUN-*`) whose lines a thread hands to the attempt they belong
 to, and one view of the registry, read at most once a second, that every waiting attempt
-checks its agent against. If the broker goes away, every waiting attempt learns it at once.
+checks its agent against. If the broker goes away, every waiting attempt learns it at once. The
+same thread keeps the run's controller key alive, so agents skip the queued attempts of a
+controller that was killed.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class Inbox:
         self.client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10,
                                            health_check_interval=30)
         self.prefix = os.urandom(6).hex()
+        self.controller_key = protocol.controller_key(self.prefix)
+        self.client.set(self.controller_key, "1", ex=protocol.CONTROLLER_TTL_S)
         self.error: BaseException | None = None
         self._waiting: dict[str, queue.SimpleQueue[Any]] = {}
         self._lock = threading.Lock()
@@ -65,8 +69,12 @@ class Inbox:
 
     def _route(self) -> None:
         skip = len(protocol.output_channel(""))
+        beat_at = 0.0
         while not self._closed.is_set():
             try:
+                if time.monotonic() >= beat_at:  # this controller is alive (see protocol.py)
+                    self.client.set(self.controller_key, "1", ex=protocol.CONTROLLER_TTL_S)
+                    beat_at = time.monotonic() + protocol.HEARTBEAT_S
                 message = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             except Exception as exc:  # the broker went away: everyone waiting hears it now
                 if not self._closed.is_set():  # (closing the connection ends the loop too)
@@ -102,6 +110,7 @@ class Inbox:
         connection is closed under it."""
         self._closed.set()
         try:
+            self.client.delete(self.controller_key)
             self._pubsub.close()
             self.client.close()
         except Exception:

@@ -19,6 +19,7 @@ HEARTBEAT_S = 2.0
 LOST_AFTER_S = 6.0
 RECORD_TTL_S = 3600
 FILES_TTL_S = 7 * 24 * 3600
+CONTROLLER_TTL_S = 10
 
 
 def queue(agent: str) -> str:
@@ -36,6 +37,12 @@ def busy_key(agent: str) -> str:
 def cancel_key(task_id: str) -> str:
     """Set by the controller to stop a delegated attempt (Ctrl-C): the agent kills its group."""
     return f"sloth:cancel:{task_id}"
+
+
+def controller_key(prefix: str) -> str:
+    """Refreshed every HEARTBEAT_S by a running controller (expires after CONTROLLER_TTL_S):
+    an agent does not start an attempt whose controller is gone (killed with tasks queued)."""
+    return f"sloth:controller:{prefix}"
 
 
 def output_channel(task_id: str) -> str:

@@ -176,19 +176,47 @@ def test_executor_celery_without_pool_agents_fails_at_once(agents, workflow_file
         "(agents up: a1)")
 
 
+class RunningAndQueued:
+    """A file of two tasks on a1 (one slot), sent at once: one runs a grandchild (its pid in
+    a file), the other waits in the queue and would write its own pid file if it ever started."""
+
+    def __init__(self, workflow_file: Any, tmp_path: Any) -> None:
+        self.pidfiles = [tmp_path / "one.pid", tmp_path / "two.pid"]
+        self.path = workflow_file("\n".join(
+            f'task("{name}"):delegate_to("a1"):command('
+            f'"sh -c \'echo $$ > {pidfile}; exec sleep 60\' & wait"):build()'
+            for name, pidfile in zip(("one", "two"), self.pidfiles)))
+
+    def started(self) -> list[int]:
+        return [int(p.read_text()) for p in self.pidfiles if p.exists() and p.read_text().strip()]
+
+
+def handled_by_now(agents: Any) -> bool:
+    """Whatever a1's queue held is handled: a command sent after it has run (one slot, FIFO)."""
+    return cli("agent", "exec", "a1", "true", "--timeout", "60", env=agents.env).returncode == 0
+
+
 def test_ctrl_c_on_the_controller_kills_the_remote_attempt(agents, workflow_file, tmp_path):
     agents("a1")
-    pidfile = tmp_path / "remote.pid"
-    path = workflow_file(f'task("t"):delegate_to("a1"):command('
-                         f'"sh -c \'echo $$ > {pidfile}; exec sleep 60\' & wait"):build()')
-    run = run_meanwhile(path, agents.env,
-                        lambda: pidfile.exists() and pidfile.read_text().strip() != "",
+    files = RunningAndQueued(workflow_file, tmp_path)
+    run = run_meanwhile(files.path, agents.env, files.started,
                         lambda proc: proc.send_signal(signal.SIGINT), timeout=30)
-    out = run.stdout
     assert run.returncode == 130
-    assert tasks_by_name(json.loads(out))["t"]["status"] == "interrupted"
+    statuses = {t["status"] for t in tasks_by_name(json.loads(run.stdout)).values()}
+    assert statuses == {"interrupted"}
     # the agent was told at once, and killed the attempt's whole tree
-    assert poll(lambda: gone_or_zombie(int(pidfile.read_text())), 10)
+    assert poll(lambda: gone_or_zombie(files.started()[0]), 10)
+    assert handled_by_now(agents) and len(files.started()) == 1  # the queued one never started
+
+
+def test_a_killed_controller_s_attempts_are_stopped_and_its_queued_ones_never_start(
+        agents, workflow_file, tmp_path):
+    agents("a1")
+    files = RunningAndQueued(workflow_file, tmp_path)
+    run_meanwhile(files.path, agents.env, files.started, lambda proc: proc.kill(), timeout=30)
+    # its key expires CONTROLLER_TTL_S (10 s) after its last refresh; the agent notices
+    assert poll(lambda: gone_or_zombie(files.started()[0]), 20)
+    assert handled_by_now(agents) and len(files.started()) == 1
 
 
 def test_agent_stop_lets_the_running_attempt_finish(agents, workflow_file, tmp_path):
