@@ -65,3 +65,17 @@ def lock_file(run_id: str) -> str:
 def spool_dir(run_id: str) -> str:
     """Where process output beyond the in-memory cap is kept, per run."""
     return os.path.join(home(), "spool", run_id)
+
+
+def remove_spool_if_empty(spool: str) -> None:
+    """At a run's end: its artifacts (handed over: they live on in the consumers' workdirs),
+    then the spool folder unless it holds output past the cap (kept on purpose)."""
+    artifacts = os.path.join(spool, "artifacts")
+    if os.path.isdir(artifacts):
+        import shutil
+
+        shutil.rmtree(artifacts, ignore_errors=True)
+    try:
+        os.rmdir(spool)
+    except OSError:  # absent, or it holds output past the cap
+        pass

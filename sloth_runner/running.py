@@ -47,6 +47,7 @@ _REMEMBER_FROM = 1024  # characters: shorter texts are scrubbed again, it costs 
 _ACTIONS = {"command": "action", "run_if": "run_if", "abort_if": "abort_if",
             "on_success": "on_success", "on_failure": "on_failure", "pre_hook": "pre_hook",
             "post_hook": "post_hook", "on_timeout": "on_timeout"}
+_ATTEMPT = frozenset(("command", "pre_hook", "post_hook"))  # one attempt, wherever it runs
 _PLAIN_FIELDS = frozenset(("description", "timeout", "retries", "backoff", "retry_delay", "env",
                            "trigger_rule", "user"))
 
@@ -265,19 +266,23 @@ class Run:
         delegated = None if self.on_agent else d.get("delegate_to") or defaults["delegate_to"]
         for key, value in d.items():
             if key in _ACTIONS:
-                if not delegated:  # a delegated task's code would run on its agent
+                if not delegated or key not in _ATTEMPT:  # (those run in the agent's attempt)
                     setattr(task, _ACTIONS[key], self._action(
-                        workflow, name, key, value.get("shell"), isolated, limit, where))
+                        workflow, name, key, value.get("shell"), isolated, limit, where,
+                        delegated))
             elif key in _PLAIN_FIELDS:
                 if value is not None:
                     setattr(task, key, value)
             elif key in ("inputs", "outputs", "artifacts", "consumes"):
                 setattr(task, key, tuple(value))
                 task.fingerprint = (d.get("command") or {}).get("shell") or ""
-            elif key == "heal" and self.heal and not delegated:
-                task.heal = self._heal_of(workflow, name, value, isolated, limit, where)
+            elif key == "heal" and self.heal:
+                task.heal = self._heal_of(workflow, name, value, isolated, limit, where,
+                                          delegated)
         if delegated or (self.executor == "celery" and not self.on_agent):
-            task.action = self._delegated(name, str(delegated) if delegated else None, where)
+            task.action = self._delegated(name, str(delegated) if delegated else None, where,
+                                          "command" if not (task.artifacts or task.consumes)
+                                          else "artifacts")
             if isinstance(task.action, Refused):  # an error no retry can help
                 task.retries = 0
         workdir = d.get("workdir") or defaults["workdir"]
@@ -285,17 +290,20 @@ class Run:
             task.workdir = os.path.abspath(workdir)
         return task
 
-    def _delegated(self, task: str, agent: str | None, where: str) -> Any:
-        """The action of a task that runs on an agent (agents/delegate.py)."""
+    def _delegated(self, task: str, agent: str | None, where: str, phase: str = "command"
+                   ) -> Any:
+        """The action of a task that runs on an agent (agents/delegate.py): its attempt, or
+        one of its conditions, end hooks or heal actions (`phase`), there too."""
         from sloth_runner.agents.delegate import Controller, delegated_action
 
         if self._controller is None:  # what this run's delegated tasks share
             self._controller = Controller(self.path, self.values, self.run_id,
-                                          lambda: self._events, lambda: self.store, self.grants)
-        return delegated_action(task, agent, where, self._controller)
+                                          lambda: self._events, lambda: self.store, self.grants,
+                                          lambda: self._services)
+        return delegated_action(task, agent, where, self._controller, phase)
 
     def _heal_of(self, workflow: str, task: str, spec: dict[str, Any], isolated: bool,
-                 limit: int | None, where: str) -> Any:
+                 limit: int | None, where: str, delegated: Any) -> Any:
         """A task's :heal{} as the engine's Heal: its actions run like its command (here or in
         its worker), chosen by the run's Healer (healing.py)."""
         from sloth_runner.engine.healing import Heal, HealAction
@@ -307,14 +315,16 @@ class Run:
                                   os.path.realpath(self.path))
         actions = {
             n: HealAction(n, self._action(workflow, task, f"heal:{n}", a.get("shell"), isolated,
-                                          limit, where),
+                                          limit, where, delegated),
                           when=a.get("when"), description=a.get("description"),
                           shell=a.get("shell"))
             for n, a in spec["actions"].items()}
         return Heal(actions, spec["max_attempts"], self._healer.choose)
 
     def _action(self, workflow: str, task: str, kind: str, shell: str | None, isolated: bool,
-                limit: int | None, where: str) -> Any:
+                limit: int | None, where: str, agent: Any = None) -> Any:
+        if agent:  # a delegated task's condition, hook or heal action runs on its agent
+            return self._delegated(task, str(agent), where, kind)
         if shell is not None:
             refusal = self.grants.refusal("exec", f"the shell {kind} of task '{task}'")
             if refusal is not None:  # refused when it runs: `list --sandbox` still loads
@@ -420,7 +430,7 @@ class Run:
             if hooks is not None:
                 hooks.close()  # its last events are stored before the run's status is final
             recorder.finish(status, [w.name for w in chosen], error)
-            self._remove_empty_spool()
+            paths.remove_spool_if_empty(self.spool)
 
     def in_worker(self, task: Task) -> bool:
         """Whether this loaded task's code runs in a worker process (it has a deadline or a
@@ -541,17 +551,6 @@ class Run:
         from sloth_runner.artifacts import Artifacts
 
         return Artifacts(os.path.join(self.spool, "artifacts"))
-
-    def _remove_empty_spool(self) -> None:
-        artifacts = os.path.join(self.spool, "artifacts")
-        if os.path.isdir(artifacts):  # handed over: they live on in the consumers' workdirs
-            import shutil
-
-            shutil.rmtree(artifacts, ignore_errors=True)
-        try:
-            os.rmdir(self.spool)
-        except OSError:  # absent, or it holds output past the cap: kept on purpose
-            pass
 
     def close(self) -> None:
         """Stop the zygote and the workers (and everything they started)."""

@@ -168,6 +168,10 @@ def run_attempt_process(app: Any, task_id: str, payload: dict[str, Any],
         proc = None
         result = {**base, "success": False, "errored": True,
                   "error": f"the attempt's process on agent {name} ended without a result: {exc}"}
+    except Exception as exc:  # a bug of ours: said on the controller, not only in our log
+        result = {**base, "success": False, "errored": True,
+                  "error": f"agent {name} could not run the attempt: "
+                           f"{exc.__class__.__name__}: {exc}"}
     finally:
         if proc is not None:  # an exception of our own: the process's state is unknown
             processes.discard(proc)

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 RESULT_PREFIX = "\x00sloth-result "
+FOLDER_ENV = "SLOTH_ATTEMPT_FOLDER"  # set by the agent: this process's own temporary folder
 KEEP_LOADED = 2  # files kept loaded per process (a controller run each)
 
 
@@ -86,6 +87,27 @@ class CollectedUsage(AIUsageStore):
         self.calls.append(dict(call))
 
 
+class CollectedEvents:
+    """The agent's sink for `event.dispatch`: events go back with the outcome, to the
+    controller's hooks (an agent runs no hooks of its own for delegated work)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def dispatch(self, kind: str, data: Any, workflow: str | None, task: str | None,
+                 scrubber: Any, at: float | None = None) -> None:
+        scrub = scrubber()
+        from sloth_runner.engine.events import map_strings
+
+        self.events.append({"type": kind, "workflow": workflow, "task": task,
+                            "at": at or time.time(),
+                            "data": map_strings(data, lambda t: str(scrub.scrub(t)[0]))})
+
+    def take(self) -> list[dict[str, Any]]:
+        events, self.events = self.events, []
+        return events
+
+
 class Loaded:
     """One workflow file loaded for the attempts of one controller run."""
 
@@ -93,7 +115,8 @@ class Loaded:
                  forward: Forward) -> None:
         from sloth_runner.running import Run
 
-        self.folder = tempfile.mkdtemp(prefix="sloth-attempt-")
+        # inside the folder the agent gives this process, removed with it (killed or not)
+        self.folder = tempfile.mkdtemp(prefix="files-", dir=os.environ.get(FOLDER_ENV))
         for rel, text in shipped["files"].items():
             path = os.path.join(self.folder, rel)
             if os.path.commonpath([self.folder, os.path.abspath(path)]) != self.folder:
@@ -115,6 +138,12 @@ class Loaded:
 
         self.run.ai_usage = usage
         self.workflows = self.run.load()
+        from sloth_runner.lua.events_module import port_of
+
+        self.events = CollectedEvents()
+        port = port_of(self.run.services)
+        if port is not None:
+            port.attach(self.events)
 
     def calls(self) -> list[dict[str, Any]]:
         """The AI calls made since the last time asked (one attempt's)."""
@@ -166,6 +195,8 @@ class Attempts:
         finally:
             self.forward.publisher = None
         result["ai_calls"] = loaded.calls()
+        result["events"] = loaded.events.take()
+        result["folder"] = loaded.folder  # the controller names its own file instead
         result.setdefault("duration_s", round(time.monotonic() - started, 6))
         return result
 
@@ -197,8 +228,9 @@ class Attempts:
 
 
 def attempt(loaded: Loaded, payload: dict[str, Any]) -> dict[str, Any]:
-    """The task's attempt (pre_hook, command, post_hook) with the outputs it was sent."""
-    from sloth_runner.engine.lifecycle import _attempt, run_now
+    """The task's attempt (pre_hook, command, post_hook), or another of its phases, with the
+    outputs it was sent."""
+    from sloth_runner.engine.lifecycle import run_now
     from sloth_runner.engine.model import TaskContext, TaskTimeout
 
     task = next((t for wf in loaded.workflows if wf.name == payload["workflow"]
@@ -213,13 +245,38 @@ def attempt(loaded: Loaded, payload: dict[str, Any]) -> dict[str, Any]:
     ctx.attempt = int(payload.get("attempt") or 1)
     timeout = payload.get("timeout")
     ctx.deadline = time.monotonic() + float(timeout) if timeout else None
+    phase = payload.get("phase") or "command"
+    action = phase_action(task, phase)
+    if action is None:
+        return {"success": False, "errored": True,
+                "error": f"task '{task.name}' has no {phase} on the agent (was the file changed?)"}
+    if payload.get("result"):  # on_success / on_failure see how the task ended
+        from sloth_runner.engine.model import TaskResult
+
+        ctx.result = TaskResult(task.name, **payload["result"])
     try:
-        outcome = run_now(lambda c: _attempt(task, c), ctx)
+        outcome = run_now(action, ctx)
     except TaskTimeout:
         return {"timeout": True, "cpu_s": ctx.usage.cpu_s, "max_rss_kb": ctx.usage.max_rss_kb}
     return {"success": outcome.success, "message": outcome.message, "outputs": outcome.outputs,
             "error": outcome.error, "exit_code": outcome.exit_code, "errored": outcome.errored,
-            "cpu_s": ctx.usage.cpu_s, "max_rss_kb": ctx.usage.max_rss_kb}
+            "trace": outcome.trace, "cpu_s": ctx.usage.cpu_s, "max_rss_kb": ctx.usage.max_rss_kb}
+
+
+def phase_action(task: Any, phase: str) -> Any:
+    """What `phase` of the task runs: its attempt (pre_hook, command, post_hook), a condition
+    (run_if, abort_if), an end hook (on_success, on_failure, on_timeout) or a heal action."""
+    from sloth_runner.engine.lifecycle import _attempt
+
+    if phase == "command":
+        return lambda c: _attempt(task, c)
+    if phase.startswith("heal:"):
+        heal = getattr(task, "heal", None)
+        chosen = heal.actions.get(phase[5:]) if heal is not None else None
+        return chosen.action if chosen is not None else None
+    if phase in ("run_if", "abort_if", "on_success", "on_failure", "on_timeout"):
+        return getattr(task, phase, None)
+    return None
 
 
 def _stop(signum: int, frame: object) -> None:

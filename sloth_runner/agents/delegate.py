@@ -26,36 +26,44 @@ if TYPE_CHECKING:
     from typing import Any
 
 SOURCE_SUFFIXES = (".lua", ".sloth", ".yaml", ".yml", ".json")
+CODE_SUFFIXES = (".lua", ".sloth")
 MAX_FILES, MAX_BYTES = 200, 4 * 1024 * 1024
 CANCEL_GRACE_S = 5.0
 
 
-def workflow_files(path: str) -> tuple[str, dict[str, str]]:
-    """(the entry's name relative to its folder, {relative path: text}): the workflow file and
-    the sources beside it that import()/require() may load, within limits."""
+def workflow_files(path: str) -> tuple[str, dict[str, str], int]:
+    """(the entry's name relative to its folder, {relative path: text}, how many were left
+    out): the workflow file and the sources beside it that import()/require() may load, Lua
+    first, then data files, within MAX_FILES and MAX_BYTES. The walk stops at the limit (a
+    workflow at the top of a big tree does not read all of it)."""
     folder = os.path.dirname(os.path.abspath(path))
     entry = os.path.relpath(os.path.abspath(path), folder)
-    files: dict[str, str] = {}
-    total = 0
+    found: list[tuple[int, str]] = []
     for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "node_modules")
         for name in sorted(names):
-            full = os.path.join(root, name)
-            rel = os.path.relpath(full, folder)
-            if rel != entry and not name.endswith(SOURCE_SUFFIXES):
-                continue
-            try:
-                with open(full, encoding="utf-8") as fh:
-                    text = fh.read()
-            except (OSError, UnicodeDecodeError):
-                continue
-            total += len(text)
-            if len(files) >= MAX_FILES or total > MAX_BYTES:
-                break
-            files[rel] = text
+            rel = os.path.relpath(os.path.join(root, name), folder)
+            if rel != entry and name.endswith(SOURCE_SUFFIXES):
+                found.append((0 if name.endswith(CODE_SUFFIXES) else 1, rel))
+        if len(found) > 4 * MAX_FILES:
+            break
     with open(os.path.abspath(path), encoding="utf-8") as fh:
-        files[entry] = fh.read()  # always, whatever the limits cut
-    return entry, files
+        files = {entry: fh.read()}  # always, whatever the limits cut
+    total = len(files[entry])
+    found.sort(key=lambda kind_rel: kind_rel[0])  # stable: folder order within each kind
+    for _, rel in found:
+        if len(files) >= MAX_FILES:
+            break
+        try:
+            with open(os.path.join(folder, rel), encoding="utf-8") as fh:
+                text = fh.read(MAX_BYTES - total + 1)
+        except (OSError, UnicodeDecodeError):
+            continue
+        if total + len(text) > MAX_BYTES:
+            continue
+        total += len(text)
+        files[rel] = text
+    return entry, files, len(found) + 1 - len(files)
 
 
 class Controller:
@@ -64,10 +72,13 @@ class Controller:
     to, and where the AI calls made on agents are recorded (the controller's history)."""
 
     def __init__(self, path: str, values: Any, run_id: str, listener: Callable[[], Any],
-                 store: Callable[[], Any], grants: Any) -> None:
+                 store: Callable[[], Any], grants: Any, services: Callable[[], Any]) -> None:
         import threading
 
-        self.path, self.values, self.run_id = path, values, run_id
+        self.path, self.run_id = path, run_id
+        self.values = plain(values)  # a YAML date travels as its text, as JSON can carry it
+        self.folder = os.path.dirname(os.path.abspath(path))
+        self.services = services  # the run's Lua services: where events from agents go
         # `run --sandbox` holds on the agent too: the grants travel with each attempt
         self.sandbox = sorted(grants.allowed) if grants.sandbox else None
         self.listener, self.store = listener, store
@@ -83,7 +94,13 @@ class Controller:
             if self._files is None:
                 import hashlib
 
-                entry, files = workflow_files(self.path)
+                entry, files, left_out = workflow_files(self.path)
+                if left_out:
+                    self.listener().log(
+                        "warn", f"{left_out} file(s) beside {entry} are not sent to agents "
+                        f"(limits: {MAX_FILES} files, {MAX_BYTES // 1024 // 1024} MiB; Lua "
+                        "files first): a delegated task that loads one will not find it",
+                        None, None)
                 blob = json.dumps({"entry": entry, "files": files}, sort_keys=True)
                 key = protocol.files_key(hashlib.sha256(blob.encode()).hexdigest())
                 self._files = (key, blob)
@@ -115,6 +132,19 @@ class Controller:
             self._inbox.close()
             self._inbox = None
 
+    def forward_events(self, events: list[dict[str, Any]]) -> None:
+        """`event.dispatch` calls made on an agent, to this run's hooks (recorded here)."""
+        from sloth_runner.lua.events_module import port_of
+
+        port = port_of(self.services()) if events else None
+        if port is None or port.closed:
+            return
+        scrubber = lambda: self.services().scrubber  # noqa: E731
+        for e in events:
+            if isinstance(e, dict) and isinstance(e.get("type"), str):
+                port.send(e["type"], e.get("data") or {}, e.get("workflow"), e.get("task"),
+                          scrubber, e.get("at"))
+
     def record_ai_calls(self, calls: list[dict[str, Any]], agent: str | None) -> None:
         """The agent's AI calls, as this run's: `ai usage`, budgets and the dashboard count
         delegated work."""
@@ -132,9 +162,10 @@ class Delegated:
     """An engine action: the task's attempt runs on `agent`, or (`agent` None: `run --executor
     celery`) on whichever pool agent takes it from the shared queue."""
 
-    def __init__(self, agent: str | None, broker: Callable[[], str],
-                 controller: Controller) -> None:
+    def __init__(self, agent: str | None, broker: Callable[[], str], controller: Controller,
+                 phase: str = "command") -> None:
         self.agent, self.broker, self.controller = agent, broker, controller
+        self.phase = phase  # the attempt, or a condition, end hook or heal action
 
     def __call__(self, ctx: TaskContext) -> Generator[Any, Any, Outcome]:
         result: Outcome = yield Blocking(lambda: self._remote(ctx))
@@ -160,11 +191,17 @@ class Delegated:
         if refusal is not None:
             return refusal
         remaining = ctx.deadline - time.monotonic() if ctx.deadline is not None else None
-        payload = {"workflow": ctx.workflow, "task": ctx.task,
-                   "params": _plain(ctx.params), "values": self.controller.values,
-                   "deps": ctx.deps, "attempt": ctx.attempt, "run": self.controller.run_id,
-                   "sandbox": self.controller.sandbox, "pool": self.agent is None,
-                   "timeout": max(0.1, remaining) if remaining is not None else None}
+        result = ctx.result
+        payload = plain({
+            "workflow": ctx.workflow, "task": ctx.task, "phase": self.phase,
+            "params": _plain(ctx.params), "values": self.controller.values, "deps": ctx.deps,
+            "attempt": ctx.attempt, "run": self.controller.run_id,
+            "sandbox": self.controller.sandbox, "pool": self.agent is None,
+            "timeout": max(0.1, remaining) if remaining is not None else None,
+            "result": None if result is None else {  # for on_success / on_failure
+                "status": result.status, "attempts": result.attempts,
+                "duration_s": result.duration_s, "message": result.message,
+                "outputs": result.outputs, "error": result.error}})
         for _ in range(2):  # again once if the agent found no files under the key
             payload["files"] = self.controller.files(inbox.client)
             payload["controller"] = inbox.controller_key
@@ -180,11 +217,21 @@ class Delegated:
                            error=f"agent {agent}: the attempt failed there: {reply}")
         ctx.usage.add(float(reply.get("cpu_s") or 0.0), int(reply.get("max_rss_kb") or 0))
         self.controller.record_ai_calls(reply.get("ai_calls") or [], agent)
+        self.controller.forward_events(reply.get("events") or [])
         if reply.get("timeout"):
             raise TaskTimeout()
-        return Outcome(bool(reply.get("success")), reply.get("message") or "",
-                       reply.get("outputs"), reply.get("error"), reply.get("exit_code"),
-                       errored=bool(reply.get("errored")))
+        here = self._here(reply.get("folder"))
+        return Outcome(bool(reply.get("success")), here(reply.get("message")) or "",
+                       reply.get("outputs"), here(reply.get("error")), reply.get("exit_code"),
+                       errored=bool(reply.get("errored")), trace=here(reply.get("trace")))
+
+    def _here(self, folder: Any) -> Callable[[Any], Any]:
+        """Text from the agent with its copy's folder replaced by the file's own (an error's
+        `file:line` names the user's file, not a temporary path on another host)."""
+        if not isinstance(folder, str) or not folder:
+            return lambda text: text
+        mine = self.controller.folder
+        return lambda text: text.replace(folder, mine) if isinstance(text, str) else text
 
     def _attempt(self, ctx: TaskContext, url: str, inbox: Any, payload: dict[str, Any]) -> Any:
         """Send the attempt and wait for its result (or an Outcome saying why there is none)."""
@@ -199,13 +246,15 @@ class Delegated:
             except Exception:  # the broker is gone: the agent's deadline still holds
                 pass
 
-        unregister = ctx.cancel.on_cancel(cancel)
+        # on_timeout runs after its attempt was cancelled: only a later cancel stops it
+        watch = not ctx.cancel.cancelled
+        unregister = ctx.cancel.on_cancel(cancel) if watch else (lambda: None)
         try:
             queue = protocol.queue(self.agent) if self.agent else protocol.POOL_QUEUE
             shared_app(url).send_task("sloth.attempt", args=[payload], task_id=task_id,
                                       queue=queue)
             ctx.host = self.agent  # a pool task's is known once an agent has taken it
-            return self._wait(ctx, inbox, task_id, lines)
+            return self._wait(ctx, inbox, task_id, lines, watch)
         finally:
             unregister()
             inbox.done(task_id)
@@ -228,7 +277,8 @@ class Delegated:
                                  f"which is not up{state} (agents up: {alive or 'none'})")
         return None
 
-    def _wait(self, ctx: TaskContext, inbox: Any, task_id: str, lines: Any) -> Any:
+    def _wait(self, ctx: TaskContext, inbox: Any, task_id: str, lines: Any,
+              watch: bool) -> Any:
         """The attempt's result (relaying its lines meanwhile), or an Outcome saying why it
         ended without one: the agent lost or stopped, the broker gone, no confirmed stop."""
         import queue
@@ -253,7 +303,7 @@ class Delegated:
                     return value
                 continue
             now = time.monotonic()
-            if cancelled_at is None and (ctx.cancel.cancelled or (
+            if cancelled_at is None and ((watch and ctx.cancel.cancelled) or (
                     ctx.deadline is not None and now > ctx.deadline + 2.0)):
                 inbox.client.set(protocol.cancel_key(task_id), "1", ex=3600)
                 cancelled_at = now
@@ -309,18 +359,28 @@ def stored_result(client: Any, task_id: str) -> Any:
     return None
 
 
+def plain(value: Any) -> Any:
+    """`value` as JSON carries it (dates as their text), so that every hop can encode it."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def _plain(params: dict[str, Any]) -> dict[str, Any]:
     """Parameters as JSON can carry them (the task name and workflow are set on the agent)."""
     return {k: v for k, v in params.items() if k not in ("task_name", "workflow_name")}
 
 
-def delegated_action(task: str, agent: str | None, where: str, controller: Controller) -> Any:
+def delegated_action(task: str, agent: str | None, where: str, controller: Controller,
+                     phase: str = "command") -> Any:
     """A `Delegated` action, or, with no broker configured (or an agent chosen by a function),
     a Refused one: an error that says what to do, which no retry can help."""
     from sloth_runner.agents.broker import resolve
     from sloth_runner.engine.refused import Refused
     from sloth_runner.errors import ConfigError
 
+    if phase == "artifacts":  # files that would have to cross hosts: not carried (yet)
+        return Refused(f"{where}: task '{task}': :artifacts()/:consumes() are not carried to "
+                       "or from agents; write them to shared storage (s3, a shared folder) "
+                       "and pass their location in the task's outputs", errored=True)
     if agent is not None and agent.startswith("(a "):  # chosen by a function: not (yet)
         return Refused(f"{where}: task '{task}': :delegate_to() needs an agent's name",
                        errored=True)
@@ -330,4 +390,4 @@ def delegated_action(task: str, agent: str | None, where: str, controller: Contr
         to = f"delegated to agent '{agent}'" if agent else \
             "sent to the agents' pool (--executor celery)"
         return Refused(f"{where}: task '{task}' is {to}, and {exc}", errored=True)
-    return Delegated(agent, lambda: url, controller)
+    return Delegated(agent, lambda: url, controller, phase)

@@ -29,6 +29,23 @@ if TYPE_CHECKING:
     from typing import Any
 
 MAX_ATTEMPTS = 500  # a process is replaced after this many attempts (memory stays bounded)
+FOLDER_PREFIX = "sloth-agent-"  # + the agent's pid: its processes' temporary folders
+
+
+def remove_stale_folders() -> int:
+    """At an agent's start: the temporary folders of agents that died without removing them
+    (kill -9), recognised by their pid no longer running. How many were removed."""
+    import shutil
+
+    base, removed = tempfile.gettempdir(), 0
+    for name in os.listdir(base):
+        if not name.startswith(FOLDER_PREFIX):
+            continue
+        pid = name[len(FOLDER_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+            removed += 1
+    return removed
 
 
 class Ended(Exception):
@@ -39,14 +56,16 @@ class AttemptProcess:
     """One warm process: an attempt's payload in, its result out, one at a time."""
 
     def __init__(self) -> None:
-        from sloth_runner.agents.attempt import RESULT_PREFIX
+        from sloth_runner.agents.attempt import FOLDER_ENV, RESULT_PREFIX
 
         self.prefix = RESULT_PREFIX.encode()
         self.stderr = tempfile.TemporaryFile()
+        # the copies of workflow files it makes go in here, removed with it however it ends
+        self.folder = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sloth_runner.agents.attempt", "--serve"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-            start_new_session=True)
+            start_new_session=True, env={**os.environ, FOLDER_ENV: self.folder})
         self.pid = self.proc.pid
         self.attempts = 0
         self._buffer = b""
@@ -55,7 +74,7 @@ class AttemptProcess:
         assert self.proc.stdin is not None
         self.attempts += 1
         try:
-            self.proc.stdin.write(json.dumps(payload).encode() + b"\n")
+            self.proc.stdin.write(json.dumps(payload, default=str).encode() + b"\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError) as exc:
             raise Ended(self.tail()) from exc
@@ -111,6 +130,8 @@ class AttemptProcess:
         self.close()
 
     def close(self) -> None:
+        import shutil
+
         for pipe in (self.proc.stdin, self.proc.stdout):
             try:
                 if pipe is not None:
@@ -118,6 +139,10 @@ class AttemptProcess:
             except OSError:
                 pass
         self.stderr.close()
+        if self.proc.poll() is None:  # still running (a process given back at shutdown)
+            self.proc.kill()
+            self.proc.wait(10)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class AttemptProcesses:

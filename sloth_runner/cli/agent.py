@@ -93,6 +93,9 @@ def _start(args: argparse.Namespace, url: str) -> int:
         heartbeat.start()
     except Exception as exc:
         raise ConfigError("broker", f"cannot reach {mask(url)}: {exc}") from None
+    from sloth_runner.agents.runners import remove_stale_folders
+
+    remove_stale_folders()
     processes = attempt_processes(args.concurrency)
     processes.fill()  # warm before the first attempt arrives
     print(f"agent {args.name}: {args.concurrency} slot(s), queues {', '.join(queues)}, "

@@ -42,12 +42,13 @@ class EventPort:
         self.closed = False
 
     def send(self, type: str, data: Any, workflow: str | None, task: str | None,
-             scrubber: Callable[[], Any]) -> None:
+             scrubber: Callable[[], Any], at: float | None = None) -> None:
+        """(`at`: when it happened, for events made elsewhere: an agent's.)"""
         sink = self.sink
         if sink is not None:
-            sink.dispatch(type, data, workflow, task, scrubber)
+            sink.dispatch(type, data, workflow, task, scrubber, at)
         elif not self.closed:
-            self.pending.append((type, data, workflow, task, scrubber, time.time()))
+            self.pending.append((type, data, workflow, task, scrubber, at or time.time()))
 
     def attach(self, sink: EventSink | None) -> None:
         """From now on events go to `sink`, and those kept so far too; None: nothing

@@ -185,7 +185,7 @@ class RunningAndQueued:
         self.path = workflow_file("\n".join(
             f'task("{name}"):delegate_to("a1"):command('
             f'"sh -c \'echo $$ > {pidfile}; exec sleep 60\' & wait"):build()'
-            for name, pidfile in zip(("one", "two"), self.pidfiles)))
+            for name, pidfile in zip(("one", "two"), self.pidfiles, strict=True)))
 
     def started(self) -> list[int]:
         return [int(p.read_text()) for p in self.pidfiles if p.exists() and p.read_text().strip()]
