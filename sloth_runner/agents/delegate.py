@@ -178,16 +178,58 @@ class Delegated:
 
         url = self.broker()
         try:
-            return self._send_and_wait(ctx, url)
+            if self.agent is not None and "," in self.agent:  # Go's list of hosts: on each
+                return self._on_each(ctx, url, self.agent.split(","))
+            return self._send_and_wait(ctx, url, self.agent)
         except (redis.RedisError, OSError) as exc:  # a failure: the run exits 1
             return Outcome(False,
                            error=f"task '{ctx.task}': the broker {mask(url)} is unreachable "
                                  f"({exc.__class__.__name__}: {exc})")
 
-    def _send_and_wait(self, ctx: TaskContext, url: str) -> Outcome:
+    def _on_each(self, ctx: TaskContext, url: str, agents: list[str]) -> Outcome:
+        """The task on every host of a list at once (Go's `delegate_to({"web-01", "web-02"})`):
+        it succeeds if it succeeds on all; its outputs are each host's, by host."""
+        import threading
+
+        outcomes: dict[str, Outcome | BaseException] = {}
+
+        def one(agent: str) -> None:
+            sub = TaskContext(ctx.workflow, ctx.task, ctx.params, ctx.deps, workdir=ctx.workdir,
+                              env=ctx.env, user=ctx.user)
+            sub.attempt, sub.deadline, sub.cancel = ctx.attempt, ctx.deadline, ctx.cancel
+            sub.result = ctx.result
+            try:
+                outcomes[agent] = self._send_and_wait(sub, url, agent)
+            except BaseException as exc:  # noqa: BLE001 (a timeout: raised below, once)
+                outcomes[agent] = exc
+            ctx.usage.add(sub.usage.cpu_s, sub.usage.max_rss_kb)
+
+        threads = [threading.Thread(target=one, args=(a,), daemon=True) for a in agents]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        ctx.host = ",".join(agents)
+        for value in outcomes.values():
+            if isinstance(value, BaseException):
+                raise value
+        done = {a: o for a, o in outcomes.items() if isinstance(o, Outcome)}
+        failed = [a for a in agents if not done[a].success]
+        return Outcome(
+            not failed,
+            f"ran on {len(agents)} hosts" + (f", failed on {', '.join(failed)}" if failed
+                                              else ""),
+            {a: {"message": done[a].message, "outputs": done[a].outputs,
+                 "success": done[a].success} for a in agents},
+            "; ".join(f"{a}: {done[a].error}" for a in failed) or None,
+            next((done[a].exit_code for a in failed if done[a].exit_code), None),
+            errored=any(done[a].errored for a in failed))
+
+    def _send_and_wait(self, ctx: TaskContext, url: str, target: str | None) -> Outcome:
         inbox = self.controller.inbox(url)
         known = inbox.agents()
-        refusal = self._refusal(ctx, known)
+        agent = resolve(target, known)
+        refusal = self._refusal(ctx, known, target, agent)
         if refusal is not None:
             return refusal
         remaining = ctx.deadline - time.monotonic() if ctx.deadline is not None else None
@@ -196,7 +238,7 @@ class Delegated:
             "workflow": ctx.workflow, "task": ctx.task, "phase": self.phase,
             "params": _plain(ctx.params), "values": self.controller.values, "deps": ctx.deps,
             "attempt": ctx.attempt, "run": self.controller.run_id,
-            "sandbox": self.controller.sandbox, "pool": self.agent is None,
+            "sandbox": self.controller.sandbox, "pool": agent is None,
             "timeout": max(0.1, remaining) if remaining is not None else None,
             "result": None if result is None else {  # for on_success / on_failure
                 "status": result.status, "attempts": result.attempts,
@@ -205,7 +247,7 @@ class Delegated:
         for _ in range(2):  # again once if the agent found no files under the key
             payload["files"] = self.controller.files(inbox.client)
             payload["controller"] = inbox.controller_key
-            reply = self._attempt(ctx, url, inbox, payload)
+            reply = self._attempt(ctx, url, inbox, payload, agent)
             if not (isinstance(reply, dict) and reply.get("files_missing")):
                 break
             self.controller.files_gone()
@@ -233,7 +275,8 @@ class Delegated:
         mine = self.controller.folder
         return lambda text: text.replace(folder, mine) if isinstance(text, str) else text
 
-    def _attempt(self, ctx: TaskContext, url: str, inbox: Any, payload: dict[str, Any]) -> Any:
+    def _attempt(self, ctx: TaskContext, url: str, inbox: Any, payload: dict[str, Any],
+                 agent: str | None) -> Any:
         """Send the attempt and wait for its result (or an Outcome saying why there is none)."""
         from sloth_runner.agents.app import shared_app
 
@@ -250,30 +293,31 @@ class Delegated:
         watch = not ctx.cancel.cancelled
         unregister = ctx.cancel.on_cancel(cancel) if watch else (lambda: None)
         try:
-            queue = protocol.queue(self.agent) if self.agent else protocol.POOL_QUEUE
+            queue = protocol.queue(agent) if agent else protocol.POOL_QUEUE
             shared_app(url).send_task("sloth.attempt", args=[payload], task_id=task_id,
                                       queue=queue)
-            ctx.host = self.agent  # a pool task's is known once an agent has taken it
+            ctx.host = agent  # a pool task's is known once an agent has taken it
             return self._wait(ctx, inbox, task_id, lines, watch)
         finally:
             unregister()
             inbox.done(task_id)
 
-    def _refusal(self, ctx: TaskContext, known: dict[str, dict[str, Any]]) -> Outcome | None:
+    def _refusal(self, ctx: TaskContext, known: dict[str, dict[str, Any]], target: str | None,
+                 agent: str | None) -> Outcome | None:
         """Fail fast when nobody would take the attempt, naming the agents that are up."""
         alive = ", ".join(sorted(n for n, a in known.items() if a["status"] == "up"))
-        if self.agent is None:
+        if target is None:
             if not any(a["status"] == "up" and a.get("pool") for a in known.values()):
                 return Outcome(False, errored=True,
                                error=f"task '{ctx.task}': --executor celery needs an agent "
                                      "started with --pool, and none is up (agents up: "
                                      f"{alive or 'none'})")
             return None
-        record = known.get(self.agent)
+        record = known.get(agent) if agent else None
         if record is None or record.get("status") != "up":
             state = f" ({record['status']})" if record else ""
             return Outcome(False, errored=True,
-                           error=f"task '{ctx.task}' is delegated to agent '{self.agent}', "
+                           error=f"task '{ctx.task}' is delegated to agent '{target}', "
                                  f"which is not up{state} (agents up: {alive or 'none'})")
         return None
 
@@ -344,6 +388,18 @@ class Delegated:
         else:
             listener.log(str(doc.get("level") or "info"), text, ctx.workflow, ctx.task)
         return None, None
+
+
+def resolve(target: str | None, known: dict[str, dict[str, Any]]) -> str | None:
+    """The agent `target` names: an agent's name, or, as Go also accepts, its address
+    (`10.0.0.5:50051`, the port ignored) or host name, when exactly one agent that is up has
+    it. None for the pool (`target` None) and for a target nobody answers to."""
+    if target is None or target in known:
+        return target
+    host = target.rsplit(":", 1)[0] if ":" in target else target
+    matches = [n for n, a in known.items()
+               if a.get("status") == "up" and host in (a.get("address"), a.get("host"))]
+    return matches[0] if len(matches) == 1 else None
 
 
 def stored_result(client: Any, task_id: str) -> Any:

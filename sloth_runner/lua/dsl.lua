@@ -243,9 +243,20 @@ end
 methods.workdir = text("workdir")
 methods.user = text("user")
 
-function methods:delegate_to(host)  -- running on agents comes with agents; accepted here
+function methods:delegate_to(host)  -- a name, an address, a list (on each), {address = ...}
     local t = type(host)
-    if t ~= "string" and t ~= "table" and t ~= "function" then
+    if t == "table" then
+        local names = {}
+        if type(host.address) == "string" or type(host.name) == "string" then
+            names[1] = host.address or host.name
+        end
+        for _, h in ipairs(host) do
+            if type(h) ~= "string" then argerr(self, "delegate_to", "agent names", h) end
+            names[#names + 1] = h
+        end
+        if #names == 0 then argerr(self, "delegate_to", "a list of agent names", host) end
+        host, t = table.concat(names, ","), "string"
+    elseif t ~= "string" and t ~= "function" then
         argerr(self, "delegate_to", "an agent name or address", host)
     end
     self[1].delegate_to = t == "string" and host or t

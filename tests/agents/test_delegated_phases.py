@@ -5,6 +5,7 @@ values of any YAML type travel; the agent leaves no copies of the files behind."
 from __future__ import annotations
 
 import glob
+import json
 import os
 import tempfile
 
@@ -117,3 +118,35 @@ def test_artifacts_of_a_delegated_task_are_refused_clearly(agents, workflow_file
     assert code == 4
     assert ":artifacts()/:consumes() are not carried to or from agents" in \
         tasks_by_name(doc)["t"]["error"]
+
+
+def test_a_list_of_hosts_runs_the_task_on_each(agents, workflow_file):
+    agents("a1", color="blue")
+    agents("a2", color="green")
+    path = workflow_file('''
+        task("both"):delegate_to({"a1", "a2"}):command(function()
+            return true, os.getenv("AGENT_COLOR")
+        end):build()
+        task("one_fails"):delegate_to({"a1", "a2"}):command(function()
+            if os.getenv("AGENT_COLOR") == "green" then return false, "no" end
+            return true
+        end):build()
+    ''')
+    code, doc = cli_json("run", "-f", path, env=agents.env)
+    t = tasks_by_name(doc)
+    assert t["both"]["status"] == "success" and t["both"]["message"] == "ran on 2 hosts"
+    assert {h: o["message"] for h, o in t["both"]["outputs"].items()} == \
+        {"a1": "blue", "a2": "green"}
+    assert t["one_fails"]["status"] == "failed"
+    assert t["one_fails"]["message"] == "ran on 2 hosts, failed on a2"
+
+
+def test_an_agent_is_found_by_its_address_as_go_allows(agents, workflow_file):
+    agents("a1", color="blue")
+    proc = cli("agent", "list", "-o", "json", env=agents.env)
+    address = json.loads(proc.stdout)["agents"][0]["address"]
+    path = workflow_file(f'task("t"):delegate_to("{address}:50051"):command("echo $AGENT_COLOR")'
+                         ':build()')
+    code, doc = cli_json("run", "-f", path, env=agents.env)
+    assert code == 0, doc
+    assert tasks_by_name(doc)["t"]["outputs"]["stdout"] == "blue\n"
