@@ -400,7 +400,9 @@ class Run:
         recover_interrupted(store)
         recorder = RunRecorder(store, self.run_id, os.path.realpath(self.path),
                                self.redact(self.params),
-                               self.grants.describe(), self.stack, self._context())
+                               self.grants.describe(), self.stack, self._context(),
+                               {"tasks": [{"name": t.name, "depends_on": t.depends_on}
+                                          for wf in chosen for t in wf.tasks]})
         from sloth_runner.events import run_listener
 
         hooks = run_listener(self)  # stored events and hooks, when any are registered

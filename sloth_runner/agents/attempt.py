@@ -82,9 +82,13 @@ class CollectedUsage(AIUsageStore):
     def __init__(self, store: Any) -> None:
         super().__init__(store)
         self.calls: list[dict[str, Any]] = []
+        self.decisions: list[dict[str, Any]] = []
 
     def record(self, call: dict[str, Any]) -> None:
         self.calls.append(dict(call))
+
+    def record_decision(self, decision: dict[str, Any]) -> None:
+        self.decisions.append({**decision, "at": time.time()})
 
 
 class CollectedEvents:
@@ -145,14 +149,15 @@ class Loaded:
         if port is not None:
             port.attach(self.events)
 
-    def calls(self) -> list[dict[str, Any]]:
-        """The AI calls made since the last time asked (one attempt's)."""
+    def calls(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The AI calls and decisions made since the last time asked (one attempt's)."""
         if self.usage is None:
-            return []
+            return [], []
         if self.run._ai is not None:  # a call cut short still writes its row
             self.run._ai.wait_idle(2.0)
         calls, self.usage.calls = self.usage.calls, []
-        return calls
+        decisions, self.usage.decisions = self.usage.decisions, []
+        return calls, decisions
 
     def close(self) -> None:
         self.run.close()
@@ -194,7 +199,7 @@ class Attempts:
             result = attempt(loaded, payload)
         finally:
             self.forward.publisher = None
-        result["ai_calls"] = loaded.calls()
+        result["ai_calls"], result["decisions"] = loaded.calls()
         result["events"] = loaded.events.take()
         result["folder"] = loaded.folder  # the controller names its own file instead
         result.setdefault("duration_s", round(time.monotonic() - started, 6))

@@ -145,10 +145,11 @@ class Controller:
                 port.send(e["type"], e.get("data") or {}, e.get("workflow"), e.get("task"),
                           scrubber, e.get("at"))
 
-    def record_ai_calls(self, calls: list[dict[str, Any]], agent: str | None) -> None:
-        """The agent's AI calls, as this run's: `ai usage`, budgets and the dashboard count
-        delegated work."""
-        if not calls:
+    def record_ai_calls(self, calls: list[dict[str, Any]],
+                        decisions: list[dict[str, Any]]) -> None:
+        """The agent's AI calls and decisions, as this run's: `ai usage`, budgets and the
+        dashboard count delegated work."""
+        if not calls and not decisions:
             return
         from sloth_runner.store.ai_usage import AIUsageStore
 
@@ -156,6 +157,9 @@ class Controller:
         for call in calls:
             if isinstance(call, dict) and call.get("provider") and call.get("operation"):
                 usage.record({**call, "run_id": self.run_id})
+        for decision in decisions:
+            if isinstance(decision, dict):
+                usage.record_decision({**decision, "run_id": self.run_id})
 
 
 class Delegated:
@@ -258,7 +262,8 @@ class Delegated:
             return Outcome(False, errored=True,
                            error=f"agent {agent}: the attempt failed there: {reply}")
         ctx.usage.add(float(reply.get("cpu_s") or 0.0), int(reply.get("max_rss_kb") or 0))
-        self.controller.record_ai_calls(reply.get("ai_calls") or [], agent)
+        self.controller.record_ai_calls(reply.get("ai_calls") or [],
+                                        reply.get("decisions") or [])
         self.controller.forward_events(reply.get("events") or [])
         if reply.get("timeout"):
             raise TaskTimeout()

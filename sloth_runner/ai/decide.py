@@ -141,7 +141,23 @@ def decide(service: DecisionService, spec: dict[str, Any], ctx: CallContext | No
         "options": options, "text": text, "model": result["model"],
         "provider": result["provider"],
     })
+    _remember(service, answer, ctx)
     return answer
+
+
+def _remember(service: DecisionService, answer: dict[str, Any], ctx: CallContext | None) -> None:
+    """The decision in the history, for the dashboard (a store that cannot take it: skipped)."""
+    record = getattr(service.usage(), "record_decision", None)
+    if record is None:
+        return
+    shown = {k: answer[k] for k in ("choice", "choices", "severity", "priority", "reasoning",
+                                    "answer") if k in answer}
+    record({"run_id": ctx.run_id if ctx else None, "workflow": ctx.workflow if ctx else None,
+            "task": ctx.task if ctx else None, "provider": answer["provider"],
+            "model": answer["model"], "options": answer["options"], "answer": shown,
+            "confidence": answer["confidence"], "raw_confidence": answer["raw_confidence"],
+            "method": answer["method"], "calibration": answer["calibration"],
+            "fallback": answer["fallback"]})
 
 
 def _raw_confidence(answer: dict[str, Any], result: dict[str, Any], options: list[str],

@@ -4,6 +4,7 @@ resources, retry advice), the same analysis `ai.analyze_patterns` gives a workfl
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from sloth_runner.cli.common import add_output, open_store, print_json
@@ -31,6 +32,9 @@ def register(sub: Any) -> None:
                    help="instead of patterns: the predicted failure risk of each task's next "
                         "run on this host now, and how well the model predicted the newest "
                         "runs of the history")
+    p.add_argument("--html", metavar="FILE",
+                   help="also write the analytics view (patterns and plots) as one "
+                        "self-contained HTML file")
     add_output(p)
     p.set_defaults(handler=handle)
 
@@ -54,6 +58,8 @@ def handle(args: argparse.Namespace) -> int:
     records = queries.attempts_since(store, time.time() - window)
     heals = queries.heals_since(store, time.time() - window)
     found = patterns.analyze(records, args.types, alpha=1 - args.min_confidence, heals=heals)
+    if args.html:
+        _html(store, args.since, args.html)
     if args.output == "json":
         print_json({"since": args.since, "attempts": len(records), "patterns": found})
         return 0
@@ -67,6 +73,18 @@ def handle(args: argparse.Namespace) -> int:
         print(f"[{p['confidence']:.2f}] {p['type']:<20} {p['description']}")
         print(f"{'':7}{'':21}-> {p['recommendation']}")
     return 0
+
+
+def _html(store: Any, since: str, path: str) -> None:
+    try:
+        from sloth_runner.ui.report import write_report
+    except ImportError as exc:
+        raise UsageError(f"--html needs {exc.name}: pip install 'sloth-runner[ui]'") from None
+    try:
+        count = write_report(store, since, path)
+    except OSError as exc:
+        raise UsageError(f"--html: cannot write {path}: {exc.strerror}") from None
+    print(f"report: {path} ({count} patterns)", file=sys.stderr)
 
 
 def _predict(args: argparse.Namespace, store: Any, since: float) -> int:

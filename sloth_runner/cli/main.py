@@ -46,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 COMMANDS = ("run", "list", "history", "analyze", "state", "ai", "hook", "events", "tune",
-            "agent")
+            "agent", "ui", "server", "schedule")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

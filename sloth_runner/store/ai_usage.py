@@ -39,6 +39,20 @@ class AIUsageStore:
                  call.get("http_status"), call.get("error"), call.get("prompt"),
                  call.get("response")))
 
+    def record_decision(self, decision: dict[str, Any]) -> None:
+        """What one ai.decide answered: its options, choice(s), confidence and how."""
+        with self.store.transaction() as c:
+            c.execute(
+                "INSERT INTO decisions (at, run_id, workflow, task, provider, model,"
+                " options_json, answer_json, confidence, raw_confidence, method, calibration,"
+                " fallback) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (decision.get("at", time.time()), decision.get("run_id"),
+                 decision.get("workflow"), decision.get("task"), decision.get("provider"),
+                 decision.get("model"), json.dumps(decision.get("options"), default=str),
+                 json.dumps(decision.get("answer"), default=str), decision.get("confidence"),
+                 decision.get("raw_confidence"), decision.get("method"),
+                 decision.get("calibration"), int(bool(decision.get("fallback")))))
+
     def cached(self, key: str) -> dict[str, Any] | None:
         rows = self.store.query("SELECT response_json FROM ai_cache WHERE key = ?", (key,))
         return json.loads(rows[0][0]) if rows else None

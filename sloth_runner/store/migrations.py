@@ -246,4 +246,79 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX predictions_task ON predictions(workflow, task, at)
         """,
     ),
+    (
+        "013_schedules",
+        # Cron schedules (`sloth-runner schedule`) and what became of each due time: a run
+        # started (its process's pid and start time tell whether it still runs, which no two
+        # runs of a schedule may overlap), or skipped, and why. workflows, params and
+        # values_files are JSON; times are epoch seconds, shown in the schedule's zone.
+        """
+        CREATE TABLE schedules (
+            name         TEXT PRIMARY KEY,
+            cron         TEXT NOT NULL,
+            timezone     TEXT NOT NULL,
+            file         TEXT NOT NULL,
+            workflows    TEXT NOT NULL DEFAULT '[]',
+            params       TEXT NOT NULL DEFAULT '{}',
+            values_files TEXT NOT NULL DEFAULT '[]',
+            catch_up     INTEGER NOT NULL DEFAULT 0,
+            paused       INTEGER NOT NULL DEFAULT 0,
+            created_at   REAL NOT NULL,
+            last_run_at  REAL,
+            last_run_id  TEXT,
+            last_status  TEXT,
+            next_run_at  REAL
+        );
+        CREATE TABLE schedule_runs (
+            id         INTEGER PRIMARY KEY,
+            schedule   TEXT NOT NULL,
+            at         REAL NOT NULL,
+            due_at     REAL,
+            source     TEXT NOT NULL,
+            outcome    TEXT NOT NULL,
+            reason     TEXT,
+            missed     INTEGER,
+            started_at REAL,
+            pid        INTEGER,
+            pid_start  INTEGER,
+            log_file   TEXT,
+            run_id     TEXT,
+            ended_at   REAL,
+            exit_code  INTEGER
+        );
+        CREATE INDEX schedule_runs_schedule ON schedule_runs(schedule, id);
+        CREATE INDEX schedule_runs_open ON schedule_runs(outcome, ended_at)
+        """,
+    ),
+    (
+        "014_run_graph",
+        # the tasks a run chose and their dependencies (JSON), so the dashboard draws the DAG
+        # as it was, whatever the file has become since
+        """
+        ALTER TABLE runs ADD COLUMN graph_json TEXT
+        """,
+    ),
+    (
+        "015_decisions",
+        # what each ai.decide answered (the dashboard shows it beside the call that made it)
+        """
+        CREATE TABLE decisions (
+            id             INTEGER PRIMARY KEY,
+            at             REAL NOT NULL,
+            run_id         TEXT,
+            workflow       TEXT,
+            task           TEXT,
+            provider       TEXT,
+            model          TEXT,
+            options_json   TEXT,
+            answer_json    TEXT,
+            confidence     REAL,
+            raw_confidence REAL,
+            method         TEXT,
+            calibration    TEXT,
+            fallback       INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX decisions_run ON decisions(run_id)
+        """,
+    ),
 ]

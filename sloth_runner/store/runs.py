@@ -81,7 +81,7 @@ class RunRecorder:
 
     def __init__(self, store: Store, run_id: str, file: str, params: dict[str, Any],
                  grants: str = "", stack: str | None = None,
-                 context: RunContext | None = None) -> None:
+                 context: RunContext | None = None, graph: Any = None) -> None:
         self.store = store
         self.run_id = run_id
         self.context = context
@@ -102,10 +102,12 @@ class RunRecorder:
         self.started_at = time.time()
         with store.transaction() as c:
             c.execute("INSERT INTO runs (id, file, started_at, status, pid, host, params_json,"
-                      " grants, stack, params_hash) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                      " grants, stack, params_hash, graph_json)"
+                      " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
                       (self.run_id, file, self.started_at, os.getpid(), HOST,
                        json.dumps(params, default=str), grants, stack,
-                       context.params_hash if context is not None else None))
+                       context.params_hash if context is not None else None,
+                       json.dumps(graph, separators=(",", ":")) if graph else None))
 
     def attempt_finished(self, r: Any) -> None:
         outputs = json.dumps(r.outputs, default=str) if r.outputs is not None else None

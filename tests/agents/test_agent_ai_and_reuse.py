@@ -12,6 +12,7 @@ from tests.conftest import cli, cli_json, tasks_by_name
 ASK = '''
 task("ask"):delegate_to("a1"):command(function(this, params)
     local r = ai.complete({prompt = "Say hello.", max_tokens = 6})
+    ai.decide({options = {"restart", "wait"}, error = "disk full"})
     return true, r.model
 end):build()
 '''
@@ -29,16 +30,19 @@ def test_ai_calls_on_an_agent_are_recorded_in_the_controllers_history(agents, wo
     assert tasks_by_name(doc)["ask"]["message"]  # the agent's model answered
     with sqlite3.connect(sloth_home / "sloth.db") as db:
         rows = db.execute("SELECT run_id, workflow, task, provider, status, prompt_tokens,"
-                          " completion_tokens FROM ai_calls").fetchall()
-    assert len(rows) == 1
-    run_id, _, task, provider, status, prompt_tokens, completion_tokens = rows[0]
-    assert (run_id, task, provider, status) == (doc["run_id"], "ask", "local", "ok")
-    assert prompt_tokens > 0 and completion_tokens > 0
+                          " completion_tokens, operation FROM ai_calls").fetchall()
+        decided = db.execute("SELECT run_id, task, options_json FROM decisions").fetchall()
+    assert decided == [(doc["run_id"], "ask", '["restart", "wait"]')]  # what it chose, too
+    assert {r[7] for r in rows} == {"complete", "decide"}
+    for run_id, _, task, provider, status, prompt_tokens, completion_tokens, _ in rows:
+        assert (run_id, task, provider, status) == (doc["run_id"], "ask", "local", "ok")
+        assert prompt_tokens > 0 and completion_tokens > 0
     usage = json.loads(cli("ai", "usage", "-o", "json", env=env).stdout)
-    assert usage["calls_today"] == 1  # `ai usage` counts delegated work
-    assert usage["tokens_today"] == prompt_tokens + completion_tokens
+    assert usage["calls_today"] == len(rows)  # `ai usage` counts delegated work
+    assert usage["tokens_today"] == sum(r[5] + r[6] for r in rows)
     with sqlite3.connect(tmp_path / "agent-a1" / "sloth.db") as db:  # not twice
         assert db.execute("SELECT count(*) FROM ai_calls").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM decisions").fetchone()[0] == 0
 
 
 def test_a_timed_out_attempt_is_retried_on_a_fresh_process_and_the_next_task_reuses_it(
