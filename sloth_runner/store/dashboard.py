@@ -97,6 +97,13 @@ def run_detail(store: Store, run_id: str) -> dict[str, Any] | None:
     return run
 
 
+def run_started_by(store: Store, pid: int) -> str | None:
+    """The id of the newest run recorded by process `pid` (a run the dashboard started)."""
+    rows = store.query("SELECT id FROM runs WHERE pid = ? ORDER BY started_at DESC LIMIT 1",
+                       (pid,))
+    return str(rows[0][0]) if rows else None
+
+
 def attempt_detail(store: Store, run_id: str, attempt_id: int) -> dict[str, Any] | None:
     """One attempt with its outputs (stdout/stderr as kept: the end of each, scrubbed; the
     path of the whole output in the run's spool when it was longer) and its log."""

@@ -95,10 +95,9 @@ def start_run(store: Any, args: list[str]) -> str | None:
     _reap_later(proc)
     deadline = time.monotonic() + APPEAR_WITHIN_S
     while time.monotonic() < deadline:
-        rows = store.query("SELECT id FROM runs WHERE pid = ? ORDER BY started_at DESC LIMIT 1",
-                           (proc.pid,))
-        if rows:
-            return str(rows[0][0])
+        found = dashboard.run_started_by(store, proc.pid)
+        if found:
+            return found
         if proc.poll() is not None:
             return None
         time.sleep(0.05)

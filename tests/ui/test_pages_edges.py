@@ -110,3 +110,22 @@ def test_schedules_are_listed_and_one_runs_now_from_the_page(fresh_client, workf
     run_id = started.headers["location"].rsplit("/", 1)[-1]
     assert poll(lambda: 'data-status="success"' in fresh_client.get(f"/runs/{run_id}").text, 30)
     assert run_id in fresh_client.get("/schedules").text  # its last run, linked
+
+
+def test_ten_thousand_runs_page_newest_first(fresh_client, sloth_home):
+    from sloth_runner.store import Store
+
+    store = Store()
+    with store.transaction() as c:
+        c.executemany("INSERT INTO runs (id, file, workflows, started_at, ended_at, status)"
+                      " VALUES (?, ?, 'default', ?, ?, ?)",
+                      [(f"r{i:011d}", f"/jobs/j{i % 9}.lua", 1e9 + i, 1e9 + i + 2,
+                        "failed" if i % 10 == 0 else "success") for i in range(10_000)])
+    page = fresh_client.get("/").text
+    ids = re.findall(r'data-run="(\w+)"', page)
+    assert ids == [f"r{i:011d}" for i in range(9_999, 9_949, -1)]  # the newest 50
+    older = re.search(r'href="([^"]*before=[^"]+)">Older runs', page).group(1)
+    ids = re.findall(r'data-run="(\w+)"', fresh_client.get(older.replace("&amp;", "&")).text)
+    assert ids[0] == "r00000009949" and len(ids) == 50
+    failed = re.findall(r'data-run="(\w+)"', fresh_client.get("/?status=failed").text)
+    assert failed[:2] == ["r00000009990", "r00000009980"]
