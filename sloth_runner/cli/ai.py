@@ -77,7 +77,8 @@ def handle(args: argparse.Namespace) -> int:
         where = "/".join(x for x in (r["workflow"], r["task"]) if x) or "-"
         head = (f"{when} {r['provider']}:{r['model']} {r['operation']} #{r['attempt']} "
                 f"{r['status']} {where} {r['prompt_tokens']}+{r['completion_tokens']} tok "
-                f"{(r['latency_ms'] or 0):.0f} ms {usd(r['cost_usd'])}"
+                f"{(r['latency_ms'] or 0):.0f} ms "
+                f"{usd(r['cost_usd']) if r.get('priced', 1) else 'cost unknown'}"
                 + (" cached" if r["cached"] else ""))
         print(head)
         for label, text in (("prompt", r["prompt"]), ("response", r["response"]),

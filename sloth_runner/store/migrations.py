@@ -321,4 +321,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX decisions_run ON decisions(run_id)
         """,
     ),
+    (
+        "016_ai_call_priced",
+        # 0: the model's price is unknown, so cost_usd (0) says nothing: shown as "unknown"
+        """
+        ALTER TABLE ai_calls ADD COLUMN priced INTEGER NOT NULL DEFAULT 1
+        """,
+    ),
 ]

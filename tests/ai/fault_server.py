@@ -16,7 +16,8 @@ plays a script of actions, one per request, then "ok" forever:
     malformed               HTTP 200 with a body that is not JSON
     text:SOME TEXT          answer with this text
 
-Every request is recorded (path, headers, JSON body). Threads are daemons, each socket has a
+`GET …/models` lists `models` (as a compatible server does; counted in `model_lists`, not in
+`requests`). Every other request is recorded (path, headers, JSON body). Threads are daemons, each socket has a
 timeout, and `stop()` shuts it down: nothing outlives the test.
 """
 
@@ -44,6 +45,8 @@ class FaultServer:
         self.reply = reply
         self.script: list[str] = []
         self.requests: list[dict] = []
+        self.models: list[str] = ["gpt-4o-mini"]  # what GET /v1/models lists
+        self.model_lists = 0
         self._lock = threading.Lock()
         handler = _make_handler(self)
         self.httpd = _Server(("127.0.0.1", 0), handler)
@@ -79,6 +82,20 @@ def _make_handler(server: FaultServer):
 
         def log_message(self, *args):  # quiet
             pass
+
+        def do_GET(self):
+            if not self.path.rstrip("/").endswith("/models"):
+                self.send_error(404)
+                return
+            server.model_lists += 1
+            body = json.dumps({"object": "list", "data": [
+                {"id": m, "object": "model", "created": 0, "owned_by": "test"}
+                for m in server.models]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def do_POST(self):
             length = int(self.headers.get("content-length") or 0)

@@ -57,6 +57,52 @@ def shared_client(base_url: str | None, api_key: str | None, timeout: float,
         return client
 
 
+_served: dict[str, tuple[str, int]] = {}
+
+
+def is_openai_host(base_url: str | None) -> bool:
+    """OpenAI itself (no base_url, or api.openai.com): where OpenAI model names mean anything."""
+    if not base_url:
+        return True
+    from urllib.parse import urlsplit
+
+    return (urlsplit(base_url).hostname or "").endswith("openai.com")
+
+
+def served_model(settings: AISettings, http_client: Any = None) -> tuple[str, int]:
+    """(the model a compatible server serves — its only one, or its first —, how many it
+    lists), from its `/v1/models`, asked once per server for the process. Raises AIError when
+    it cannot say: then the user must name the model."""
+    url = str(settings.base_url)
+    with _clients_lock:
+        known = _served.get(url)
+    if known is not None:
+        return known
+    host = _host(url)
+    try:
+        client = shared_client(settings.base_url, settings.api_key,
+                               min(settings.timeout, 10.0), http_client)
+        models = [m.id for m in client.models.list().data if getattr(m, "id", None)]
+    except Exception as exc:  # noqa: BLE001 (any failure: the same advice)
+        raise AIError("openai", None, f"no model is set and {host} did not list its models "
+                      f"({exc.__class__.__name__}): set SLOTH_AI_MODEL or "
+                      "ai.configure{model = ...}") from exc
+    if not models:
+        raise AIError("openai", None, f"no model is set and {host} lists none: set "
+                      "SLOTH_AI_MODEL or ai.configure{model = ...}")
+    found = (models[0], len(models))
+    with _clients_lock:
+        _served[url] = found
+    return found
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.netloc or url
+
+
 class _Progress:
     """How far an attempt got, for the error that ends it."""
 
@@ -77,7 +123,13 @@ class OpenAIProvider(Provider):
         self.http_client = http_client
 
     def default_model(self) -> str:
-        return self.settings.model or DEFAULT_MODEL
+        """The configured model; with none, on OpenAI itself its default, and on any other
+        server the model it serves (asked once per server: `served_model`)."""
+        if self.settings.model:
+            return self.settings.model
+        if not is_openai_host(self.settings.base_url):
+            return served_model(self.settings, self.http_client)[0]
+        return DEFAULT_MODEL
 
     def execute(self, request: AIRequest, on_token: Callable[[str], None] | None = None,
                 deadline: float | None = None) -> AIResponse:
