@@ -90,3 +90,16 @@ def test_a_timed_out_request_is_retried_once_and_the_message_says_why(server, sl
     assert [r["status"] for r in rows(service)] == ["timeout", "timeout"]
     server.play("500", "ok")  # other failures still get every retry
     assert service.complete("hello")["text"] == "reply text"
+
+
+def test_against_llama_cpps_server_the_call_is_logged_under_its_model(llama_server):
+    from sloth_runner.ai.providers import openai_compat
+
+    openai_compat._served.pop(llama_server.base_url, None)
+    service = make_service({"provider": "openai", "base_url": llama_server.base_url,
+                            "timeout": 60, "retry_attempts": 0})
+    answer = service.complete({"prompt": "Say hi.", "max_tokens": 4})
+    (row,) = rows(service)
+    assert row["model"] != "gpt-4o-mini" and row["model"] == answer["model"]
+    assert answer["cost"] is None and row["priced"] == 0
+    assert any(f"served at {llama_server.base_url}" in n for n in service.notices)
