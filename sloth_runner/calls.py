@@ -30,7 +30,7 @@ def handlers_for(run: Run) -> dict[str, Callable[..., Any]]:
         if method in _CALLS:
             _require_net(run, service, method, args.get("provider"))
             call = CallContext(run.run_id, args.get("workflow"), args.get("task"),
-                               args.get("deadline"))
+                               args.get("deadline"), args.get("attempt") or 1)
             try:
                 return service.request(method, args["spec"], call, progress,
                                        args.get("provider"))

@@ -76,6 +76,9 @@ class AIService:
         self._providers: dict[str, Provider] = {}
         self._noticed: set[str] = set()
         self._lock = threading.Lock()
+        from sloth_runner.ai.replay import Replays
+
+        self.replays = Replays()  # a retried task's identical requests: not paid twice
         self._rate_log: SQLiteRateLog | None = None
         self._inflight = 0
         self._idle = threading.Condition()
@@ -257,7 +260,7 @@ class AIService:
     def _request(self, spec: dict[str, Any], messages: list[dict[str, str]],
                  prompt: str | None = None) -> AIRequest:
         known = set(GENERATION_OPTIONS) | {"model", "stream", "logprobs", "api", "on_token",
-                                           "sanitize"}
+                                           "sanitize", "replay"}
         for key in spec:
             if key not in known:
                 raise ConfigError(key, f"unknown option (options: {', '.join(sorted(known))})")
@@ -268,6 +271,10 @@ class AIService:
                             {k: spec[k] for k in GENERATION_OPTIONS if k in spec}, prompt,
                             bool(spec.get("stream")), bool(spec.get("logprobs")), api,
                             spec.get("sanitize"))
+        if spec.get("replay") is not None:
+            if not isinstance(spec["replay"], bool):
+                raise ConfigError("replay", "must be true or false")
+            request.replay = spec["replay"]
         return request
 
     def call(self, request: AIRequest, ctx: CallContext | None, operation: str,
@@ -295,6 +302,17 @@ class AIService:
         if s.logprobs:
             request.logprobs = True
 
+        replay_key = None
+        if request.replay and ctx.task is not None:
+            replay_key = self.replays.key(ctx, provider.name, model, request)
+            earlier = self.replays.answer(replay_key, ctx.attempt)
+            if earlier is not None:  # a retry asks what an earlier attempt asked: not paid twice
+                response = AIResponse.from_cache(earlier)
+                response.cached, response.replayed, response.cost = False, True, 0.0
+                if on_token is not None and response.text:
+                    on_token(response.text)
+                self._record(ctx, s, operation, model, request, response, 1, "ok")
+                return response
         cache_key = None
         if s.cache and request.options.get("temperature") == 0 and not request.stream:
             cache_key = _cache_key(provider.name, model, request)
@@ -375,6 +393,8 @@ class AIService:
                 if limiter is not None and grant is not None:
                     limiter.settle(grant, response.prompt_tokens + response.completion_tokens)
                 self._record(ctx, s, operation, model, request, response, attempt, "ok")
+                if replay_key is not None:
+                    self.replays.remember(replay_key, ctx.attempt, response.to_cache())
                 if cache_key is not None:  # kept beyond the run: what the model said, scrubbed
                     cached = response.to_cache()
                     cached["text"] = self.scrubber.mask(response.text)
@@ -443,6 +463,7 @@ class AIService:
             "latency_ms": response.latency_ms if response else latency,
             "cost_usd": (response.cost or 0.0) if response and not response.cached else 0.0,
             "priced": not (response is not None and response.cost is None),
+            "replayed": bool(response and response.replayed),
             "cached": bool(response and response.cached), "http_status": http_status,
             "error": error, "prompt": prompt, "response": text,
         })

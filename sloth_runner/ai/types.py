@@ -16,18 +16,20 @@ class CallContext:
     """Who is calling (for usage rows and budgets) and by when it must be done: `deadline` is
     a time.monotonic() value (a task's timeout), bounding every attempt and retry wait."""
 
-    __slots__ = ("run_id", "workflow", "task", "deadline")
+    __slots__ = ("run_id", "workflow", "task", "deadline", "attempt")
 
     def __init__(self, run_id: str | None = None, workflow: str | None = None,
-                 task: str | None = None, deadline: float | None = None) -> None:
+                 task: str | None = None, deadline: float | None = None,
+                 attempt: int = 1) -> None:
         self.run_id, self.workflow, self.task, self.deadline = run_id, workflow, task, deadline
+        self.attempt = attempt  # of the task: a retry's requests may be answered by replay
 
 
 class AIRequest:
     """One call. `messages` is always set; `prompt` too for plain completions."""
 
     __slots__ = ("messages", "prompt", "model", "options", "stream", "logprobs", "api",
-                 "sanitize", "grammar")
+                 "sanitize", "grammar", "replay")
 
     def __init__(self, messages: list[dict[str, str]], model: str | None = None,
                  options: dict[str, Any] | None = None, prompt: str | None = None,
@@ -44,6 +46,7 @@ class AIRequest:
         # GBNF constraining the answer; the local provider decodes with it, OpenAI-compatible
         # servers are not sent it (callers such as ai.decide check the answer afterwards).
         self.grammar = grammar
+        self.replay = True  # a retried task's identical request is answered by its earlier one
 
     def text(self) -> str:
         """Everything that would be sent, for token estimates and cache keys."""
@@ -54,7 +57,8 @@ class AIRequest:
 
 class AIResponse:
     __slots__ = ("text", "model", "provider", "finish_reason", "prompt_tokens",
-                 "completion_tokens", "logprobs", "latency_ms", "cost", "cached", "usage_estimated")
+                 "completion_tokens", "logprobs", "latency_ms", "cost", "cached", "usage_estimated",
+                 "replayed")
 
     def __init__(self, text: str, model: str, provider: str, finish_reason: str | None = None,
                  prompt_tokens: int | None = None, completion_tokens: int | None = None,
@@ -70,6 +74,7 @@ class AIResponse:
         self.cost: float | None = 0.0  # None: the model's price is unknown
         self.cached = False
         self.usage_estimated = False
+        self.replayed = False  # answered from an earlier attempt of the task (not paid again)
 
     @property
     def confidence(self) -> float | None:
@@ -87,6 +92,7 @@ class AIResponse:
                       "total_tokens": prompt + completion},
             "model": self.model, "provider": self.provider, "finish_reason": self.finish_reason,
             "latency_ms": round(self.latency_ms, 3), "cost": self.cost, "cached": self.cached,
+            "replayed": self.replayed,
         }
         if chat:
             out["message"] = {"role": "assistant", "content": self.text}

@@ -1,4 +1,4 @@
-"""`sloth-runner ai usage|logs|encrypt-config|decrypt-config`."""
+"""`sloth-runner ai usage|logs|new|encrypt-config|decrypt-config`."""
 
 from __future__ import annotations
 
@@ -33,14 +33,31 @@ def register(sub: Any) -> None:
         c.add_argument("-o", "--output", required=True, help="where to write the result")
         c.add_argument("--key-env", default=KEY_ENV,
                        help=f"environment variable holding the key (default {KEY_ENV})")
+    n = ops.add_parser("new", help="write a workflow file from a plain-language description; "
+                       "it is checked (loads, dry-runs) and shown before it is written")
+    n.add_argument("description", help="what the workflow should do, in plain words")
+    n.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="the workflow file to write")
+    n.add_argument("--style", choices=("modern", "table"), default="modern",
+                   help="task(...) builders (modern, default) or workflow.define{tasks = {...}}")
+    n.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    n.add_argument("--attempts", type=int, default=3,
+                   help="tries, each told what was wrong with the last (default 3)")
+    n.add_argument("-y", "--yes", action="store_true",
+                   help="write without asking (only a terminal is asked)")
+    n.add_argument("--json", action="store_true",
+                   help="print the result as JSON (the file, its tasks and plan) and write it")
     p.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     if not args.op:
-        raise UsageError("ai needs an operation: usage, logs, encrypt-config or decrypt-config")
+        raise UsageError("ai needs an operation: usage, logs, new, encrypt-config or "
+                         "decrypt-config")
     if args.op in ("encrypt-config", "decrypt-config"):
         return _crypt(args)
+    if args.op == "new":
+        return _new(args)
     from sloth_runner.ai.money import usd
     from sloth_runner.store.ai_usage import AIUsageStore
 
@@ -79,7 +96,8 @@ def handle(args: argparse.Namespace) -> int:
                 f"{r['status']} {where} {r['prompt_tokens']}+{r['completion_tokens']} tok "
                 f"{(r['latency_ms'] or 0):.0f} ms "
                 f"{usd(r['cost_usd']) if r.get('priced', 1) else 'cost unknown'}"
-                + (" cached" if r["cached"] else ""))
+                + (" cached" if r["cached"] else "")
+                + (" replayed" if r.get("replayed") else ""))
         print(head)
         for label, text in (("prompt", r["prompt"]), ("response", r["response"]),
                             ("error", r["error"])):
@@ -124,3 +142,88 @@ def _crypt(args: argparse.Namespace) -> int:
     with os.fdopen(fd, "wb") as fh:
         fh.write(result)
     return 0
+
+
+def _new(args: argparse.Namespace) -> int:
+    """`ai new`: generate (sloth_runner/ai/newflow.py: the spec, its checks, a dry run), show
+    the file and its plan, then write it, never over an existing file without --force."""
+    from sloth_runner.ai import newflow
+    from sloth_runner.ai.newflow_render import describe
+
+    if args.attempts < 1:
+        raise UsageError("--attempts must be at least 1")
+    if not args.description.strip():
+        raise UsageError("ai new needs a description of the workflow")
+    target = _new_target(args.output, args.force)
+    from sloth_runner.ai.client import AIService
+
+    result = newflow.generate(
+        AIService(), args.description, filename=os.path.basename(target), style=args.style,
+        attempts=args.attempts, progress=lambda text: print(f"sloth-runner: {text}",
+                                                            file=sys.stderr))
+    if args.json:
+        _write_new(target, result.lua, args.force)
+        print_json({**result.as_dict(), "file": target, "written": True, "lua": result.lua})
+        return 0
+    print(result.lua)
+    spec = result.spec
+    print(f"workflow {spec['workflow']}: {len(spec['tasks'])} tasks in {len(result.waves)} "
+          f"waves ({result.provider} model {result.model}, attempt {result.attempts})")
+    width = max(len(t["name"]) for t in spec["tasks"])
+    for t in spec["tasks"]:
+        after = ""
+        if t["depends_on"]:
+            rule = "" if t["trigger_rule"] == "all_success" else f", {t['trigger_rule']}"
+            after = f" (after {', '.join(t['depends_on'])}{rule})"
+        print(f"  {t['name']:<{width}}  {describe(t['run'])}{after}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    if not args.yes and sys.stdin.isatty() and sys.stdout.isatty():
+        answer = input(f"write {target}? [Y/n] ").strip().lower()
+        if answer not in ("", "y", "yes"):
+            print(f"{target}: not written", file=sys.stderr)
+            return 1
+    _write_new(target, result.lua, args.force)
+    print(f"wrote {target}; run it with: sloth-runner run -f {target}")
+    return 0
+
+
+def _new_target(path: str, force: bool) -> str:
+    """-o FILE, checked before the model is asked: a file we may create (or, with --force,
+    replace) in a folder that exists."""
+    if not path.strip():
+        raise UsageError("-o needs a file name")
+    if os.path.isdir(path):
+        raise UsageError(f"-o {path}: is a directory; name a file, e.g. {path.rstrip('/')}"
+                         "/workflow.lua")
+    if os.path.lexists(path) and not force:
+        raise UsageError(f"{path} exists: pass --force to overwrite it")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"-o {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {path}: cannot write in {folder}")
+    return path
+
+
+def _write_new(path: str, text: str, force: bool) -> None:
+    """Without --force a file that appeared meanwhile is not replaced (O_EXCL); with it, the
+    new file replaces the old one whole (written beside it, then renamed)."""
+    try:
+        if not force:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            return
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except FileExistsError as exc:
+        raise UsageError(f"{path} exists: pass --force to overwrite it") from exc
+    except OSError as exc:
+        raise UsageError(f"-o {path}: {exc.strerror or exc}") from exc

@@ -41,8 +41,8 @@ class AIGateway:
 
     @staticmethod
     def _where(ctx: TaskContext | None) -> dict[str, Any]:
-        return {"workflow": ctx.workflow, "task": ctx.task, "deadline": ctx.deadline} if ctx \
-            else {}
+        return {"workflow": ctx.workflow, "task": ctx.task, "deadline": ctx.deadline,
+                "attempt": ctx.attempt} if ctx else {}
 
     def request(self, kind: str, spec: Any, ctx: TaskContext | None = None,
                 on_token: Any = None, provider: str | None = None) -> Any:

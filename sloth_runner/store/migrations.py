@@ -328,4 +328,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE ai_calls ADD COLUMN priced INTEGER NOT NULL DEFAULT 1
         """,
     ),
+    (
+        "017_ai_call_replayed",
+        # 1: answered from an earlier attempt of the same task in the run (not sent, not paid)
+        """
+        ALTER TABLE ai_calls ADD COLUMN replayed INTEGER NOT NULL DEFAULT 0
+        """,
+    ),
 ]
