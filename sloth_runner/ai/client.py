@@ -305,7 +305,8 @@ class AIService:
         replay_key = None
         if request.replay and ctx.task is not None:
             replay_key = self.replays.key(ctx, provider.name, model, request)
-            earlier = self.replays.answer(replay_key, ctx.attempt)
+            earlier = self.replays.answer(replay_key, ctx.attempt) or \
+                self.replays.recorded_answer(ctx, operation, self.scrub(request.text()))
             if earlier is not None:  # a retry asks what an earlier attempt asked: not paid twice
                 response = AIResponse.from_cache(earlier)
                 response.cached, response.replayed, response.cost = False, True, 0.0

@@ -6,6 +6,10 @@ Identical means the same provider, model, messages, grammar and options, tempera
 aside (a sampled answer is as good as a new one). The n-th identical request of an attempt gets
 the n-th answer of the first attempt that asked it; beyond that, the request is sent. Kept in
 memory for the run; `replay = false` on a call opts out.
+
+`run --replay RUN_ID` loads a finished run's answers (its call log: the scrubbed prompt and
+response, kept when log_prompts is on) and answers the same task's same prompt with them, in
+order: a reproducible re-run for debugging a workflow around its AI steps.
 """
 
 from __future__ import annotations
@@ -29,6 +33,27 @@ class Replays:
         self._used: dict[tuple[Any, ...], int] = {}
         self._kept = 0
         self._lock = threading.Lock()
+        self._recorded: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+
+    def load(self, calls: list[dict[str, Any]]) -> int:
+        """A finished run's answers (AIUsageStore.answers_of); how many were loaded."""
+        with self._lock:
+            for c in calls:
+                key = (c["workflow"], c["task"], c["operation"], c["prompt"])
+                self._recorded.setdefault(key, []).append({
+                    "text": c["response"], "model": c["model"], "provider": c["provider"],
+                    "finish_reason": "stop", "prompt_tokens": c["prompt_tokens"],
+                    "completion_tokens": c["completion_tokens"]})
+        return len(calls)
+
+    def recorded_answer(self, ctx: CallContext, operation: str,
+                        prompt: str) -> dict[str, Any] | None:
+        """The replayed run's next answer to this task's same prompt, if it had one."""
+        if not self._recorded:
+            return None
+        with self._lock:
+            answers = self._recorded.get((ctx.workflow, ctx.task, operation, prompt))
+            return answers.pop(0) if answers else None
 
     @staticmethod
     def key(ctx: CallContext, provider: str, model: str,

@@ -55,6 +55,9 @@ def register(sub: Any) -> None:
                    help="ask before each task: run, skip or abort")
     p.add_argument("--yes", "-y", action="store_true",
                    help="answer yes to every question (no prompts; overrides --interactive)")
+    p.add_argument("--replay", metavar="RUN_ID",
+                   help="answer the AI calls with that run's answers (same task, same "
+                        "prompt, in order): a reproducible re-run for debugging")
     p.add_argument("--delegate-to", metavar="HOST",
                    help="run every task on this agent (needs sloth-runner's agents)")
     p.add_argument("-o", "--output", default="text",
@@ -95,6 +98,8 @@ def _run(args: argparse.Namespace, params: dict[str, Any], grants: tuple[str, ..
              executor=args.executor) as run:
         if args.interactive and not args.yes:
             run.gate = lambda task: _ask(task, lambda: run.interrupted)
+        if args.replay:
+            _replay_from(run, args.replay)
         run.load()
         warn(run.warnings)
         names = list(args.workflows)
@@ -120,6 +125,20 @@ def _run(args: argparse.Namespace, params: dict[str, Any], grants: tuple[str, ..
             print(f"run {result.run_id}: {result.status} in {result.duration_s:.2f}s"
                   f" (details: sloth-runner history {result.run_id})")
     return exit_code(result)
+
+
+def _replay_from(run: Any, prefix: str) -> None:
+    """Load a finished run's AI answers into this run's AI service (ai/replay.py)."""
+    from sloth_runner.store import queries
+    from sloth_runner.store.ai_usage import AIUsageStore
+
+    found = queries.find_run(run.store, prefix)
+    if found is None:
+        raise UsageError(f"--replay: no run {prefix} (or more than one starts so): see "
+                         "`sloth-runner history`")
+    if not run.ai.replays.load(AIUsageStore(run.store).answers_of(found)):
+        warn([f"--replay: run {found} recorded no AI answers (none made, or log_prompts was "
+              "off): every call is sent"])
 
 
 def _is_stack_name(names: list[str], workflows: list[str]) -> bool:

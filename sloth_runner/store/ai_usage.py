@@ -54,6 +54,15 @@ class AIUsageStore:
                  decision.get("raw_confidence"), decision.get("method"),
                  decision.get("calibration"), int(bool(decision.get("fallback")))))
 
+    def answers_of(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's answered calls with what was asked and answered (scrubbed; logged when
+        log_prompts was on), in order: what `run --replay` answers from."""
+        rows = self.store.query(
+            "SELECT workflow, task, operation, prompt, response, model, provider, prompt_tokens,"
+            " completion_tokens FROM ai_calls WHERE run_id = ? AND status = 'ok' AND"
+            " response IS NOT NULL AND prompt IS NOT NULL ORDER BY id", (run_id,))
+        return [dict(r) for r in rows]
+
     def cached(self, key: str) -> dict[str, Any] | None:
         rows = self.store.query("SELECT response_json FROM ai_cache WHERE key = ?", (key,))
         return json.loads(rows[0][0]) if rows else None

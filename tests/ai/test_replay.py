@@ -40,3 +40,30 @@ def test_replay_false_sends_every_time(server, workflow_file):
     assert code == 0, doc
     assert tasks_by_name(doc)["t"]["message"] == "reply text|false|false"
     assert len(server.requests) == 6
+
+
+def test_run_replay_answers_with_a_finished_runs_answers(server, workflow_file):
+    from tests.conftest import cli
+
+    path = workflow_file('''
+        task("t"):command(function()
+            return true, ai.complete({prompt = "name a release", temperature = 1.0}).text
+        end):build()
+    ''')
+    env = {"OPENAI_API_KEY": API_KEY, "SLOTH_AI_MODEL": "m", "OPENAI_BASE_URL": server.base_url}
+    try:
+        server.play()
+        server.reply = "Aurora"
+        code, first = cli_json("run", "-f", path, env=env)
+        assert code == 0 and tasks_by_name(first)["t"]["message"] == "Aurora"
+        server.reply = "Borealis"  # the model would answer otherwise now
+        sent = len(server.requests)
+        code, again = cli_json("run", "-f", path, "--replay", first["run_id"][:8], env=env)
+        assert code == 0 and tasks_by_name(again)["t"]["message"] == "Aurora"
+        assert len(server.requests) == sent  # nothing sent
+        code, fresh = cli_json("run", "-f", path, env=env)
+        assert tasks_by_name(fresh)["t"]["message"] == "Borealis"
+        bad = cli("run", "-f", path, "--replay", "nosuchrun", env=env)
+        assert bad.returncode != 0 and "--replay: no run nosuchrun" in bad.stderr
+    finally:
+        server.reply = "reply text"  # the server is shared by the session's tests
