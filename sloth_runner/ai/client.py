@@ -173,13 +173,16 @@ class AIService:
         messages = spec.pop("messages", None)
         if not isinstance(messages, list) or not messages:
             raise ConfigError("chat.messages", "must be a list of {role=, content=} tables")
+        from sloth_runner.ai.images import content_parts
+
         for i, m in enumerate(messages, 1):
-            if not isinstance(m, dict) or not isinstance(m.get("content"), str) or \
+            if not isinstance(m, dict) or m.get("content") is None or \
                     m.get("role") not in ("system", "user", "assistant", "tool", "developer"):
                 raise ConfigError(f"chat.messages[{i}]", "needs role (system, user or "
-                                  "assistant) and content (a string)")
-        request = self._request(spec, [{"role": m["role"], "content": m["content"]}
-                                       for m in messages])
+                                  "assistant) and content (a string, or text and image parts)")
+        request = self._request(spec, [
+            {"role": m["role"], "content": content_parts(m["content"], f"chat.messages[{i}]")}
+            for i, m in enumerate(messages, 1)])
         request.grammar = grammar
         return self.call(request, ctx, operation, on_token, provider).as_dict(chat=True)
 
@@ -257,7 +260,7 @@ class AIService:
             predictor = self._failure_predictor = FailurePredictor(self.usage().store)
         return predict_failure(predictor, task, options)
 
-    def _request(self, spec: dict[str, Any], messages: list[dict[str, str]],
+    def _request(self, spec: dict[str, Any], messages: list[dict[str, Any]],
                  prompt: str | None = None) -> AIRequest:
         known = set(GENERATION_OPTIONS) | {"model", "stream", "logprobs", "api", "on_token",
                                            "sanitize", "replay"}
@@ -293,7 +296,9 @@ class AIService:
         scrub_it = s.sanitize if request.sanitize is None else request.sanitize
         self.scrubber.add_known(s.api_key)
         if scrub_it:
-            request.messages = [{**m, "content": self.scrub(m["content"])}
+            from sloth_runner.ai.images import scrub_parts
+
+            request.messages = [{**m, "content": scrub_parts(m["content"], self.scrub)}
                                 for m in request.messages]
             if request.prompt is not None:
                 request.prompt = self.scrub(request.prompt)

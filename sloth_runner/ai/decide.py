@@ -154,7 +154,8 @@ def _remember(service: DecisionService, answer: dict[str, Any], ctx: CallContext
                                     "answer") if k in answer}
     record({"run_id": ctx.run_id if ctx else None, "workflow": ctx.workflow if ctx else None,
             "task": ctx.task if ctx else None, "provider": answer["provider"],
-            "model": answer["model"], "options": answer["options"], "answer": shown,
+            "model": answer["model"], "options": [service.scrub(o) for o in answer["options"]],
+            "answer": shown,
             "confidence": answer["confidence"], "raw_confidence": answer["raw_confidence"],
             "method": answer["method"], "calibration": answer["calibration"],
             "fallback": answer["fallback"]})

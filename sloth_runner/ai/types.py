@@ -31,7 +31,7 @@ class AIRequest:
     __slots__ = ("messages", "prompt", "model", "options", "stream", "logprobs", "api",
                  "sanitize", "grammar", "replay")
 
-    def __init__(self, messages: list[dict[str, str]], model: str | None = None,
+    def __init__(self, messages: list[dict[str, Any]], model: str | None = None,
                  options: dict[str, Any] | None = None, prompt: str | None = None,
                  stream: bool = False, logprobs: bool = False, api: str = "chat",
                  sanitize: bool | None = None, grammar: str | None = None) -> None:
@@ -52,7 +52,10 @@ class AIRequest:
         """Everything that would be sent, for token estimates and cache keys."""
         if self.api == "completions" and self.prompt is not None:
             return self.prompt
-        return "\n".join(f"{m.get('role', '')}: {m.get('content', '')}" for m in self.messages)
+        from sloth_runner.ai.images import text_of
+
+        return "\n".join(f"{m.get('role', '')}: {text_of(m.get('content', ''))}"
+                         for m in self.messages)
 
 
 class AIResponse:

@@ -114,7 +114,14 @@ class LocalProvider(Provider):
 
     def execute(self, request: AIRequest, on_token: Callable[[str], None] | None = None,
                 deadline: float | None = None) -> AIResponse:
+        from sloth_runner.ai.images import has_images
+
         s = self.settings
+        if has_images(request.messages):  # before loading anything
+            raise AIProviderError(self.name, self.default_model(), "this model reads text "
+                                  "only: a message with an image needs a provider whose model "
+                                  "takes images (an OpenAI-compatible server with a vision "
+                                  "model)")
         llama, lock = load_model(self.path, logits_all=request.logprobs, device=s.device,
                                  threads=s.threads, context=s.context_size, notice=self.notice)
         model = self.default_model()

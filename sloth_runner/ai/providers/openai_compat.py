@@ -154,7 +154,10 @@ class OpenAIProvider(Provider):
                     if request.logprobs:
                         options["logprobs"] = True
                         options.setdefault("top_logprobs", 1)  # llama.cpp sends none without
-                    raw = client.chat.completions.create(model=model, messages=request.messages,
+                    from sloth_runner.ai.images import wire
+
+                    raw = client.chat.completions.create(model=model,
+                                                         messages=wire(request.messages),
                                                          stream=stream, **options)
                 if stream:
                     return self._read_stream(raw, model, request.api, on_token, progress)
