@@ -401,7 +401,8 @@ class Run:
         recorder = RunRecorder(store, self.run_id, os.path.realpath(self.path),
                                self.redact(self.params),
                                self.grants.describe(), self.stack, self._context(),
-                               {"tasks": [{"name": t.name, "depends_on": t.depends_on}
+                               {"tasks": [{"workflow": wf.name, "name": t.name,
+                                           "depends_on": t.depends_on}
                                           for wf in chosen for t in wf.tasks]})
         from sloth_runner.events import run_listener
 
@@ -432,6 +433,10 @@ class Run:
             if hooks is not None:
                 hooks.close()  # its last events are stored before the run's status is final
             recorder.finish(status, [w.name for w in chosen], error)
+            if os.path.isdir(self.spool):  # outputs past the cap: scrubbed as the page was
+                from sloth_runner.scrub.files import scrub_files_in
+
+                scrub_files_in(self.spool, self.scrubber)
             paths.remove_spool_if_empty(self.spool)
 
     def in_worker(self, task: Task) -> bool:

@@ -73,8 +73,9 @@ def handle(args: argparse.Namespace) -> int:
                          name="sloth-schedules").start()
         print("schedules: due runs start from this process", flush=True)
     try:
+        # open pages hold live streams: Ctrl-C must not wait for them
         uvicorn.run(make_app(settings), host=args.host, port=args.port, log_level="warning",
-                    access_log=False)
+                    access_log=False, timeout_graceful_shutdown=2)
     finally:
         if stop is not None:
             stop.set()

@@ -21,7 +21,7 @@ STATUSES = ("running", "success", "failed", "interrupted")
 
 def runs_page(store: Store, *, status: str | None = None, workflow: str | None = None,
               file: str | None = None, since: float | None = None, host: str | None = None,
-              has_ai: bool = False, before: float | None = None,
+              has_ai: bool = False, before: tuple[float, str] | None = None,
               limit: int = PAGE) -> list[dict[str, Any]]:
     """Runs newest first, filtered, each with its tasks counted by final status, the hosts and
     agents its attempts ran on and its AI cost. `before` pages (the last row's started_at)."""
@@ -39,9 +39,9 @@ def runs_page(store: Store, *, status: str | None = None, workflow: str | None =
     if since is not None:
         where.append("r.started_at >= ?")
         args.append(since)
-    if before is not None:
-        where.append("r.started_at < ?")
-        args.append(before)
+    if before is not None:  # keyset paging: runs sharing the boundary time are not lost
+        where.append("(r.started_at < ? OR (r.started_at = ? AND r.id < ?))")
+        args += [before[0], before[0], before[1]]
     if host:
         where.append("(r.host = ? OR EXISTS (SELECT 1 FROM attempts a WHERE a.run_id = r.id "
                      "AND a.host = ?))")
@@ -49,7 +49,7 @@ def runs_page(store: Store, *, status: str | None = None, workflow: str | None =
     if has_ai:
         where.append("EXISTS (SELECT 1 FROM ai_calls c WHERE c.run_id = r.id)")
     rows = store.query(f"SELECT r.* FROM runs r WHERE {' AND '.join(where)} "
-                       "ORDER BY r.started_at DESC LIMIT ?", (*args, limit))
+                       "ORDER BY r.started_at DESC, r.id DESC LIMIT ?", (*args, limit))
     runs = [dict(r) for r in rows]
     ids = [r["id"] for r in runs]
     counts: dict[str, dict[str, int]] = {i: {} for i in ids}
@@ -97,16 +97,21 @@ def run_detail(store: Store, run_id: str) -> dict[str, Any] | None:
     return run
 
 
-def run_started_by(store: Store, pid: int) -> str | None:
-    """The id of the newest run recorded by process `pid` (a run the dashboard started)."""
-    rows = store.query("SELECT id FROM runs WHERE pid = ? ORDER BY started_at DESC LIMIT 1",
-                       (pid,))
+def run_started_by(store: Store, pid: int, since: float) -> str | None:
+    """The id of the run recorded by process `pid` since `since` on this host (a run the
+    dashboard started; an older run of a reused pid is not it)."""
+    from sloth_runner.store.runs import HOST
+
+    rows = store.query("SELECT id FROM runs WHERE pid = ? AND started_at >= ? AND host = ?"
+                       " ORDER BY started_at DESC LIMIT 1", (pid, since, HOST))
     return str(rows[0][0]) if rows else None
 
 
 def attempt_detail(store: Store, run_id: str, attempt_id: int) -> dict[str, Any] | None:
     """One attempt with its outputs (stdout/stderr as kept: the end of each, scrubbed; the
     path of the whole output in the run's spool when it was longer) and its log."""
+    if not 0 < attempt_id < 2 ** 63:
+        return None
     rows = store.query("SELECT * FROM attempts WHERE run_id = ? AND id = ?", (run_id, attempt_id))
     if not rows:
         return None
@@ -167,19 +172,28 @@ def filter_choices(store: Store) -> dict[str, list[str]]:
     return {"workflows": sorted(workflows), "hosts": sorted(hosts), "statuses": list(STATUSES)}
 
 
-def changes_since(store: Store, mark: tuple[float, int]) -> tuple[tuple[float, int], list[str]]:
-    """For live pages: the ids of runs started or finished since `mark`, and the new mark.
-    The mark is (the newest run start seen, the newest attempt id seen)."""
-    newest_run, newest_attempt = mark
-    changed = {r[0] for r in store.query(
-        "SELECT id FROM runs WHERE started_at > ? OR (ended_at IS NOT NULL AND ended_at > ?)",
-        (newest_run, newest_run))}
+def changes_since(store: Store, mark: tuple[int, float, int]
+                  ) -> tuple[tuple[int, float, int], list[str]]:
+    """For live pages: the ids of runs that changed since `mark`, and the new mark. The mark
+    is (the database's data_version, the newest run start seen, the newest attempt id): while
+    no other connection has committed, data_version says so at no cost; after a commit, runs
+    started since and runs with new attempts are found by index, and runs still marked running
+    are included (one may have ended or been found dead: its page asks again)."""
+    version = int(store.query("PRAGMA data_version")[0][0])
+    seen_version, newest_run, newest_attempt = mark
+    if version == seen_version and seen_version:
+        return mark, []
+    top = store.query("SELECT coalesce(max(started_at), 0) FROM runs")[0][0]
+    last = store.query("SELECT coalesce(max(id), 0) FROM attempts")[0][0]
+    if not seen_version:  # the first look: nothing is news yet
+        return (version, top, last), []
+    changed = {r[0] for r in store.query("SELECT id FROM runs WHERE started_at > ?",
+                                         (newest_run,))}
     changed.update(r[0] for r in store.query(
         "SELECT DISTINCT run_id FROM attempts WHERE id > ?", (newest_attempt,)))
-    top = store.query("SELECT coalesce(max(started_at), 0), coalesce(max(ended_at), 0) FROM runs")
-    last = store.query("SELECT coalesce(max(id), 0) FROM attempts")
-    return (max(newest_run, top[0][0], top[0][1]), max(newest_attempt, last[0][0])), \
-        sorted(changed)
+    changed.update(r[0] for r in store.query(
+        "SELECT id FROM runs WHERE status = 'running' ORDER BY started_at DESC LIMIT 200"))
+    return (version, max(newest_run, top), max(newest_attempt, last)), sorted(changed)
 
 
 def _json(text: Any) -> Any:

@@ -31,7 +31,7 @@ async def _checked(request: Request) -> Response | None:
     # the forms are urlencoded and tiny: parsed here (Starlette's parser needs another package)
     form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
     given = (form.get("csrf") or [""])[0]
-    if not hmac.compare_digest(given, request.app.state.settings.csrf()):
+    if not hmac.compare_digest(given.encode(), request.app.state.settings.csrf().encode()):
         return _page(request, 403, "Refused", "This action's form is stale or came from "
                      "elsewhere (CSRF token mismatch): reload the page and try again.")
     return None
@@ -62,7 +62,14 @@ async def _again(request: Request, failed_only: bool) -> Response:
     if run is None:
         return _page(request, 404, "No such run", "There is nothing to run again.")
     args = ["run", "-f", run["file"], "--yes"]
+    if run.get("stack"):  # Go's stack positional, first: its stack-scoped hooks fire again
+        args.append(run["stack"])
     args += [w for w in (run.get("workflows") or "").split(",") if w]
+    grants = run.get("grants") or ""
+    if grants.startswith("sandbox"):  # as sandboxed as it was
+        args.append("--sandbox")
+        if "+" in grants:
+            args += ["--allow", grants.split("+", 1)[1]]
     for key, value in sorted(run["params"].items()):
         if key not in ("task_name", "workflow_name"):
             args += ["--param", f"{key}={value}"]
@@ -74,28 +81,34 @@ async def _again(request: Request, failed_only: bool) -> Response:
             args += ["--task", name]
     if not os.path.isfile(run["file"]):
         return _page(request, 409, "File gone", f"{run['file']} no longer exists.")
-    new_id = await anyio.to_thread.run_sync(start_run, store, args)
+    new_id = await anyio.to_thread.run_sync(start_run, store, args,
+                                            os.path.dirname(run["file"]))
     if new_id is None:
         return _page(request, 500, "Not started", "The run did not show up in the history "
                      f"within {APPEAR_WITHIN_S:g} s; the server's log folder says why.")
     return RedirectResponse(str(request.url_for("run", run_id=new_id)), status_code=303)
 
 
-def start_run(store: Any, args: list[str]) -> str | None:
+def start_run(store: Any, args: list[str], cwd: str | None = None) -> str | None:
     """`sloth-runner ARGS` in a session of its own (it outlives the page and the dashboard),
-    its output in the home's logs; the new run's id once it is in the store."""
+    in the file's folder (relative paths in it mean what they meant), its output in the home's
+    logs; the new run's id once it is in the store."""
     from sloth_runner import paths
 
     logs = os.path.join(paths.home(), "logs")
     os.makedirs(logs, exist_ok=True)
     with open(os.path.join(logs, f"ui-{int(time.time())}-{os.getpid()}.log"), "ab") as log:
+        package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            filter(None, [package, os.environ.get("PYTHONPATH")]))}
+        started = time.time()
         proc = subprocess.Popen([sys.executable, "-m", "sloth_runner", *args],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True)
+                                start_new_session=True, cwd=cwd or None, env=env)
     _reap_later(proc)
     deadline = time.monotonic() + APPEAR_WITHIN_S
     while time.monotonic() < deadline:
-        found = dashboard.run_started_by(store, proc.pid)
+        found = dashboard.run_started_by(store, proc.pid, since=started - 1)
         if found:
             return found
         if proc.poll() is not None:
@@ -120,20 +133,34 @@ async def cancel(request: Request) -> Response:
     run = dashboard.run_detail(store, run_id)
     if run is None:
         return _page(request, 404, "No such run", "There is nothing to cancel.")
-    if run["status"] != "running" or not run.get("pid") or not _is_sloth(int(run["pid"])):
+    if run["status"] != "running" or not run.get("pid") or not _still_running(run):
         return _page(request, 409, "Not running", f"Run {run_id} is not running "
                      f"(status: {run['status']}).")
     os.kill(int(run["pid"]), signal.SIGINT)
     return RedirectResponse(str(request.url_for("run", run_id=run_id)), status_code=303)
 
 
-def _is_sloth(pid: int) -> bool:
-    """The pid still belongs to a sloth-runner process (pids are reused)."""
+def _still_running(run: dict[str, Any]) -> bool:
+    """The run's process still holds its run lock on this host (a pid alone may have been
+    reused, even by another sloth-runner)."""
+    import fcntl
+
+    from sloth_runner import paths
+    from sloth_runner.store.runs import HOST
+
+    if run.get("host") not in (None, HOST):
+        return False
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return b"sloth" in fh.read()
+        fd = os.open(paths.lock_file(run["id"]), os.O_RDWR)
     except OSError:
         return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True  # held: its run is alive
+    finally:
+        os.close(fd)
+    return False
 
 
 async def run_schedule(request: Request) -> Response:

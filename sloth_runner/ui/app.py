@@ -46,6 +46,13 @@ HEADERS = {
 }
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
 class Settings:
     """What one dashboard process serves, and how."""
 
@@ -88,11 +95,11 @@ class Guard(BaseHTTPMiddleware):
         else:
             token = self.settings.token
             given = request.query_params.get("token")
-            if token and given and hmac.compare_digest(given, token):
+            if token and given and _same(given, token):
                 # first use: from now on a cookie, and the token leaves the address bar
                 clean = request.url.remove_query_params("token")
                 response = RedirectResponse(str(clean), status_code=303)
-                response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+                response.set_cookie(_cookie(request), token, httponly=True, samesite="strict")
             else:
                 response = await call_next(request)
         for name, value in HEADERS.items():
@@ -101,10 +108,16 @@ class Guard(BaseHTTPMiddleware):
 
     def _refusal(self, request: Request) -> Response | None:
         token = self.settings.token
+        if not token and (request.url.hostname or "") not in LOOPBACK_NAMES:
+            # without a token only this machine's names: another name pointing here (DNS
+            # rebinding) would let a web page read the dashboard and post its forms
+            return PlainTextResponse("421: this dashboard answers to 127.0.0.1 and localhost "
+                                     "only (start it with --host and a token to serve others)",
+                                     status_code=421)
         if token and not request.url.path.startswith("/static/"):
-            offered = request.cookies.get(TOKEN_COOKIE) or request.query_params.get("token") or \
-                request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            if not offered or not hmac.compare_digest(offered, token):
+            offered = [request.cookies.get(_cookie(request)), request.query_params.get("token"),
+                       request.headers.get("authorization", "").removeprefix("Bearer ").strip()]
+            if not any(o and _same(o, token) for o in offered):
                 return PlainTextResponse("401: this dashboard needs its token: open the address "
                                          "`sloth-runner ui` printed (…?token=…)", status_code=401)
         if request.method == "POST":
@@ -114,6 +127,11 @@ class Guard(BaseHTTPMiddleware):
             if self.settings.read_only:
                 return PlainTextResponse("403: this dashboard is read-only", status_code=403)
         return None
+
+
+def _cookie(request: Request) -> str:
+    """Per port: two dashboards on one host (cookies ignore ports) keep their own tokens."""
+    return f"{TOKEN_COOKIE}_{request.url.port or 80}"
 
 
 def make_app(settings: Settings | None = None) -> Starlette:

@@ -21,19 +21,27 @@ def dag(request: Request, run: dict[str, Any]) -> str:
     from sloth_runner.ui.svg import dag_svg
 
     graph = run.get("graph") or {}
+    several = len({a["workflow"] for a in run["attempts"]} |
+                  {t.get("workflow") for t in graph.get("tasks") or [] if t.get("workflow")}) > 1
+
+    def node(workflow: str | None, task: str) -> str:  # tasks of two workflows may share names
+        return f"{workflow}/{task}" if several and workflow else task
+
     names: list[str] = []
     edges: list[tuple[str, str]] = []
     for t in graph.get("tasks") or []:
-        names.append(t["name"])
-        edges += [(dep, t["name"]) for dep in t.get("depends_on") or []]
+        names.append(node(t.get("workflow"), t["name"]))
+        edges += [(node(t.get("workflow"), dep), node(t.get("workflow"), t["name"]))
+                  for dep in t.get("depends_on") or []]
     for a in run["attempts"]:
-        if a["task"] not in names:
-            names.append(a["task"])
+        if node(a["workflow"], a["task"]) not in names:
+            names.append(node(a["workflow"], a["task"]))
     statuses: dict[str, str] = {}
     links: dict[str, str] = {}
     for a in run["attempts"]:  # in the order they ended: the last one wins
-        statuses[a["task"]] = a["status"] if a["final"] else "running"
-        links[a["task"]] = str(request.url_for("attempt", run_id=run["id"], attempt_id=a["id"]))
+        key = node(a["workflow"], a["task"])
+        statuses[key] = a["status"] if a["final"] else "running"
+        links[key] = str(request.url_for("attempt", run_id=run["id"], attempt_id=a["id"]))
     open_run = run["status"] == "running"
     for name in names:
         statuses.setdefault(name, "pending" if open_run else "not_run")

@@ -1,8 +1,8 @@
 """Live updates for open pages: server-sent events saying which runs changed.
 
 The store is the only channel between runs and the dashboard (runs are other processes), so
-the feed polls it: two indexed reads every POLL_S (the newest run start or end, the newest
-attempt id). A run's attempts are committed at most 0.1 s after they end, so an open page
+the feed polls it every POLL_S: `PRAGMA data_version` (free: it changes only when another
+connection commits), then, after a commit, a few indexed reads for what changed. A run's attempts are committed at most 0.1 s after they end, so an open page
 learns of a finished task within ~0.4 s and fetches just the rows or the run it shows.
 Each stream ends after MAX_STREAM_S (the browser's EventSource reconnects) or when the client
 goes away: nothing polls for a page nobody has open.
@@ -32,7 +32,7 @@ async def events(request: Request) -> StreamingResponse:
     store = request.app.state.settings.store
 
     async def stream() -> AsyncIterator[str]:
-        mark, _ = await anyio.to_thread.run_sync(dashboard.changes_since, store, (0.0, 0))
+        mark, _ = await anyio.to_thread.run_sync(dashboard.changes_since, store, (0, 0.0, 0))
         yield "retry: 2000\n\n"
         started = last_sent = time.monotonic()
         while time.monotonic() - started < MAX_STREAM_S:

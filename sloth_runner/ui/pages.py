@@ -47,7 +47,14 @@ def _money(value: Any) -> str:
     return "$0" if v == 0 else f"${v:.4f}" if v < 1 else f"${v:.2f}"
 
 
-FILTERS = {"when": _ago, "duration": _duration, "money": _money}
+def _zoned(ts: Any, zone: str) -> str:
+    """A schedule's time on its own wall clock (its zone), not the server's."""
+    from sloth_runner.schedules.cron import format_time
+
+    return str(format_time(ts, zone))
+
+
+FILTERS = {"when": _ago, "duration": _duration, "money": _money, "zoned": _zoned}
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
@@ -74,14 +81,24 @@ def runs(request: Request) -> Response:
             return render(request, "error.html", 400, title="Bad filter",
                           message=f"since: {exc}")
     store = settings(request).store
-    before = float(q["before"]) if q.get("before", "").replace(".", "", 1).isdigit() else None
+    before = _page_mark(q.get("before", ""))
     found = dashboard.runs_page(store, status=q.get("status") or None,
                                 workflow=q.get("workflow") or None, file=q.get("file") or None,
                                 since=since, host=q.get("host") or None,
                                 has_ai=q.get("ai") == "1", before=before)
     context: dict[str, Any] = {"runs": found, "filters": dict(q), "choices": dashboard.filter_choices(store),
-               "next_before": found[-1]["started_at"] if len(found) == dashboard.PAGE else None}
+               "next_before": f"{found[-1]['started_at']!r}_{found[-1]['id']}"
+               if len(found) == dashboard.PAGE else None}
     return render(request, "runs_rows.html" if q.get("rows") else "runs.html", **context)
+
+
+def _page_mark(text: str) -> tuple[float, str] | None:
+    """`before=STARTED_ID` of the runs view's "older" link (None when absent or malformed)."""
+    started, _, run_id = text.partition("_")
+    try:
+        return (float(started), run_id) if run_id else None
+    except ValueError:
+        return None
 
 
 def run(request: Request) -> Response:
@@ -139,8 +156,12 @@ def output(request: Request) -> Response:
         return render(request, "error.html", 404, title="Not found",
                       message=f"Nothing at {request.url.path}.")
     outputs = found["outputs"] if isinstance(found["outputs"], dict) else {}
+    from urllib.parse import quote
+
+    name = f"{run_id}-{found['task']}-{stream}.txt"
+    plain = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
     headers = {"Content-Disposition":
-               f'attachment; filename="{run_id}-{found["task"]}-{stream}.txt"'}
+               f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name)}"}
     spooled = _spool_file(outputs.get(f"{stream}_path"))
     if spooled is None:
         return Response(str(outputs.get(stream) or ""), media_type="text/plain; charset=utf-8",

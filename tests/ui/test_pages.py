@@ -108,6 +108,12 @@ def test_unknown_things_are_404_pages_and_bad_paths_are_never_served(client):
     assert _spool_file("../../etc/passwd") is None
 
 
+def test_without_a_token_only_this_machines_names_are_answered(client):
+    rebound = client.get("/", headers={"host": "evil.example"})
+    assert rebound.status_code == 421 and 'name="csrf"' not in rebound.text
+    assert client.get("/", headers={"host": "localhost:8080"}).status_code == 200
+
+
 def test_every_response_carries_the_security_headers(client):
     for path in ("/", "/static/app.css", "/runs/nope"):
         headers = client.get(path).headers

@@ -96,13 +96,12 @@ def test_schedules_are_listed_and_one_runs_now_from_the_page(fresh_client, workf
                "Europe/Berlin").returncode == 0
     page = fresh_client.get("/schedules").text
     row = re.search(r'<tr data-schedule="nightly">(.*?)</tr>', page, re.S).group(1)
-    import time
-
     from sloth_runner.schedules import ScheduleService
+    from sloth_runner.schedules.cron import format_time
 
     nxt = ScheduleService().get("nightly")["next_runs"][0]
     assert "0 2 * * *" in row and "Europe/Berlin" in row
-    assert time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(nxt)) in row  # its next run
+    assert format_time(nxt, "Europe/Berlin") in row and "02:00" in row  # on its own clock
     csrf = re.search(r'name="csrf" value="(\w+)"', page).group(1)
     started = fresh_client.post("/schedules/nightly/run", data={"csrf": csrf},
                                 follow_redirects=False)
@@ -127,5 +126,58 @@ def test_ten_thousand_runs_page_newest_first(fresh_client, sloth_home):
     older = re.search(r'href="([^"]*before=[^"]+)">Older runs', page).group(1)
     ids = re.findall(r'data-run="(\w+)"', fresh_client.get(older.replace("&amp;", "&")).text)
     assert ids[0] == "r00000009949" and len(ids) == 50
+    with store.transaction() as c:  # runs sharing one start time straddle a page's end
+        c.executemany("INSERT INTO runs (id, file, workflows, started_at, ended_at, status)"
+                      " VALUES (?, 'same.lua', 'default', 2e9, 2e9, 'success')",
+                      [(f"same{i:03d}",) for i in range(60)])
+    first = re.findall(r'data-run="(\w+)"', fresh_client.get("/").text)
+    nxt = re.search(r'href="([^"]*before=[^"]+)">Older runs', fresh_client.get("/").text)
+    second = re.findall(r'data-run="(\w+)"', fresh_client.get(nxt.group(1).replace("&amp;", "&")).text)
+    assert sorted(set(first + second) & {f"same{i:03d}" for i in range(60)}) == \
+        sorted(f"same{i:03d}" for i in range(60))  # none skipped
     failed = re.findall(r'data-run="(\w+)"', fresh_client.get("/?status=failed").text)
     assert failed[:2] == ["r00000009990", "r00000009980"]
+
+
+def test_a_whole_output_downloads_without_the_runs_secrets(fresh_client, workflow_file):
+    import os
+
+    secret = "tok-PLAIN-value-0123456789"
+    path = workflow_file('task("loud"):command("echo start $DEPLOY_TOKEN; head -c 1200000 '
+                         '/dev/zero | tr \'\\\\0\' x; echo; echo end $DEPLOY_TOKEN"):build()',
+                         "loud.lua")
+    run = subprocess.run([sys.executable, "-m", "sloth_runner", "run", "-f", path],
+                         env={**os.environ, "PYTHONPATH": ROOT, "DEPLOY_TOKEN": secret},
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    run_id = re.search(r'data-run="(\w+)"', fresh_client.get("/").text).group(1)
+    link = re.search(rf'href="[^"]*(/runs/{run_id}/attempts/\d+)">loud<',
+                     fresh_client.get(f"/runs/{run_id}").text).group(1)
+    whole = fresh_client.get(link + "/stdout.txt").text
+    assert len(whole) > 1_200_000 and "REDACTED" in whole[-100:]
+    assert secret not in whole  # the dashboard's environment does not know it: the run did
+
+
+def test_re_run_keeps_the_sandbox_and_the_files_folder(fresh_client, workflow_file, tmp_path):
+    import os
+
+    (tmp_path / "input.txt").write_text("from beside the file")
+    path = workflow_file('''
+        task("read"):command(function() return true, fs.read("input.txt") end):build()
+        task("shell"):command("true"):build()
+    ''', "boxed.lua")
+    first = subprocess.run([sys.executable, "-m", "sloth_runner", "run", "-f", path,
+                            "--sandbox"], env={**os.environ, "PYTHONPATH": ROOT},
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 1  # the shell task is refused in the sandbox
+    run_id = re.search(r'data-run="(\w+)"', fresh_client.get("/").text).group(1)
+    page = fresh_client.get(f"/runs/{run_id}").text
+    csrf = re.search(r'name="csrf" value="(\w+)"', page).group(1)
+    again = fresh_client.post(f"/runs/{run_id}/rerun", data={"csrf": csrf},
+                              follow_redirects=False)
+    new_id = again.headers["location"].rsplit("/", 1)[-1]
+    assert poll(lambda: 'data-status="running"' not in fresh_client.get(f"/runs/{new_id}").text,
+                30)
+    page = fresh_client.get(f"/runs/{new_id}").text
+    assert "from beside the file" in page  # relative paths as in the first run
+    assert "not allowed in the sandbox" in page  # still sandboxed

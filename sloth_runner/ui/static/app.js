@@ -5,31 +5,40 @@
   var dot = document.querySelector(".live-dot");
   if (!window.EventSource || !body.dataset.live) return;
 
-  var pending = false;
+  // one fetch at a time; news arriving meanwhile fetches once more when it is done
+  var pending = false, again = false;
+  function once(fetchIt) {
+    if (pending) { again = true; return; }
+    pending = true;
+    fetchIt().finally(function () {
+      pending = false;
+      if (again) { again = false; once(fetchIt); }
+    });
+  }
+
   function refreshRows() {
     var rows = document.getElementById("runs-rows");
-    if (!rows || pending) return;
-    pending = true;
-    fetch(rows.dataset.rows, {credentials: "same-origin"})
-      .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) { if (html !== null) rows.innerHTML = html; })
-      .finally(function () { pending = false; });
+    if (!rows) return;
+    once(function () {
+      return fetch(rows.dataset.rows, {credentials: "same-origin"})
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) { if (html !== null) rows.innerHTML = html; });
+    });
   }
 
   function refreshRun() {
     // the whole run (graph, timeline, tasks) again, swapped in place
-    var run = document.getElementById("run");
-    if (!run || pending) return;
-    pending = true;
-    fetch(window.location.href, {credentials: "same-origin"})
-      .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) {
-        if (html === null) return;
-        var doc = new DOMParser().parseFromString(html, "text/html");
-        var fresh = doc.getElementById("run");
-        if (fresh) run.replaceWith(fresh);
-      })
-      .finally(function () { pending = false; });
+    once(function () {
+      return fetch(window.location.href, {credentials: "same-origin"})
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          var run = document.getElementById("run");
+          if (html === null || !run) return;
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          var fresh = doc.getElementById("run");
+          if (fresh) run.replaceWith(fresh);
+        });
+    });
   }
 
   var source = new EventSource(body.dataset.live);
