@@ -137,7 +137,8 @@ class Run:
             from sloth_runner.scrub import Scrubber
             from sloth_runner.scrub.environment import secret_values
 
-            self._scrubber = Scrubber(known=secret_values(os.environ))
+            self._scrubber = Scrubber(known=secret_values(os.environ) + secret_values(
+                {k: v for k, v in self.params.items() if isinstance(v, str)}))  # --param password=…
         return self._scrubber
 
     @property

@@ -6,6 +6,7 @@ browser to it (a page says what happened when it cannot)."""
 from __future__ import annotations
 
 import hmac
+import json
 import os
 import signal
 import subprocess
@@ -70,9 +71,12 @@ async def _again(request: Request, failed_only: bool) -> Response:
         args.append("--sandbox")
         if "+" in grants:
             args += ["--allow", grants.split("+", 1)[1]]
-    for key, value in sorted(run["params"].items()):
-        if key not in ("task_name", "workflow_name"):
-            args += ["--param", f"{key}={value}"]
+    params = {k: v for k, v in run["params"].items() if k not in ("task_name", "workflow_name")}
+    if "[REDACTED" in json.dumps(params):
+        return _page(request, 409, "Not from here", "This run's parameters held secrets, which "
+                     "the history keeps only redacted: run it again from the command line.")
+    if params:  # as a values file: tables, numbers and booleans keep their types
+        args += ["-v", _params_file(params)]
     if failed_only:
         failed = [t["task"] for t in run["tasks"] if t["status"] not in FINISHED_OK]
         if not failed:
@@ -87,6 +91,18 @@ async def _again(request: Request, failed_only: bool) -> Response:
         return _page(request, 500, "Not started", "The run did not show up in the history "
                      f"within {APPEAR_WITHIN_S:g} s; the server's log folder says why.")
     return RedirectResponse(str(request.url_for("run", run_id=new_id)), status_code=303)
+
+
+def _params_file(params: dict[str, Any]) -> str:
+    """The run's parameters in a file of the home's logs folder (JSON is YAML)."""
+    from sloth_runner import paths
+
+    folder = os.path.join(paths.home(), "logs")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"ui-params-{time.time_ns()}.json")
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(params, fh)
+    return path
 
 
 def start_run(store: Any, args: list[str], cwd: str | None = None) -> str | None:

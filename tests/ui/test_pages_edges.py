@@ -181,3 +181,34 @@ def test_re_run_keeps_the_sandbox_and_the_files_folder(fresh_client, workflow_fi
     page = fresh_client.get(f"/runs/{new_id}").text
     assert "from beside the file" in page  # relative paths as in the first run
     assert "not allowed in the sandbox" in page  # still sandboxed
+
+
+def test_re_run_keeps_the_parameters_types_and_refuses_redacted_ones(fresh_client,
+                                                                     workflow_file):
+    import os
+
+    path = workflow_file('''
+        task("p"):command(function(this, params)
+            return true, type(params.n) .. " " .. tostring(params.flag) .. " " .. params.name
+        end):build()
+    ''', "params.lua")
+    values = os.path.join(os.path.dirname(path), "v.yaml")
+    with open(values, "w") as fh:
+        fh.write("n: 3\nflag: true\nname: web 01\n")
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    assert subprocess.run([sys.executable, "-m", "sloth_runner", "run", "-f", path, "-v",
+                           values], env=env, capture_output=True).returncode == 0
+    run_id = re.search(r'data-run="(\w+)"', fresh_client.get("/").text).group(1)
+    csrf = re.search(r'name="csrf" value="(\w+)"',
+                     fresh_client.get(f"/runs/{run_id}").text).group(1)
+    again = fresh_client.post(f"/runs/{run_id}/rerun", data={"csrf": csrf},
+                              follow_redirects=False)
+    new_id = again.headers["location"].rsplit("/", 1)[-1]
+    assert poll(lambda: 'data-status="success"' in fresh_client.get(f"/runs/{new_id}").text, 30)
+    assert "number true web 01" in fresh_client.get(f"/runs/{new_id}").text
+    assert subprocess.run([sys.executable, "-m", "sloth_runner", "run", "-f", path, "--param",
+                           "db_password=plain-words-here", "--param", "name=x"], env=env,
+                          capture_output=True).returncode == 0
+    secret_run = re.search(r'data-run="(\w+)"', fresh_client.get("/").text).group(1)
+    refused = fresh_client.post(f"/runs/{secret_run}/rerun", data={"csrf": csrf})
+    assert refused.status_code == 409 and "redacted" in refused.text
