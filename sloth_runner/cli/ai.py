@@ -171,15 +171,18 @@ def _new(args: argparse.Namespace) -> int:
           f"waves ({result.provider} model {result.model}, attempt {result.attempts})")
     width = max(len(t["name"]) for t in spec["tasks"])
     for t in spec["tasks"]:
-        after = ""
-        if t["depends_on"]:
-            rule = "" if t["trigger_rule"] == "all_success" else f", {t['trigger_rule']}"
-            after = f" (after {', '.join(t['depends_on'])}{rule})"
-        print(f"  {t['name']:<{width}}  {describe(t['run'])}{after}")
+        extra = [f"after {', '.join(t['depends_on'])}"] if t["depends_on"] else []
+        extra += [t["trigger_rule"]] if t["trigger_rule"] != "all_success" else []
+        extra += [f"retries {t['retries']}"] if t["retries"] else []
+        extra += [f"timeout {t['timeout']}"] if t["timeout"] else []
+        more = f" ({'; '.join(extra)})" if extra else ""
+        print(f"  {t['name']:<{width}}  {describe(t['run'])}{more}")
     for note in result.notes:
         print(f"  note: {note}")
     if not args.yes and sys.stdin.isatty() and sys.stdout.isatty():
-        answer = input(f"write {target}? [Y/n] ").strip().lower()
+        sys.stdout.write(f"write {target}? [Y/n] ")  # not input(): it may prompt on stderr
+        sys.stdout.flush()
+        answer = sys.stdin.readline().strip().lower()
         if answer not in ("", "y", "yes"):
             print(f"{target}: not written", file=sys.stderr)
             return 1
