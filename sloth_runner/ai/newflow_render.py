@@ -177,17 +177,9 @@ def _modern(spec: dict[str, Any]) -> str:
     for t in spec["tasks"]:
         var = local_name(t["name"], taken)
         names.append(var)
-        lines = [f"local {var} = task({q(t['name'])})",
-                 f"    :description({q(t['description'])})"]
-        if t["depends_on"]:
-            lines.append(f"    :depends_on({{{', '.join(q(d) for d in t['depends_on'])}}})")
-        if t["trigger_rule"] != "all_success":
-            lines.append(f"    :trigger_rule({q(t['trigger_rule'])})")
-        lines.append(f"    :command({_command(t['run'], '    ', 'this, params')})")
-        if t["retries"]:
-            lines.append(f"    :retries({t['retries']})")
-        if t["timeout"]:
-            lines.append(f"    :timeout({q(t['timeout'])})")
+        lines = [f"local {var} = task({q(t['name'])})"]
+        lines += [f"    :{key}({value})" for key, value in
+                  _settings(t, _command(t["run"], "    ", "this, params"))]
         lines.append("    :build()")
         out.append("\n".join(lines))
     out.append(f"workflow.define({q(spec['workflow'])})\n"
@@ -196,19 +188,28 @@ def _modern(spec: dict[str, Any]) -> str:
     return "\n\n".join(out) + "\n"
 
 
+def _settings(t: dict[str, Any], command: str) -> list[tuple[str, str]]:
+    """A task's settings as (name, Lua value), in the order both styles write them (a builder
+    method each in the Modern DSL, a field each in the table form)."""
+    out = [("description", q(t["description"]))]
+    if t["depends_on"]:
+        out.append(("depends_on", "{" + ", ".join(q(d) for d in t["depends_on"]) + "}"))
+    if t["trigger_rule"] != "all_success":
+        out.append(("trigger_rule", q(t["trigger_rule"])))
+    out.append(("command", command))
+    if t["retries"]:
+        out.append(("retries", str(t["retries"])))
+    if t["timeout"]:
+        out.append(("timeout", q(t["timeout"])))
+    return out
+
+
 def _table(spec: dict[str, Any]) -> str:
     tasks = []
     for t in spec["tasks"]:
-        fields = [f"name = {q(t['name'])}", f"description = {q(t['description'])}"]
-        if t["depends_on"]:
-            fields.append(f"depends_on = {{{', '.join(q(d) for d in t['depends_on'])}}}")
-        if t["trigger_rule"] != "all_success":
-            fields.append(f"trigger_rule = {q(t['trigger_rule'])}")
-        fields.append(f"command = {_command(t['run'], '            ', 'params')}")
-        if t["retries"]:
-            fields.append(f"retries = {t['retries']}")
-        if t["timeout"]:
-            fields.append(f"timeout = {q(t['timeout'])}")
+        fields = [f"name = {q(t['name'])}"]
+        fields += [f"{key} = {value}" for key, value in
+                   _settings(t, _command(t["run"], "            ", "params"))]
         tasks.append("        {\n" + "".join(f"            {f},\n" for f in fields)
                      + "        },\n")
     return (f"workflow.define({q(spec['workflow'])}, {{\n"
