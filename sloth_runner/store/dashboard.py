@@ -90,7 +90,7 @@ def run_detail(store: Store, run_id: str) -> dict[str, Any] | None:
     run["attempts"] = attempts
     run["tasks"] = [a for a in attempts if a["final"]]
     run["params"] = _json(run.get("params_json")) or {}
-    run["graph"] = _json(run.get("graph_json")) if "graph_json" in run else None
+    run["graph"] = _json(run.get("graph_json"))
     run["ai_calls"] = ai_calls(store, run_id=run_id)
     run["decisions"] = decisions(store, run_id)
     run["duration_s"] = (run["ended_at"] or time.time()) - run["started_at"]

@@ -43,24 +43,26 @@ class RunContext:
         self.params_hash = params_hash
 
 
+def run_lock_held(run_id: str) -> bool:
+    """Whether the process running `run_id` (on this host) is alive: it holds the run's lock
+    until it ends, and the kernel drops the lock when it dies, whatever killed it."""
+    try:
+        fd = os.open(paths.lock_file(run_id), os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def recover_interrupted(store: Store) -> list[str]:
     """Mark runs whose process died as `interrupted`; return their ids."""
     rows = store.query("SELECT id FROM runs WHERE status = 'running'")
-    dead: list[str] = []
-    for row in rows:
-        lock_path = paths.lock_file(row[0])
-        try:
-            fd = os.open(lock_path, os.O_RDWR)
-        except FileNotFoundError:
-            dead.append(row[0])
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            continue  # its process is alive
-        finally:
-            os.close(fd)
-        dead.append(row[0])
+    dead = [row[0] for row in rows if not run_lock_held(row[0])]
     for run_id in dead:
         with store.transaction() as c:
             last = c.execute("SELECT max(ended_at) FROM attempts WHERE run_id = ?",

@@ -159,24 +159,9 @@ async def cancel(request: Request) -> Response:
 def _still_running(run: dict[str, Any]) -> bool:
     """The run's process still holds its run lock on this host (a pid alone may have been
     reused, even by another sloth-runner)."""
-    import fcntl
+    from sloth_runner.store.runs import HOST, run_lock_held
 
-    from sloth_runner import paths
-    from sloth_runner.store.runs import HOST
-
-    if run.get("host") not in (None, HOST):
-        return False
-    try:
-        fd = os.open(paths.lock_file(run["id"]), os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True  # held: its run is alive
-    finally:
-        os.close(fd)
-    return False
+    return run.get("host") in (None, HOST) and run_lock_held(run["id"])
 
 
 async def run_schedule(request: Request) -> Response:
