@@ -73,9 +73,15 @@ def handle(args: argparse.Namespace) -> int:
                          name="sloth-schedules").start()
         print("schedules: due runs start from this process", flush=True)
     try:
-        # open pages hold live streams: Ctrl-C must not wait for them
-        uvicorn.run(make_app(settings), host=args.host, port=args.port, log_level="warning",
-                    access_log=False, timeout_graceful_shutdown=2)
+        class Server(uvicorn.Server):  # type: ignore[misc]
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                settings.stopping.set()  # open pages' live streams end now, not cancelled
+                super().handle_exit(sig, frame)
+
+        config = uvicorn.Config(make_app(settings), host=args.host, port=args.port,
+                                log_level="warning", access_log=False,
+                                timeout_graceful_shutdown=2)
+        Server(config).run()
     finally:
         if stop is not None:
             stop.set()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import threading
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -65,6 +66,8 @@ class Settings:
         self.store_path = store_path
         self.schedules = schedules  # the server's schedule service, when it runs one
         self.csrf_secret = secrets.token_bytes(32)
+        # set when the server is asked to stop: live streams end themselves, at once
+        self.stopping = threading.Event()
         self._store: Any = None
 
     @property

@@ -75,3 +75,26 @@ def test_server_serves_the_dashboard_and_starts_due_schedules(home, workflow_fil
     finally:
         server.stop()
         cli("schedule", "remove", "every-minute")
+
+
+def test_ctrl_c_with_a_live_page_open_stops_at_once_without_a_traceback(home):
+    import http.client
+    import signal
+    import subprocess
+
+    server = UIServer(str(home))
+    feed = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        feed.request("GET", "/live")
+        response = feed.getresponse()
+        assert response.status == 200
+        server.proc.send_signal(signal.SIGINT)
+        try:  # the stream is ended by the server, not left for the graceful-shutdown timeout
+            server.proc.wait(1.5)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the dashboard was still running 1.5 s after Ctrl-C") from None
+        output = server.proc.stdout.read() if server.proc.stdout else ""
+        assert "Traceback" not in output and "CancelledError" not in output, output
+    finally:
+        feed.close()
+        server.stop()
