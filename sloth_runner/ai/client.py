@@ -82,6 +82,9 @@ class AIService:
         self._rate_log: SQLiteRateLog | None = None
         self._inflight = 0
         self._idle = threading.Condition()
+        # called with each attempt's row as it is logged (tracing makes spans of them); an
+        # observer that fails never fails the call
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
 
     # -- configuration ------------------------------------------------------------------------
     def configure(self, values: dict[str, Any]) -> None:
@@ -460,7 +463,7 @@ class AIService:
         if s.log_prompts:
             prompt = self.scrub(request.text())
             text = self.scrub(response.text) if response is not None else None
-        self.usage().record({
+        row = {
             "run_id": ctx.run_id, "workflow": ctx.workflow, "task": ctx.task,
             "provider": s.provider, "model": response.model if response else model,
             "operation": operation, "attempt": attempt, "status": status,
@@ -472,7 +475,18 @@ class AIService:
             "replayed": bool(response and response.replayed),
             "cached": bool(response and response.cached), "http_status": http_status,
             "error": error, "prompt": prompt, "response": text,
-        })
+        }
+        self.usage().record(row)
+        if self.observers:
+            ended = time.time()
+            seen = {**row, "task_attempt": ctx.attempt,
+                    "finish_reason": response.finish_reason if response else None,
+                    "started_at": ended - (row["latency_ms"] or 0.0) / 1000, "ended_at": ended}
+            for observe in list(self.observers):
+                try:
+                    observe(seen)
+                except Exception:  # noqa: BLE001, S112 (a trace is never worth a failed call)
+                    continue
 
     def _say_which_model(self, s: AISettings, model: str) -> None:
         """With no model set, a compatible server's own model is used: say which, once."""
