@@ -1,12 +1,15 @@
-"""ai.decide on the bundled local model: grammar-constrained decoding vs matching afterwards.
+"""ai.decide, constrained vs matched afterwards: on the bundled local model, or through a server.
 
-The same decisions (choose one, choose several, triage) are asked twice through AIService's local
-provider: once as shipped (the answer decoded under the decision's GBNF grammar) and once with
-the grammar switched off (the model answers freely and the same parsers match its text). For
-each it prints how often the model's answer named an allowed value (no fallback), and the mean
-latency and completion tokens per decision.
+The same decisions (choose one, choose several, triage) are asked twice through AIService. On
+the local provider: once as shipped (the answer decoded under the decision's GBNF grammar) and
+once with the grammar switched off. With `--server`: through llama-cpp-python's
+OpenAI-compatible server running the same bundled model (1 thread), once as shipped
+(`structured = "auto"`: the decision's JSON schema as response_format, which that server turns
+into a grammar) and once with `structured = "off"` (the text answer matched afterwards, as
+before). For each it prints how often the answer named an allowed value (no fallback), and the
+mean latency and completion tokens per decision.
 
-    python bench/decide.py [--rounds 1]
+    python bench/decide.py [--rounds 1] [--server]
 """
 
 from __future__ import annotations
@@ -56,7 +59,64 @@ def run(service, constrained: bool) -> dict:
     return {"valid": valid, "latency": statistics.mean(latency), "tokens": statistics.mean(tokens)}
 
 
+def server_run(base_url: str, structured: str) -> dict:
+    from sloth_runner.ai.client import AIService
+
+    service = AIService(environ={})
+    service.configure({"provider": "openai", "base_url": base_url, "model": "smollm2",
+                       "timeout": 120, "retry_attempts": 0, "structured": structured,
+                       "prices": {"smollm2": {"input": 0, "output": 0}}})
+    valid, latency = 0, []
+    for spec in DECISIONS:
+        started = time.perf_counter()
+        answer = service.decide(dict(spec))
+        latency.append(time.perf_counter() - started)
+        valid += not answer["fallback"]
+    tokens = [row["completion_tokens"] for row in service.usage().logs(len(DECISIONS))]
+    return {"valid": valid, "latency": statistics.mean(latency),
+            "tokens": statistics.mean(tokens)}
+
+
+def server_main(rounds: int) -> None:
+    import os
+    import sys
+    import tempfile
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    os.environ["SLOTH_RUNNER_HOME"] = tempfile.mkdtemp()
+    from tests.ai.llama_server import LlamaServer
+
+    server = LlamaServer()
+    try:
+        server_run(server.base_url, "off")  # warm the server and its log-prob path
+        results: dict[str, list[dict]] = {"auto": [], "off": []}
+        for _ in range(rounds):
+            for mode in ("auto", "off"):
+                results[mode].append(server_run(server.base_url, mode))
+    finally:
+        server.stop()
+    print(f"{len(DECISIONS)} decisions x {rounds} rounds, llama-cpp-python's server, bundled "
+          "SmolLM2-135M, 1 thread\n")
+    print("| through the server | answers naming an allowed value | mean latency "
+          "| mean completion tokens |")
+    print("|---|---|---|---|")
+    for mode, label in (("auto", "JSON schema as response_format (shipped, structured=auto)"),
+                        ("off", "free text, matched afterwards (structured=off)")):
+        rows = results[mode]
+        valid = sum(r["valid"] for r in rows)
+        total = len(DECISIONS) * len(rows)
+        print(f"| {label} | {valid}/{total} | {statistics.mean(r['latency'] for r in rows):.2f} s "
+              f"| {statistics.mean(r['tokens'] for r in rows):.0f} |")
+
+
 def main() -> None:
+    import sys
+
+    if "--server" in sys.argv:
+        sys.argv.remove("--server")
+        rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 1
+        server_main(rounds)
+        return
     args, service = local_model.setup(__doc__, default_rounds=1)
     service.decide(dict(DECISIONS[0]))  # decisions use log-probs: load that instance too
     results: dict[str, list[dict]] = {"grammar": [], "free": []}

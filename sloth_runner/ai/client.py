@@ -1,12 +1,11 @@
 """AIService: the plain-Python AI API behind `require("ai")`, usable without Lua.
 
-Every call goes the same way: settings -> scrub -> cache -> budget -> rate limit -> provider,
-with retries (429, 5xx, timeouts, dropped connections; exponential backoff with jitter, honouring
-Retry-After) and one usage row per attempt. Heavy libraries load on the first call that needs them.
+Every call goes the same way: settings -> scrub -> replay or cache -> for each provider of the
+fallback chain (ai/fallback.py): budget -> rate limit -> attempts with retries, one usage row
+per attempt (ai/sending.py). Heavy libraries load on the first call that needs them.
 
-Each attempt is bounded as a whole by `timeout` and by the caller's deadline (`CallContext`), and
-is logged however it ends, a cut one with status "timeout". Errors are scrubbed whole before they
-are cut (ai/errors.publish), cached answers are kept scrubbed (`Scrubber.mask`).
+Errors are scrubbed whole before they are cut (ai/errors.publish), cached answers are kept
+scrubbed (`Scrubber.mask`).
 """
 
 from __future__ import annotations
@@ -14,20 +13,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import sys
 import threading
 import time
 
 from sloth_runner import paths
-from sloth_runner.ai import pricing, tokens
-from sloth_runner.ai.errors import AIDeadline, AITimeout, publish
-from sloth_runner.ai.money import usd
+from sloth_runner.ai import fallback, sending
+from sloth_runner.ai.errors import publish
 from sloth_runner.ai.providers import bundled
-from sloth_runner.ai.ratelimit import RateLimiter, RateLimitTooSmall
+from sloth_runner.ai.ratelimit import RateLimiter
 from sloth_runner.ai.settings import AISettings, load_config_file, normalise, resolve
 from sloth_runner.ai.types import GENERATION_OPTIONS, AIRequest, AIResponse, CallContext
-from sloth_runner.errors import AIBudgetExceeded, AIError, ConfigError
+from sloth_runner.errors import AIError, ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,16 +32,11 @@ if TYPE_CHECKING:
     from typing import Any
 
     from sloth_runner.ai.providers.base import Provider
+    from sloth_runner.ai.structured import Shape
     from sloth_runner.store.ai_usage import AIUsageStore, SQLiteRateLog
 
 __all__ = ["AIService", "CallContext", "notice_marker"]
 
-MAX_RETRY_WAIT_S = 60.0
-DEFAULT_MAX_TOKENS_ESTIMATE = 512
-# An attempt cut at the caller's deadline is logged at once, but its error is handed back only
-# this long after the deadline: the engine times the task out at the deadline itself, and its
-# TIMEOUT must come first (else the task would end as an AI error, racing the timer).
-DEADLINE_GRACE_S = 0.25
 BUNDLED_NOTICE = ("no AI provider configured: using the bundled SmolLM2-135M model (tiny and "
                   "offline: good for trying things and for tests, not for quality). Set "
                   "OPENAI_API_KEY or call ai.configure{...} to use a real model.")
@@ -74,6 +66,8 @@ class AIService:
         self.run_id = run_id  # of the run this service belongs to, for usage rows and budgets
         self._settings: dict[str | None, AISettings] = {}
         self._providers: dict[str, Provider] = {}
+        self._chains: dict[str, list[AISettings]] = {}
+        self.cooldowns = fallback.Cooldowns()
         self._noticed: set[str] = set()
         self._lock = threading.Lock()
         from sloth_runner.ai.replay import Replays
@@ -96,6 +90,7 @@ class AIService:
             self.configured.update(values)
             self._settings.clear()
             self._providers.clear()
+            self._chains.clear()
 
     def settings(self, provider: str | None = None) -> AISettings:
         with self._lock:
@@ -168,10 +163,12 @@ class AIService:
     def chat(self, spec: dict[str, Any], ctx: CallContext | None = None,
              on_token: Callable[[str], None] | None = None,
              provider: str | None = None, grammar: str | None = None,
-             operation: str = "chat") -> dict[str, Any]:
+             operation: str = "chat", shape: Shape | None = None) -> dict[str, Any]:
         """`grammar` (GBNF, for internal callers such as ai.decide; not a Lua option, as
-        llama.cpp aborts the process on a malformed grammar) constrains local decoding;
-        `operation` is what the call log says the call was for (decide, generate_code)."""
+        llama.cpp aborts the process on a malformed grammar) constrains local decoding,
+        `shape` (a JSON schema) a server's (ai/structured.py); with either, the result
+        has the detail ai.decide reads. `operation` is what the call log says the call was
+        for (decide, generate_code)."""
         spec = dict(spec)
         messages = spec.pop("messages", None)
         if not isinstance(messages, list) or not messages:
@@ -186,8 +183,9 @@ class AIService:
         request = self._request(spec, [
             {"role": m["role"], "content": content_parts(m["content"], f"chat.messages[{i}]")}
             for i, m in enumerate(messages, 1)])
-        request.grammar = grammar
-        return self.call(request, ctx, operation, on_token, provider).as_dict(chat=True)
+        request.grammar, request.shape = grammar, shape
+        return self.call(request, ctx, operation, on_token, provider).as_dict(
+            chat=True, detail=grammar is not None or shape is not None)
 
     def generate_code(self, spec: dict[str, Any], ctx: CallContext | None = None,
                       provider: str | None = None) -> dict[str, Any]:
@@ -266,7 +264,7 @@ class AIService:
     def _request(self, spec: dict[str, Any], messages: list[dict[str, Any]],
                  prompt: str | None = None) -> AIRequest:
         known = set(GENERATION_OPTIONS) | {"model", "stream", "logprobs", "api", "on_token",
-                                           "sanitize", "replay"}
+                                           "sanitize", "replay", "local_only"}
         for key in spec:
             if key not in known:
                 raise ConfigError(key, f"unknown option (options: {', '.join(sorted(known))})")
@@ -281,6 +279,10 @@ class AIService:
             if not isinstance(spec["replay"], bool):
                 raise ConfigError("replay", "must be true or false")
             request.replay = spec["replay"]
+        if spec.get("local_only") is not None:
+            if not isinstance(spec["local_only"], bool):
+                raise ConfigError("local_only", "must be true or false")
+            request.local_only = spec["local_only"]
         return request
 
     def call(self, request: AIRequest, ctx: CallContext | None, operation: str,
@@ -289,15 +291,9 @@ class AIService:
         ctx = ctx or CallContext(self.run_id)
         if ctx.run_id is None:
             ctx.run_id = self.run_id
-        s = self.settings(provider_name)
-        provider = self.provider(s)
-        model = request.model or provider.default_model()
-        if provider.name == "openai" and not request.model and not s.model:
-            self._say_which_model(s, model)
-        if provider.name == "local":
-            request.model = None  # one GGUF is loaded; a name like "gpt-4" cannot change it
+        chain = self.chain(provider_name, request.local_only)
+        s = chain[0]
         scrub_it = s.sanitize if request.sanitize is None else request.sanitize
-        self.scrubber.add_known(s.api_key)
         if scrub_it:
             from sloth_runner.ai.images import scrub_parts
 
@@ -309,107 +305,122 @@ class AIService:
             request.stream = True
         if s.logprobs:
             request.logprobs = True
+        failures: list[fallback.Failure] = []
+        first = None
+        try:
+            first = self._hop(chain[0], request, failures)
+        except AIError as exc:  # a server's model could not be found out
+            publish(exc, self.scrub)
+            self._leave(chain, 0, None, exc, failures)
+        if first is not None:
+            early = self._answered(first, request, ctx, operation, on_token)
+            if early is not None:
+                return early
+        with self._attempt():  # until its last row is written: see wait_idle
+            for i, hop_settings in enumerate(chain):
+                if i == 0 and first is None:
+                    continue
+                last = i == len(chain) - 1
+                cooling = None if last else self.cooldowns.skipped(hop_settings.label())
+                if cooling is not None:
+                    failures.append(cooling)
+                    continue
+                hop = None
+                sent = request if i == 0 else request.for_hop()
+                try:
+                    hop = first if i == 0 and first is not None else \
+                        self._hop(hop_settings, sent, failures)
+                    response = sending.send(self, hop, sent, ctx, operation, on_token)
+                except AIError as exc:
+                    if hop is None:
+                        publish(exc, self.scrub)  # it failed before sending (no model)
+                    self._leave(chain, i, hop, exc, failures)
+                    continue
+                self.cooldowns.answered(hop_settings.label())
+                self._remember(hop, request, ctx, response)
+                return response
+        raise AssertionError("unreachable")
 
-        replay_key = None
+    def _leave(self, chain: list[AISettings], i: int, hop: sending.Hop | None, exc: AIError,
+               failures: list[fallback.Failure]) -> None:
+        """Provider `i` could not answer: raise (it was the last, or the error is not for
+        another provider to fix), or note why and let the loop try the next."""
+        if i == len(chain) - 1 or not fallback.passes_on(exc):
+            raise fallback.exhausted(failures, exc)
+        self.cooldowns.failed(chain[i].label(), exc)
+        left = chain[i].label(hop.model if hop else None)
+        failures.append(fallback.Failure(left, fallback.reason(exc)))
+        self.notice_once(f"fallback|{left}|{fallback.reason(exc)}",
+                         f"AI: {left} failed ({fallback.reason(exc)}): falling back to "
+                         f"{chain[i + 1].label()}")
+
+    def chain(self, provider_name: str | None = None, local_only: bool = False
+              ) -> list[AISettings]:
+        """The providers a call may go to, in order (ai/fallback.py)."""
+        primary = self.settings(provider_name)
+        key = f"chain|{provider_name}"
+        with self._lock:
+            found = self._chains.get(key)
+        if found is None:
+            found = fallback.hops(primary, dict(os.environ if self.environ is None
+                                                else self.environ),
+                                  bundled.bundled_model_path() if primary.fallback else None)
+            with self._lock:
+                self._chains[key] = found
+        for hop in found:
+            self.scrubber.add_known(hop.api_key)
+        return fallback.keep_local(found) if local_only else found
+
+    def _hop(self, s: AISettings, request: AIRequest,
+             failures: list[fallback.Failure]) -> sending.Hop:
+        provider = self.provider(s)
+        model = request.model or provider.default_model()
+        if provider.name == "openai" and not request.model and not s.model:
+            self._say_which_model(s, model)
+        if provider.name == "local":
+            request.model = None  # one GGUF is loaded; a name like "gpt-4" cannot change it
+        if not failures:
+            return sending.Hop(s, provider, model)
+        return sending.Hop(s, provider, model, failures[-1].label, failures[-1].reason)
+
+    def _answered(self, hop: sending.Hop, request: AIRequest, ctx: CallContext,
+                  operation: str, on_token: Callable[[str], None] | None
+                  ) -> AIResponse | None:
+        """An answer without asking: an earlier attempt's (replay), or the cache's."""
         if request.replay and ctx.task is not None:
-            replay_key = self.replays.key(ctx, provider.name, model, request)
-            earlier = self.replays.answer(replay_key, ctx.attempt) or \
+            key = self.replays.key(ctx, hop.provider.name, hop.model, request)
+            earlier = self.replays.answer(key, ctx.attempt) or \
                 self.replays.recorded_answer(ctx, operation, self.scrub(request.text()))
             if earlier is not None:  # a retry asks what an earlier attempt asked: not paid twice
                 response = AIResponse.from_cache(earlier)
                 response.cached, response.replayed, response.cost = False, True, 0.0
                 if on_token is not None and response.text:
                     on_token(response.text)
-                self._record(ctx, s, operation, model, request, response, 1, "ok")
+                self.record(ctx, hop, operation, request, response, 1, "ok")
                 return response
-        cache_key = None
-        if s.cache and request.options.get("temperature") == 0 and not request.stream:
-            cache_key = _cache_key(provider.name, model, request)
-            hit = self.usage().cached(cache_key)
+        if hop.settings.cache and request.options.get("temperature") == 0 \
+                and not request.stream:
+            hit = self.usage().cached(_cache_key(hop.provider.name, hop.model, request))
             if hit is not None:
                 response = AIResponse.from_cache(hit)
-                self._record(ctx, s, operation, model, request, response, 1, "ok")
+                self.record(ctx, hop, operation, request, response, 1, "ok")
                 return response
+        return None
 
-        price = pricing.price_for(provider.name, model, s.prices)
-        estimate = tokens.estimate(request.text())
-        expected_out = int(request.options.get("max_tokens") or DEFAULT_MAX_TOKENS_ESTIMATE)
-        self._check_budget(ctx, s, model, pricing.cost(price, estimate, expected_out))
-        limiter = self._limiter(s)
-        with self._attempt():  # until its last row is written: see wait_idle
-            attempts = 1 + max(0, s.retry_attempts)
-            timeouts = 0
-            for attempt in range(1, attempts + 1):
-                grant = None
-                expired = ctx.deadline is not None and time.monotonic() >= ctx.deadline
-                if limiter is not None and not expired:
-                    try:
-                        left = None if ctx.deadline is None else ctx.deadline - time.monotonic()
-                        grant = limiter.acquire(estimate + expected_out, timeout=left,
-                                                max_duration=s.timeout)
-                    except RateLimitTooSmall as exc:
-                        raise ConfigError("ai.rate_limit.tokens_per_minute", str(exc)) from exc
-                    except TimeoutError as exc:
-                        raise AIError(provider.name, model, "the rate limit would delay this call "
-                                      "past the task's timeout") from exc
-                started = time.monotonic()
-                deadline = started + s.timeout
-                if ctx.deadline is not None:
-                    deadline = min(deadline, ctx.deadline)
-                try:
-                    if expired:
-                        raise AIDeadline(provider.name, model, "the task's deadline had passed: "
-                                         "not sent")
-                    response = provider.execute(request, on_token, deadline)
-                except AIError as caught:
-                    latency = (time.monotonic() - started) * 1000
-                    if limiter is not None and grant is not None:
-                        limiter.settle(grant, 0)
-                    failure = _deadline_error(caught, ctx, latency)
-                    publish(failure, self.scrub)
-                    self._record(ctx, s, operation, model, request, None, attempt,
-                                 "timeout" if isinstance(failure, AITimeout) else "error",
-                                 error=str(failure), http_status=failure.status, latency=latency)
-                    if isinstance(failure, AIDeadline) and ctx.deadline is not None:
-                        _hold_until(ctx.deadline + DEADLINE_GRACE_S)
-                    timeouts += isinstance(failure, AITimeout)
-                    gave_up_on_time = isinstance(failure, AITimeout) and \
-                        timeouts > s.timeout_retries and failure.retryable
-                    if not failure.retryable or attempt == attempts or gave_up_on_time:
-                        if attempt > 1 and failure.retryable:
-                            failure.args = (f"{failure} (gave up after {attempt} attempts)",)
-                        if isinstance(failure, AITimeout) and ctx.deadline is None:
-                            failure.args = (f"{failure}; the server may still be busy with the "
-                                            "abandoned request (a single-request server such "
-                                            "as llama.cpp's stays busy until it finishes): "
-                                            "raise ai.configure{timeout = ...} or "
-                                            "SLOTH_AI_TIMEOUT",)
-                        raise failure  # noqa: B904 (it is `caught`, or its cause is)
-                    self._wait_before_retry(failure, attempt, ctx)
-                    continue
-                response.latency_ms = (time.monotonic() - started) * 1000
-                if response.prompt_tokens is None or response.completion_tokens is None:
-                    response.usage_estimated = True
-                    response.prompt_tokens = response.prompt_tokens or estimate
-                    response.completion_tokens = (response.completion_tokens
-                                                  or tokens.estimate(response.text))
-                if price is None:
-                    response.cost = None
-                    self._notice_once(f"price|{model}", unknown_price_notice(model))
-                else:
-                    response.cost = pricing.cost(price, response.prompt_tokens,
-                                                 response.completion_tokens)
-                if limiter is not None and grant is not None:
-                    limiter.settle(grant, response.prompt_tokens + response.completion_tokens)
-                self._record(ctx, s, operation, model, request, response, attempt, "ok")
-                if replay_key is not None:
-                    self.replays.remember(replay_key, ctx.attempt, response.to_cache())
-                if cache_key is not None:  # kept beyond the run: what the model said, scrubbed
-                    cached = response.to_cache()
-                    cached["text"] = self.scrubber.mask(response.text)
-                    self.usage().remember(cache_key, cached)
-                return response
-            raise AssertionError("unreachable")
+    def _remember(self, hop: sending.Hop, request: AIRequest, ctx: CallContext,
+                  response: AIResponse) -> None:
+        """For a retry of the task (replay) and, at temperature 0, for later runs (cache),
+        under the first provider's key: that is what the next identical call will look up."""
+        first = self.chain()[0] if hop.fallback_from else hop.settings
+        provider = self.provider(first)
+        model = request.model or provider.default_model()
+        if request.replay and ctx.task is not None:
+            key = self.replays.key(ctx, provider.name, model, request)
+            self.replays.remember(key, ctx.attempt, response.to_cache())
+        if first.cache and request.options.get("temperature") == 0 and not request.stream:
+            cached = response.to_cache()  # kept beyond the run: what the model said, scrubbed
+            cached["text"] = self.scrubber.mask(response.text)
+            self.usage().remember(_cache_key(provider.name, model, request), cached)
 
     def wait_idle(self, timeout: float = 2.0) -> bool:
         """Wait until no attempt is running (at most `timeout` s). An attempt cut by a task's
@@ -422,48 +433,17 @@ class AIService:
     def _attempt(self) -> _InFlight:
         return _InFlight(self)
 
-    def _wait_before_retry(self, exc: AIError, attempt: int, ctx: CallContext) -> None:
-        nominal = min(MAX_RETRY_WAIT_S, 0.5 * 2 ** (attempt - 1))
-        delay = nominal / 2 + random.uniform(0, nominal / 2)
-        if exc.retry_after is not None:
-            delay = max(delay, min(exc.retry_after, MAX_RETRY_WAIT_S))
-        if ctx.deadline is not None and time.monotonic() + delay >= ctx.deadline:
-            raise exc
-        self.sleep(delay)
-
-    def _check_budget(self, ctx: CallContext, s: AISettings, model: str, expected: float
-                      ) -> None:
-        if s.budget_daily_usd is None and s.budget_run_usd is None:
-            return
-        usage = self.usage()
-        problems = []
-        if s.budget_daily_usd is not None:
-            spent = usage.spent()
-            if spent + expected > s.budget_daily_usd:
-                problems.append(f"today's AI spend {usd(spent)} + this call's estimated "
-                                f"{usd(expected)} would pass budget.daily_usd "
-                                f"{usd(s.budget_daily_usd)}")
-        if s.budget_run_usd is not None and ctx.run_id is not None:
-            spent = usage.spent(run_id=ctx.run_id)
-            if spent + expected > s.budget_run_usd:
-                problems.append(f"this run's AI spend {usd(spent)} + this call's estimated "
-                                f"{usd(expected)} would pass budget.run_usd "
-                                f"{usd(s.budget_run_usd)}")
-        if not problems:
-            return
-        if s.budget_action == "stop":
-            raise AIBudgetExceeded(s.provider, model, "; ".join(problems) + " (not sent)")
-        self._notice_once(f"budget|{ctx.run_id}", "AI budget: " + "; ".join(problems))
-
-    def _record(self, ctx: CallContext, s: AISettings, operation: str, model: str,
-                request: AIRequest, response: AIResponse | None, attempt: int, status: str,
-                error: str | None = None, http_status: int | None = None,
-                latency: float | None = None) -> None:
+    def record(self, ctx: CallContext, hop: sending.Hop, operation: str, request: AIRequest,
+               response: AIResponse | None, attempt: int, status: str,
+               error: str | None = None, http_status: int | None = None,
+               latency: float | None = None) -> None:
+        """One attempt's row in the call log, then the observers (see __init__)."""
+        s, model = hop.settings, hop.model
         prompt = text = None
         if s.log_prompts:
             prompt = self.scrub(request.text())
             text = self.scrub(response.text) if response is not None else None
-        row = {
+        row: dict[str, Any] = {
             "run_id": ctx.run_id, "workflow": ctx.workflow, "task": ctx.task,
             "provider": s.provider, "model": response.model if response else model,
             "operation": operation, "attempt": attempt, "status": status,
@@ -475,6 +455,7 @@ class AIService:
             "replayed": bool(response and response.replayed),
             "cached": bool(response and response.cached), "http_status": http_status,
             "error": error, "prompt": prompt, "response": text,
+            "fallback_from": hop.fallback_from, "fallback_reason": hop.reason,
         }
         self.usage().record(row)
         if self.observers:
@@ -496,12 +477,12 @@ class AIService:
             return
         served = served_model(s)[1]
         which = "the only model" if served == 1 else f"the first of {served} models"
-        self._notice_once(f"model|{s.base_url}",
+        self.notice_once(f"model|{s.base_url}",
                           f"AI: no model set; using '{model}', {which} served at "
                           f"{s.base_url} (choose with SLOTH_AI_MODEL or "
                           "ai.configure{model = ...})")
 
-    def _notice_once(self, key: str, text: str) -> None:
+    def notice_once(self, key: str, text: str) -> None:
         with self._lock:
             if key in self._noticed:
                 return
@@ -532,7 +513,7 @@ class AIService:
             pass  # a read-only home: show the notice every time rather than never
         self.notice(text)
 
-    def _limiter(self, s: AISettings) -> RateLimiter | None:
+    def limiter(self, s: AISettings) -> RateLimiter | None:
         """A limiter over the home database's rate log, so concurrent runs share the limit;
         one bucket per provider endpoint and key (the key itself is never stored)."""
         if s.requests_per_minute is None and s.tokens_per_minute is None:
@@ -546,12 +527,6 @@ class AIService:
         who = f"{s.provider}|{s.base_url or ''}|{s.api_key or ''}|{s.model_path or ''}"
         bucket = hashlib.sha256(who.encode()).hexdigest()[:24]
         return RateLimiter(s.requests_per_minute, s.tokens_per_minute, log=log, bucket=bucket)
-
-
-def unknown_price_notice(model: str) -> str:
-    return (f"AI: no price is known for model '{model}': its cost is recorded as unknown. "
-            f"Give one with ai.configure{{prices = {{[\"{model}\"] = {{input = 0.5, "
-            "output = 1.5}}}} (USD per 1M tokens)")
 
 
 class _InFlight:
@@ -572,26 +547,9 @@ class _InFlight:
             self.service._idle.notify_all()
 
 
-def _hold_until(moment: float) -> None:
-    left = moment - time.monotonic()
-    if left > 0:
-        threading.Event().wait(left)
-
-
-def _deadline_error(exc: AIError, ctx: CallContext, latency_ms: float) -> AIError:
-    """An attempt timed out at the caller's deadline (a task's timeout): say so, and do not
-    retry. The provider only knows that its attempt's time ran out."""
-    if isinstance(exc, AIDeadline) or not isinstance(exc, AITimeout) or ctx.deadline is None \
-            or time.monotonic() < ctx.deadline - 0.005:
-        return exc
-    cut = AIDeadline(exc.provider, exc.model, f"the task's deadline passed "
-                     f"{latency_ms / 1000:.1f}s into the attempt", partial=exc.partial)
-    cut.__cause__ = exc
-    return cut
-
-
 def _cache_key(provider: str, model: str, request: AIRequest) -> str:
     payload = json.dumps([provider, model, request.api, request.messages, request.prompt,
-                          sorted(request.options.items()), request.logprobs, request.grammar],
+                          sorted(request.options.items()), request.logprobs, request.grammar,
+                          request.shape.key() if request.shape is not None else None],
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()

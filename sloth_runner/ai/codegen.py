@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 
+from sloth_runner.ai.structured import Shape
 from sloth_runner.errors import ConfigError
 
 TYPE_CHECKING = False
@@ -55,6 +56,7 @@ def json_grammar(depth: int = 5, members: int = 10, string_chars: int = 160) -> 
 
 JSON_GRAMMAR = json_grammar()
 GRAMMARS = {"json": JSON_GRAMMAR}
+JSON_SHAPE = Shape("json_code")  # servers: response_format json_object (ai/structured.py)
 DOCKER_INSTRUCTIONS = {
     "FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT",
     "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
@@ -93,7 +95,8 @@ def generate(service: ChatService, spec: dict[str, Any], ctx: CallContext | None
     attempts = 0
     for attempts in range(1, max_attempts + 1):  # noqa: B007 (the count is returned)
         result = service.chat({**spec, "messages": messages}, ctx, provider=provider,
-                              grammar=GRAMMARS.get(lang), operation="generate_code")
+                              grammar=GRAMMARS.get(lang), operation="generate_code",
+                              shape=JSON_SHAPE if lang == "json" else None)
         text = result["text"]
         code = extract_code(text)
         if checker is None:

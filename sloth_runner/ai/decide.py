@@ -39,7 +39,7 @@ import json
 import math
 import re
 
-from sloth_runner.ai import calibration, option_scores
+from sloth_runner.ai import calibration, decide_json, option_scores
 from sloth_runner.errors import ConfigError
 from sloth_runner.scrub.engine import clip
 
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 ONE_OF_KEYS = ("options", "strategies", "choices", "environments")
 MANY_OF_KEYS = ("available_tests", "candidates")
 SITUATION_KEYS = ("situation", "analysis", "question")
-PASS_THROUGH = ("model", "max_tokens", "temperature", "threshold")
+PASS_THROUGH = ("model", "max_tokens", "temperature", "threshold", "local_only")
 # A one-of answer is also published under a name that reads naturally at the call site.
 ALIASES = {"strategies": "strategy", "environments": "environment"}
 ENVIRONMENT_NAMES = {"dev", "development", "test", "testing", "qa", "uat", "stage", "staging",
@@ -105,7 +105,10 @@ def decide(service: DecisionService, spec: dict[str, Any], ctx: CallContext | No
     if context:  # scrubbed whole, then cut
         context_text = clip(service.outgoing(json.dumps(context, sort_keys=True, default=str),
                                              provider), CONTEXT_LIMIT)
-    request = _request(spec, form, situation, context_text, options)
+    settings = service.settings(provider)
+    # servers: the answer as JSON under the server's grammar where it takes a schema
+    as_json = settings.provider != "local" and settings.structured != "off"
+    request = _request(spec, form, situation, context_text, options, as_json)
     scores = None
     if form != "many":  # a set of choices has no one option to score
         sent = [{**m, "content": service.outgoing(m["content"], provider)}
@@ -115,19 +118,23 @@ def decide(service: DecisionService, spec: dict[str, Any], ctx: CallContext | No
     if scores is not None:
         allowed = [options[max(range(len(options)), key=scores.__getitem__)]]
     result = service.chat(request, ctx, provider=provider, grammar=grammar(form, allowed),
-                          operation="decide")
+                          operation="decide",
+                          shape=decide_json.shape(form, options) if as_json else None)
     text = result["text"].strip()
 
     def quote(said: str) -> str:
         return clip(service.scrub(said), QUOTE_LIMIT)
 
-    if form == "one":
+    read = decide_json.read(text, form, options) if as_json else None
+    if read is not None:
+        answer = _from_json(read, form, options, one_key or many_key or "options")
+    elif form == "one":
         answer = _one_of(text, options, one_key or "options", quote)
     elif form == "many":
         answer = _many_of(text, options, many_key or "candidates", quote)
     else:
         answer = _triage(text, situation, quote)
-    method, raw = _raw_confidence(answer, result, options, scores)
+    method, raw = _raw_confidence(answer, result, options, scores, read is not None)
     confidence: float | None
     if answer["fallback"]:
         confidence, source = 0.0, "none"
@@ -139,7 +146,7 @@ def decide(service: DecisionService, spec: dict[str, Any], ctx: CallContext | No
         "calibration": source,
         "confident": None if confidence is None or threshold is None else confidence >= threshold,
         "options": options, "text": text, "model": result["model"],
-        "provider": result["provider"],
+        "provider": result["provider"], "structured": result.get("structured"),
     })
     _remember(service, answer, ctx)
     return answer
@@ -162,15 +169,23 @@ def _remember(service: DecisionService, answer: dict[str, Any], ctx: CallContext
 
 
 def _raw_confidence(answer: dict[str, Any], result: dict[str, Any], options: list[str],
-                    scores: list[float] | None) -> tuple[str, float | None]:
+                    scores: list[float] | None, as_json: bool = False
+                    ) -> tuple[str, float | None]:
     """(method, raw confidence): the chosen option's share of the options' probability when
-    they were scored, else the answer's own probability, else nothing."""
+    they were scored, else the answer's own probability (of the chosen value's tokens in a
+    JSON answer, not of the syntax around it), else nothing."""
     if answer["fallback"]:
         return "none", None
     if scores is not None and answer["choice"] in options:
         top = max(scores)
         weights = [math.exp(s - top) for s in scores]
         return "option_logprobs", weights[options.index(answer["choice"])] / sum(weights)
+    key = "severity" if "severity" in answer else "choice"
+    value = decide_json.value_probability(result["text"], result.get("tokens"),
+                                          result.get("logprobs"), key,
+                                          answer["choice"]) if as_json else None
+    if value is not None and "selected" not in answer:
+        return "answer_probability", value
     if result["confidence"] is not None:
         return "answer_probability", float(result["confidence"])
     return "none", None
@@ -207,9 +222,11 @@ def _gbnf_string(text: str) -> str:
 
 
 def _request(spec: dict[str, Any], form: str, situation: str, context_text: str,
-             options: list[str]) -> dict[str, Any]:
+             options: list[str], as_json: bool = False) -> dict[str, Any]:
     listed = "\n".join(f"- {o}" for o in options)
-    if form == "one":
+    if as_json:
+        ask = decide_json.ask(form, listed)
+    elif form == "one":
         ask = (f"Options:\n{listed}\nReply with the chosen option's name alone on the first "
                "line, then one sentence explaining why.")
     elif form == "many":
@@ -226,11 +243,30 @@ def _request(spec: dict[str, Any], form: str, situation: str, context_text: str,
     request = {"messages": [{"role": "system", "content": SYSTEM},
                             {"role": "user", "content": prompt + ask}],
                "temperature": spec.get("temperature", 0),
-               "max_tokens": spec.get("max_tokens", 160 if form == "triage" else 80),
+               "max_tokens": spec.get("max_tokens", (160 if form == "triage" else 80)
+                                      + (40 if as_json else 0)),  # room for the braces
                "logprobs": True}
     if spec.get("model"):
         request["model"] = spec["model"]
+    if spec.get("local_only") is not None:
+        request["local_only"] = spec["local_only"]
     return request
+
+
+def _from_json(read: dict[str, Any], form: str, options: list[str], key: str
+               ) -> dict[str, Any]:
+    """A decision from a JSON answer's allowed values (decide_json.read)."""
+    if form == "triage":
+        return {"severity": read["severity"], "choice": read["severity"],
+                "issue": read["issue"], "actions": read["actions"],
+                "reasoning": read["issue"], "fallback": False}
+    if form == "many":
+        answer = {"selected": read["selected"], "choice": read["selected"][0],
+                  "reasoning": read["reasoning"], "fallback": False}
+        if key == "available_tests":
+            answer["selected_tests"] = read["selected"]
+        return answer
+    return _named(read["choice"], read["reasoning"], False, key, options)
 
 
 def _one_of(text: str, options: list[str], key: str, quote: Callable[[str], str]
@@ -243,6 +279,12 @@ def _one_of(text: str, options: list[str], key: str, quote: Callable[[str], str]
                      f"({choice}). It said: {quote(text)}")
     else:
         reasoning = _after_first_line(text) if how == "first line" else text
+    return _named(choice, reasoning, fallback, key, options)
+
+
+def _named(choice: str, reasoning: str, fallback: bool, key: str, options: list[str]
+           ) -> dict[str, Any]:
+    """A one-of answer, also under the name that reads naturally at the call site."""
     answer: dict[str, Any] = {"choice": choice, "reasoning": reasoning, "fallback": fallback}
     if key in ALIASES:
         answer[ALIASES[key]] = choice

@@ -15,10 +15,9 @@ How the model is held to the spec depends on the provider:
   or a duplicate cannot be written. Arguments of module calls, durations and URLs have their
   forms in the grammar too.
 - **OpenAI-compatible servers**: one call with the spec's JSON schema as `response_format`
-  (`json_schema`, strict). A server that refuses that (an error naming it) is asked with
-  `json_object` and the schema beside it (llama-cpp-python's server), then with neither, for
-  JSON described in the prompt; what an endpoint refused is not sent again in this process.
-  Answers are checked all the same.
+  (ai/structured.py: `json_schema`, strict; else `json_object` with the schema beside it, as
+  llama-cpp-python's server takes it; else JSON described in the prompt). Answers are checked
+  all the same.
 """
 
 from __future__ import annotations
@@ -31,7 +30,8 @@ import tempfile
 
 from sloth_runner.ai import newflow_render, newflow_spec
 from sloth_runner.ai.newflow_spec import MAX_TASKS, Arr, Grammar, Obj, Str, _gbnf_literal
-from sloth_runner.errors import AIError, SlothError
+from sloth_runner.ai.structured import Shape
+from sloth_runner.errors import SlothError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,9 +46,6 @@ LOCAL_CONTEXT = 4096
 PLAN_TOKENS, DETAIL_TOKENS = 700, 1300
 REPEAT_PENALTY = 1.2  # llama.cpp's; small models loop without it
 SEED = 7
-# endpoint -> how many of response_formats() it refused (asked again without them, and not
-# sent them again in this process)
-_REFUSED: dict[str, int] = {}
 
 SYSTEM = ("You are a DevOps engineer. You turn requests into sloth-runner workflow specs, "
           "as JSON.")
@@ -196,7 +193,7 @@ def generate(service: AIService, request: str, *, filename: str, style: str = "m
                 problems = [f"the model's plan was cut off at {PLAN_TOKENS} tokens"]
         if not problems:
             text = _details(service, request, plan, feedback, attempt) if plan is not None \
-                else _whole(service, request, feedback, attempt, settings.base_url or "")
+                else _whole(service, request, feedback, attempt)
             spec, problems = newflow_spec.parse(text)
         if spec is not None:
             problems = newflow_spec.problems(spec)
@@ -244,10 +241,11 @@ def _options(attempt: int, max_tokens: int | None, local: bool) -> dict[str, Any
 
 
 def _call(service: AIService, messages: list[dict[str, str]], options: dict[str, Any],
-          grammar: str | None = None) -> str:
+          grammar: str | None = None, shape: Shape | None = None) -> str:
     from sloth_runner.ai.types import AIRequest
 
     request = AIRequest(messages, options=options, grammar=grammar)
+    request.shape = shape
     return service.call(request, None, OPERATION).text
 
 
@@ -351,39 +349,18 @@ def _details(service: AIService, request: str, plan: dict[str, Any],
 
 
 # -- OpenAI-compatible servers: the whole spec, under response_format where it is taken ------
-def response_formats() -> list[dict[str, Any]]:
-    """What to ask a server for, best first: OpenAI's structured outputs (also llama.cpp's
-    server, vLLM, Ollama), then a JSON object with the schema beside it (llama-cpp-python's
-    server, which knows no json_schema)."""
-    return [{"type": "json_schema", "json_schema": {"name": "workflow_spec", "strict": True,
-                                                    "schema": newflow_spec.json_schema()}},
-            {"type": "json_object", "schema": newflow_spec.json_schema(bounded=True)}]
+def shape() -> Shape:
+    """The spec's schema, for the server's response_format (ai/structured.py): strict for
+    json_schema, with bounded strings for llama-cpp-python's json_object grammar."""
+    return Shape("workflow_spec", newflow_spec.json_schema(), newflow_spec.json_schema(True))
 
 
 def _whole(service: AIService, request: str, feedback: tuple[str, list[str]] | None,
-           attempt: int, endpoint: str) -> str:
+           attempt: int) -> str:
     ask = (f"Request: {request}\n\nWrite a workflow spec for it as JSON: workflow (a "
            f"snake_case name), description (one sentence), tasks (1 to {MAX_TASKS}, in the "
            f"order they run). " + reference() + "\n\nExample, for the request "
            f"\"{EXAMPLE_REQUEST}\":\n{spec_text(EXAMPLE)}\n\nReply with the JSON only.")
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": ask}]
     messages += _fix_messages(feedback)
-    options = _options(attempt, None, False)
-    formats = response_formats()
-    while _REFUSED.get(endpoint, 0) < len(formats):
-        level = _REFUSED.get(endpoint, 0)
-        try:
-            return _call(service, messages, {**options, "response_format": formats[level]})
-        except AIError as exc:
-            if not _refused_format(exc):
-                raise
-            _REFUSED[endpoint] = level + 1
-    return _call(service, messages, options)
-
-
-def _refused_format(exc: AIError) -> bool:
-    """The server said no to the response_format itself (a 400, or the 500 with a
-    validation error that llama-cpp-python's server answers), not to the request."""
-    text = str(exc).lower()
-    return exc.status in (400, 422, 500) and any(
-        word in text for word in ("response_format", "json_schema", "json_object"))
+    return _call(service, messages, _options(attempt, None, False), shape=shape())

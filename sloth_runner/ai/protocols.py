@@ -14,7 +14,7 @@ from sloth_runner.ai.types import CallContext
 class ChatService(Protocol):
     def chat(self, spec: dict[str, Any], ctx: CallContext | None = None,
              on_token: Any = None, provider: str | None = None, grammar: str | None = None,
-             operation: str = "chat") -> dict[str, Any]:
+             operation: str = "chat", shape: Any = None) -> dict[str, Any]:
         """One chat call; returns the result table (text, confidence, model, provider, ...)."""
 
     def scrub(self, text: str) -> str:

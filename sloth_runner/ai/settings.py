@@ -29,7 +29,13 @@ KNOWN_KEYS = {
     "api_key", "base_url", "provider", "model", "timeout", "retry_attempts", "rate_limit",
     "config_file", "encryption_key", "model_path", "device", "threads", "context_size",
     "cache", "budget", "sanitize", "log_prompts", "prices", "logprobs", "timeout_retries",
+    "structured", "fallback",
 }
+STRUCTURED = ("auto", "json_schema", "off")
+# What a fallback hop names for itself; everything else (timeouts, retries, budget, scrubbing,
+# prices, logging, structured) it shares with the provider it stands in for.
+ENDPOINT_KEYS = ("provider", "api_key", "base_url", "model", "model_path", "device", "threads",
+                 "context_size", "rate_limit")
 FILE_ALIASES = {"openai_api_key": "api_key", "openai_base_url": "base_url"}
 
 
@@ -39,7 +45,8 @@ class AISettings:
     __slots__ = ("provider", "api_key", "base_url", "model", "timeout", "retry_attempts",
                  "requests_per_minute", "tokens_per_minute", "model_path", "device", "threads",
                  "context_size", "cache", "budget_daily_usd", "budget_run_usd", "budget_action",
-                 "sanitize", "log_prompts", "prices", "logprobs", "timeout_retries", "source")
+                 "sanitize", "log_prompts", "prices", "logprobs", "timeout_retries",
+                 "structured", "fallback", "source")
 
     def __init__(self, values: dict[str, Any], source: str) -> None:
         self.provider: str = values["provider"]
@@ -67,16 +74,39 @@ class AISettings:
         self.log_prompts: bool = values.get("log_prompts", True)
         self.prices: dict[str, dict[str, float]] = values.get("prices") or {}
         self.logprobs: bool = values.get("logprobs", False)
+        # response_format for answers with a shape (decide, JSON code, ai new) on servers:
+        # "auto" detects what each endpoint takes (ai/structured.py)
+        self.structured: str = values.get("structured", "auto")
+        self.fallback: list[dict[str, Any]] = values.get("fallback") or []
         self.source = source
 
     def for_provider(self, provider: str) -> AISettings:
-        values = {name: getattr(self, name) for name in self.__slots__ if name != "source"}
-        values["provider"] = provider
-        values["rate_limit"] = {"requests_per_minute": self.requests_per_minute,
-                                "tokens_per_minute": self.tokens_per_minute}
-        values["budget"] = {"daily_usd": self.budget_daily_usd, "run_usd": self.budget_run_usd,
+        return AISettings({**self.values(), "provider": provider}, self.source)
+
+    def values(self) -> dict[str, Any]:
+        """These settings as ai.configure would take them."""
+        values = {name: getattr(self, name) for name in self.__slots__
+                  if name != "source" and not name.startswith(("requests_", "tokens_",
+                                                                "budget_"))}
+        limit = {"requests_per_minute": self.requests_per_minute,
+                 "tokens_per_minute": self.tokens_per_minute}
+        values["rate_limit"] = {k: v for k, v in limit.items() if v is not None}
+        budget = {"daily_usd": self.budget_daily_usd, "run_usd": self.budget_run_usd}
+        values["budget"] = {**{k: v for k, v in budget.items() if v is not None},
                             "action": self.budget_action}
-        return AISettings(values, self.source)
+        return values
+
+    def label(self, model: str | None = None) -> str:
+        """Which endpoint and model, for the call log and messages: `local/NAME.gguf`,
+        `openai/MODEL`, `openai/MODEL@host:port` (`model`: the one used, when known)."""
+        if self.provider == "local":
+            return f"local/{os.path.basename(self.model_path or '')}"
+        where = ""
+        if self.base_url:
+            from urllib.parse import urlsplit
+
+            where = "@" + (urlsplit(self.base_url).netloc or self.base_url)
+        return f"openai/{model or self.model or '?'}{where}"
 
     def __repr__(self) -> str:  # never shows the key
         key = "set" if self.api_key else "unset"
@@ -158,6 +188,10 @@ def normalise(values: dict[str, Any], origin: str) -> dict[str, Any]:
             _expect(value in PROVIDERS, field, f"one of {', '.join(PROVIDERS)}")
         elif key == "device":
             _expect(value in DEVICES, field, "\"cpu\" or \"gpu\"")
+        elif key == "structured":
+            _expect(value in STRUCTURED, field, "\"auto\", \"json_schema\" or \"off\"")
+        elif key == "fallback":
+            value = _hops(value, field)
         elif key == "timeout":
             try:
                 value = parse_duration(value)
@@ -182,6 +216,22 @@ def normalise(values: dict[str, Any], origin: str) -> dict[str, Any]:
                      for m, p in value.items()}
         out[key] = value
     return out
+
+
+def _hops(value: Any, field: str) -> list[dict[str, Any]]:
+    """`fallback`: a list of providers, each a table of its endpoint keys."""
+    _expect(isinstance(value, list) and all(isinstance(h, dict) for h in value), field,
+            "a list of providers, e.g. {{base_url = \"http://...\", model = \"...\"}, "
+            "{provider = \"local\"}}")
+    hops = []
+    for i, hop in enumerate(value, 1):
+        for key in hop:
+            if FILE_ALIASES.get(key, key) not in ENDPOINT_KEYS:
+                raise ConfigError(f"{field}[{i}].{key}", "a fallback provider names only its "
+                                  f"endpoint ({', '.join(ENDPOINT_KEYS)}); the rest is shared")
+        _expect(bool(hop), f"{field}[{i}]", "a provider's settings, e.g. {provider = \"local\"}")
+        hops.append(normalise(hop, f"{field}[{i}]"))
+    return hops
 
 
 def _numbers(value: Any, field: str, allowed: tuple[str, ...]) -> dict[str, float]:

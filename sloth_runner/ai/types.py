@@ -8,6 +8,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from sloth_runner.ai.structured import Shape
+
 GENERATION_OPTIONS = ("max_tokens", "temperature", "top_p", "frequency_penalty",
                       "presence_penalty", "stop", "seed")
 
@@ -29,7 +31,7 @@ class AIRequest:
     """One call. `messages` is always set; `prompt` too for plain completions."""
 
     __slots__ = ("messages", "prompt", "model", "options", "stream", "logprobs", "api",
-                 "sanitize", "grammar", "replay")
+                 "sanitize", "grammar", "replay", "shape", "local_only")
 
     def __init__(self, messages: list[dict[str, Any]], model: str | None = None,
                  options: dict[str, Any] | None = None, prompt: str | None = None,
@@ -47,6 +49,16 @@ class AIRequest:
         # servers are not sent it (callers such as ai.decide check the answer afterwards).
         self.grammar = grammar
         self.replay = True  # a retried task's identical request is answered by its earlier one
+        # the JSON the answer must be, for servers (ai/structured.py): their grammar
+        self.shape: Shape | None = None
+        self.local_only = False  # never sent off this machine (fallback hops are filtered)
+
+    def for_hop(self) -> AIRequest:
+        """This request as a fallback provider gets it: its own model, the same messages."""
+        copy = AIRequest(self.messages, None, dict(self.options), self.prompt, self.stream,
+                         self.logprobs, self.api, self.sanitize, self.grammar)
+        copy.replay, copy.shape, copy.local_only = self.replay, self.shape, self.local_only
+        return copy
 
     def text(self) -> str:
         """Everything that would be sent, for token estimates and cache keys."""
@@ -61,7 +73,7 @@ class AIRequest:
 class AIResponse:
     __slots__ = ("text", "model", "provider", "finish_reason", "prompt_tokens",
                  "completion_tokens", "logprobs", "latency_ms", "cost", "cached", "usage_estimated",
-                 "replayed")
+                 "replayed", "structured", "fallback_from", "tokens")
 
     def __init__(self, text: str, model: str, provider: str, finish_reason: str | None = None,
                  prompt_tokens: int | None = None, completion_tokens: int | None = None,
@@ -78,6 +90,11 @@ class AIResponse:
         self.cached = False
         self.usage_estimated = False
         self.replayed = False  # answered from an earlier attempt of the task (not paid again)
+        # what a server held the answer to ("json_schema", "json_object", "none"); None: no
+        # shape was asked for, or the local provider's grammar did it
+        self.structured: str | None = None
+        self.fallback_from: str | None = None  # the provider this answer stood in for
+        self.tokens: list[str] | None = None  # the texts of `logprobs`' tokens, when given
 
     @property
     def confidence(self) -> float | None:
@@ -86,7 +103,9 @@ class AIResponse:
             return None
         return math.exp(sum(self.logprobs) / len(self.logprobs))
 
-    def as_dict(self, chat: bool = False) -> dict[str, Any]:
+    def as_dict(self, chat: bool = False, detail: bool = False) -> dict[str, Any]:
+        """The Lua-facing result; `detail` adds the tokens and their log-probs and what the
+        answer was held to (for ai.decide, which reads its confidence from them)."""
         prompt = self.prompt_tokens or 0
         completion = self.completion_tokens or 0
         out: dict[str, Any] = {
@@ -95,20 +114,24 @@ class AIResponse:
                       "total_tokens": prompt + completion},
             "model": self.model, "provider": self.provider, "finish_reason": self.finish_reason,
             "latency_ms": round(self.latency_ms, 3), "cost": self.cost, "cached": self.cached,
-            "replayed": self.replayed,
+            "replayed": self.replayed, "fallback_from": self.fallback_from,
         }
         if chat:
             out["message"] = {"role": "assistant", "content": self.text}
+        if detail:
+            out.update(tokens=self.tokens, logprobs=self.logprobs, structured=self.structured)
         return out
 
     def to_cache(self) -> dict[str, Any]:
         return {"text": self.text, "model": self.model, "provider": self.provider,
                 "finish_reason": self.finish_reason, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens, "logprobs": self.logprobs}
+                "completion_tokens": self.completion_tokens, "logprobs": self.logprobs,
+                "tokens": self.tokens, "structured": self.structured}
 
     @classmethod
     def from_cache(cls, data: dict[str, Any]) -> AIResponse:
         r = cls(data["text"], data["model"], data["provider"], data.get("finish_reason"),
                 data.get("prompt_tokens"), data.get("completion_tokens"), data.get("logprobs"))
         r.cached = True
+        r.tokens, r.structured = data.get("tokens"), data.get("structured")
         return r

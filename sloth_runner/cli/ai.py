@@ -97,7 +97,9 @@ def handle(args: argparse.Namespace) -> int:
                 f"{(r['latency_ms'] or 0):.0f} ms "
                 f"{usd(r['cost_usd']) if r.get('priced', 1) else 'cost unknown'}"
                 + (" cached" if r["cached"] else "")
-                + (" replayed" if r.get("replayed") else ""))
+                + (" replayed" if r.get("replayed") else "")
+                + (f" (fallback from {r['fallback_from']}: {r.get('fallback_reason')})"
+                   if r.get("fallback_from") else ""))
         print(head)
         for label, text in (("prompt", r["prompt"]), ("response", r["response"]),
                             ("error", r["error"])):

@@ -29,8 +29,8 @@ class AIUsageStore:
             c.execute(
                 "INSERT INTO ai_calls (at, day, run_id, workflow, task, provider, model, operation,"
                 " attempt, status, prompt_tokens, completion_tokens, latency_ms, cost_usd, cached,"
-                " http_status, error, prompt, response, priced, replayed)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " http_status, error, prompt, response, priced, replayed, fallback_from,"
+                " fallback_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (now, time.strftime("%Y-%m-%d", time.localtime(now)), call.get("run_id"),
                  call.get("workflow"), call.get("task"), call["provider"], call.get("model"),
                  call["operation"], call.get("attempt", 1), call["status"],
@@ -38,7 +38,8 @@ class AIUsageStore:
                  call.get("latency_ms"), call.get("cost_usd") or 0.0, int(call.get("cached", False)),
                  call.get("http_status"), call.get("error"), call.get("prompt"),
                  call.get("response"), int(call.get("priced", True)),
-                 int(call.get("replayed", False))))
+                 int(call.get("replayed", False)), call.get("fallback_from"),
+                 call.get("fallback_reason")))
 
     def record_decision(self, decision: dict[str, Any]) -> None:
         """What one ai.decide answered: its options, choice(s), confidence and how."""

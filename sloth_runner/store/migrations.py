@@ -335,4 +335,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE ai_calls ADD COLUMN replayed INTEGER NOT NULL DEFAULT 0
         """,
     ),
+    (
+        "018_ai_call_fallback",
+        # a call answered by a fallback provider: which one it stood in for, and why
+        # (e.g. "openai/gpt-4o-mini@10.0.0.5:8000", "HTTP 503"); NULL for the first provider
+        """
+        ALTER TABLE ai_calls ADD COLUMN fallback_from TEXT;
+        ALTER TABLE ai_calls ADD COLUMN fallback_reason TEXT
+        """,
+    ),
 ]

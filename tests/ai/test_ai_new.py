@@ -53,9 +53,13 @@ def server_env(server) -> dict:
 
 
 @pytest.fixture(autouse=True)
-def fresh_schema_memory(monkeypatch):
+def fresh_schema_memory():
     """Which endpoints refused response_format is remembered per process: not across tests."""
-    monkeypatch.setattr(newflow, "_REFUSED", {})
+    from sloth_runner.ai import structured
+
+    structured.forget()
+    yield
+    structured.forget()
 
 
 # -- the spec's static checks -----------------------------------------------------------------
@@ -335,9 +339,12 @@ def test_llama_cpp_python_servers_grammar_holds_the_answer_to_the_spec(llama_ser
     json_object's schema (bounded strings): the bundled model's answer has the spec's shape.
     The schema's patterns must also be ones it can turn into a grammar: one it cannot parse
     would crash the server."""
+    from sloth_runner.ai import structured
+
     text = newflow._whole(llama_service, "nightly: back up postgres, verify the dump, upload "
-                          "it, alert on failure", None, 1, llama_server.base_url)
-    assert newflow._REFUSED == {llama_server.base_url: 1}
+                          "it, alert on failure", None, 1)
+    assert structured._refused == {
+        structured.endpoint_of(llama_server.base_url, "smollm2"): 1}
     spec = json.loads(text)
     assert newflow_spec.spec_node().check(spec, "spec") == [], text
 

@@ -107,7 +107,8 @@ def test_recorded_outcomes_refit_a_served_models_calibration(llama_service):
     # fitted on the recorded outcomes is applied to this decision's own raw confidence
     refit = calibration.fit([(d["raw_confidence"], ok) for ok in recorded])
     assert again["confidence"] == pytest.approx(refit.apply(again["raw_confidence"]))
-    assert again["confidence"] < again["raw_confidence"] - 0.2 and again["confident"] is False
+    # right 1 time in 10: far less sure than the model says, and below the threshold
+    assert again["confidence"] < min(0.25, again["raw_confidence"]) and again["confident"] is False
 
 
 def test_lua_records_outcomes_in_tasks_and_in_workers(server, workflow_file):

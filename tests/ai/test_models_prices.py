@@ -48,8 +48,11 @@ def test_an_unknown_price_is_unknown_not_another_models(bare, server):
     assert answer["cost"] is None
     (row,) = rows(bare)
     assert row["priced"] == 0 and row["cost_usd"] == 0
-    assert any("no price is known for model 'smollm2-135m'" in n and "prices" in n
-               for n in bare.notices)
+    notice = next(n for n in bare.notices if "no price is known for model 'smollm2-135m'" in n)
+    advice = notice[notice.index("ai.configure"):notice.index(" (USD")]
+    import lupa.lua54 as lupa  # the advice is Lua a user can paste
+
+    lupa.LuaRuntime().execute("local ai = {configure = function(t) end}; " + advice)
     priced = make_service({"provider": "openai", "base_url": server.base_url,
                            "model": "smollm2-135m", "retry_attempts": 0,
                            "prices": {"smollm2-135m": {"input": 1.0, "output": 2.0}}})

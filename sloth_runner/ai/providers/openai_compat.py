@@ -133,16 +133,47 @@ class OpenAIProvider(Provider):
 
     def execute(self, request: AIRequest, on_token: Callable[[str], None] | None = None,
                 deadline: float | None = None) -> AIResponse:
-        from sloth_runner.ai.providers.deadline import attempt_deadline
+        """One attempt. A request with a shape is sent the best response_format this endpoint
+        has not refused (ai/structured.py); a refusal moves down the ladder within the attempt."""
+        from sloth_runner.ai import structured
 
         s = self.settings
         model = request.model or self.default_model()
+        formats = request.shape.formats(s.structured) \
+            if request.shape is not None and request.api == "chat" else []
+        endpoint = structured.endpoint_of(s.base_url, model)
+        rung = structured.first_rung(endpoint) if formats else 0
+        while True:
+            try:
+                response = self._send(request, model, on_token, deadline,
+                                      formats[rung] if rung < len(formats) else None)
+            except AIStatusError as exc:
+                if rung >= len(formats) or not structured.is_refusal(exc):
+                    raise
+                if s.structured == "json_schema":
+                    raise AIStatusError(self.name, model, exc.detail, "this server does not "
+                                        "take response_format json_schema: use "
+                                        "ai.configure{structured = \"auto\"} to fall back",
+                                        exc.status or 400) from exc
+                structured.refused(endpoint, rung)
+                rung += 1
+                continue
+            response.structured = structured.used(formats, rung) if formats else None
+            return response
+
+    def _send(self, request: AIRequest, model: str, on_token: Callable[[str], None] | None,
+              deadline: float | None, response_format: dict[str, Any] | None) -> AIResponse:
+        from sloth_runner.ai.providers.deadline import attempt_deadline
+
+        s = self.settings
         progress = _Progress()
         if deadline is not None and deadline <= time.monotonic():
             raise AITimeout(self.name, model, self._timed_out())
         try:
             client = shared_client(s.base_url, s.api_key, s.timeout, self.http_client)
             options = {k: v for k, v in request.options.items() if v is not None}
+            if response_format is not None:
+                options["response_format"] = response_format
             stream = bool(request.stream and on_token is not None)
             with attempt_deadline(deadline):
                 if request.api == "completions":
@@ -210,6 +241,7 @@ class OpenAIProvider(Provider):
                                     f"malformed response from {self._where()}: no choices")
         choice = choices[0]
         logprobs = None
+        tokens: list[Any] = []
         if api == "completions":
             text = choice.text or ""
             if choice.logprobs is not None and choice.logprobs.token_logprobs:
@@ -220,11 +252,14 @@ class OpenAIProvider(Provider):
             content = getattr(getattr(choice, "logprobs", None), "content", None)
             if content:
                 logprobs = [t.logprob for t in content]
+                tokens = [getattr(t, "token", None) for t in content]
         usage = getattr(raw, "usage", None)
-        return AIResponse(text, getattr(raw, "model", None) or model, self.name,
-                          choice.finish_reason,
-                          getattr(usage, "prompt_tokens", None),
-                          getattr(usage, "completion_tokens", None), logprobs)
+        response = AIResponse(text, getattr(raw, "model", None) or model, self.name,
+                              choice.finish_reason, getattr(usage, "prompt_tokens", None),
+                              getattr(usage, "completion_tokens", None), logprobs)
+        if logprobs and all(isinstance(t, str) for t in tokens):
+            response.tokens = [str(t) for t in tokens]
+        return response
 
     def _read_stream(self, raw: Any, model: str, api: str,
                      on_token: Callable[[str], None] | None,
