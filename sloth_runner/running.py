@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from sloth_runner.store import Store
 
 
-
 _GUARDING: Run | None = None  # the run that owns this process's signal handlers
 _REMEMBER_FROM = 1024  # characters: shorter texts are scrubbed again, it costs less than a lookup
 # description field -> Task attribute, for the actions and for the fields taken as they are
@@ -104,6 +103,7 @@ class Run:
         self._controller: Any = None
         self._services: Any = None
         self._recorder: Any = None
+        self._tracer: Any = None  # OTEL_EXPORTER_OTLP_ENDPOINT: the run as a trace (tracing/)
         self._handlers: dict[str, Callable[..., Any]] | None = None
         self._scrubbed: dict[str, str] = {}  # long texts already scrubbed (see scrub)
         self._guarded: dict[int, Any] = {}
@@ -150,6 +150,8 @@ class Run:
             self._ai = AIService(usage=self.ai_usage or (lambda: AIUsageStore(self.store)),
                                  notice=lambda text: self._events.log("warn", text, None, None),
                                  scrubber=self.scrubber, run_id=self.run_id)
+            if self._tracer is not None:  # its calls become spans
+                self._ai.observers.append(self._tracer.ai_call)
         return self._ai
 
     def _redacting(self, listener: Listener) -> Listener:
@@ -406,9 +408,12 @@ class Run:
                                            "depends_on": t.depends_on}
                                           for wf in chosen for t in wf.tasks]})
         from sloth_runner.events import run_listener
+        from sloth_runner.run_checks import artifacts_for, freshness_for
+        from sloth_runner.tracing import run_tracer
 
         hooks = run_listener(self)  # stored events and hooks, when any are registered
-        self._events = self._redacting(Broadcast(self.listener, recorder, hooks))
+        self._tracer = run_tracer(self, lambda t: self._events.log("warn", t, None, None), self._ai)
+        self._events = self._redacting(Broadcast(self.listener, recorder, hooks, self._tracer))
         self._recorder = recorder
         status, error = "failed", None
         self._guard()
@@ -419,8 +424,8 @@ class Run:
                 os.makedirs(directory, exist_ok=True)
             result = run_workflows(chosen, run_id=self.run_id, params=self.params,
                                    max_parallel=max_parallel, listener=self._events,
-                                   freshness=self._freshness(chosen),
-                                   artifacts=self._artifacts(chosen),
+                                   freshness=freshness_for(self, chosen, self.force),
+                                   artifacts=artifacts_for(self.spool, chosen),
                                    on_scheduler=self._set_scheduler, gate=self.gate)
             if self.interrupted:  # even after the last task ended: it was asked for
                 result.status = "interrupted"
@@ -439,6 +444,8 @@ class Run:
 
                 scrub_files_in(self.spool, self.scrubber)
             paths.remove_spool_if_empty(self.spool)
+            if self._tracer is not None:  # its last spans are sent (a bounded wait)
+                self._tracer.finish(status, error)
 
     def in_worker(self, task: Task) -> bool:
         """Whether this loaded task's code runs in a worker process (it has a deadline or a
@@ -543,22 +550,6 @@ class Run:
             sys.stdout.write("\x1b[?25h")  # the live display hid the cursor
         sys.stderr.flush()
         os._exit(130)
-
-    def _freshness(self, workflows: list[Workflow]) -> Any:
-        """Up-to-date checks, for runs that have tasks with inputs or outputs (hashing costs
-        an import that other runs need not pay)."""
-        if not any(t.inputs or t.outputs for wf in workflows for t in wf.tasks):
-            return None
-        from sloth_runner.freshness import Freshness
-
-        return Freshness(self, force=self.force)
-
-    def _artifacts(self, workflows: list[Workflow]) -> Any:
-        if not any(t.artifacts or t.consumes for wf in workflows for t in wf.tasks):
-            return None
-        from sloth_runner.artifacts import Artifacts
-
-        return Artifacts(os.path.join(self.spool, "artifacts"))
 
     def close(self) -> None:
         """Stop the zygote and the workers (and everything they started)."""

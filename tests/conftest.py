@@ -26,8 +26,11 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.g
 def sloth_home(tmp_path, monkeypatch):
     home = tmp_path / "sloth-home"
     monkeypatch.setenv("SLOTH_RUNNER_HOME", str(home))
-    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "SLOTH_AI_PROVIDER", "SLOTH_AI_MODEL"):
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "SLOTH_AI_PROVIDER", "SLOTH_AI_MODEL",
+                "SLOTH_AI_TIMEOUT", "SLOTH_AI_RETRIES"):
         monkeypatch.delenv(var, raising=False)
+    for var in [v for v in os.environ if v.startswith("OTEL_")]:  # a developer's collector
+        monkeypatch.delenv(var)
     return home
 
 

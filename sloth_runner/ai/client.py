@@ -460,7 +460,7 @@ class AIService:
         self.usage().record(row)
         if self.observers:
             ended = time.time()
-            seen = {**row, "task_attempt": ctx.attempt,
+            seen = {**row, "task_attempt": ctx.attempt, "request_model": model,
                     "finish_reason": response.finish_reason if response else None,
                     "started_at": ended - (row["latency_ms"] or 0.0) / 1000, "ended_at": ended}
             for observe in list(self.observers):

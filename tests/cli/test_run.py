@@ -270,10 +270,12 @@ def test_heavy_modules_are_not_imported(workflow_file):
             " 'sloth_runner.isolation.pool', 'sloth_runner.freshness', 'socket',"
             " 'sloth_runner.services.aws', 'sloth_runner.services.hostmetrics', 'subprocess',"
             " 'celery', 'redis', 'kombu', 'sloth_runner.agents.delegate', 'starlette',"
-            " 'jinja2', 'uvicorn', 'croniter', 'sloth_runner.ui.app')"
+            " 'jinja2', 'uvicorn', 'croniter', 'sloth_runner.ui.app', 'opentelemetry',"
+            " 'sloth_runner.tracing.tracer')"
             " if m in sys.modules)\n"
             "print('HEAVY', heavy, file=sys.stderr)\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}  # tracing off
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert "HEAVY []" in proc.stderr, proc.stderr
 
 
