@@ -145,3 +145,11 @@ end):build()
     logs = cli("ai", "logs", "-n", "2")
     assert "(fallback from openai/gpt-4o-mini@127.0.0.1:" in logs.stdout
     assert ": HTTP 500)" in logs.stdout and API_KEY not in logs.stdout + logs.stderr
+    from starlette.testclient import TestClient
+
+    from sloth_runner.ui.app import Settings, make_app
+
+    with TestClient(make_app(Settings()), base_url="http://127.0.0.1") as dashboard:
+        page = dashboard.get("/ai").text  # the dashboard's AI calls say so too
+    assert "fallback from openai/gpt-4o-mini@127.0.0.1:" in page and "HTTP 500" in page
+    assert API_KEY not in page
