@@ -106,7 +106,9 @@ class AIService:
         return found
 
     def provider(self, settings: AISettings) -> Provider:
-        key = f"{settings.provider}|{settings.base_url}|{settings.model_path}|{settings.device}"
+        s = settings  # one provider per endpoint, model and key (a fallback may share a server)
+        key = (f"{s.provider}|{s.base_url}|{s.api_key}|{s.model}|{s.timeout}|{s.structured}|"
+               f"{s.model_path}|{s.device}|{s.threads}|{s.context_size}")
         with self._lock:
             found = self._providers.get(key)
             if found is None:
@@ -180,6 +182,10 @@ class AIService:
                     m.get("role") not in ("system", "user", "assistant", "tool", "developer"):
                 raise ConfigError(f"chat.messages[{i}]", "needs role (system, user or "
                                   "assistant) and content (a string, or text and image parts)")
+        if spec.get("api") == "completions":
+            raise ConfigError("chat.api", "chat messages go to the chat endpoint; the legacy "
+                              "completions endpoint takes ai.complete{prompt = ..., api = "
+                              "\"completions\"}")
         request = self._request(spec, [
             {"role": m["role"], "content": content_parts(m["content"], f"chat.messages[{i}]")}
             for i, m in enumerate(messages, 1)])
@@ -307,26 +313,29 @@ class AIService:
             request.logprobs = True
         failures: list[fallback.Failure] = []
         first = None
-        try:
-            first = self._hop(chain[0], request, failures)
-        except AIError as exc:  # a server's model could not be found out
-            publish(exc, self.scrub)
-            self._leave(chain, 0, None, exc, failures)
+        if not (len(chain) > 1 and self.cooldowns.skipped(chain[0].label())
+                and self._asks_for_model(chain[0], request)):  # a cooling server: not asked
+            try:
+                first = self._hop(chain[0], request, failures)
+            except AIError as exc:  # a server's model could not be found out
+                publish(exc, self.scrub)
+                self._leave(chain, 0, None, exc, failures)
+        keys = self._keys(first, request, ctx)
         if first is not None:
-            early = self._answered(first, request, ctx, operation, on_token)
+            early = self._answered(first, keys, request, ctx, operation, on_token)
             if early is not None:
                 return early
         with self._attempt():  # until its last row is written: see wait_idle
             for i, hop_settings in enumerate(chain):
-                if i == 0 and first is None:
-                    continue
-                last = i == len(chain) - 1
-                cooling = None if last else self.cooldowns.skipped(hop_settings.label())
+                cooling = None if i == len(chain) - 1 else \
+                    self.cooldowns.skipped(hop_settings.label())
                 if cooling is not None:
                     failures.append(cooling)
                     continue
+                if i == 0 and first is None:
+                    continue
                 hop = None
-                sent = request if i == 0 else request.for_hop()
+                sent = request if i == 0 else request.for_hop(hop_settings.provider)
                 try:
                     hop = first if i == 0 and first is not None else \
                         self._hop(hop_settings, sent, failures)
@@ -336,8 +345,12 @@ class AIService:
                         publish(exc, self.scrub)  # it failed before sending (no model)
                     self._leave(chain, i, hop, exc, failures)
                     continue
+                except ConfigError as exc:
+                    if i == 0:
+                        raise
+                    raise fallback.misconfigured(hop_settings, exc, failures) from exc
                 self.cooldowns.answered(hop_settings.label())
-                self._remember(hop, request, ctx, response)
+                self._remember(keys, hop, ctx, response)
                 return response
         raise AssertionError("unreachable")
 
@@ -352,19 +365,22 @@ class AIService:
         failures.append(fallback.Failure(left, fallback.reason(exc)))
         self.notice_once(f"fallback|{left}|{fallback.reason(exc)}",
                          f"AI: {left} failed ({fallback.reason(exc)}): falling back to "
-                         f"{chain[i + 1].label()}")
+                         f"the next provider ({chain[i + 1].label()})")
 
     def chain(self, provider_name: str | None = None, local_only: bool = False
               ) -> list[AISettings]:
-        """The providers a call may go to, in order (ai/fallback.py)."""
+        """The providers a call may go to, in order (ai/fallback.py). `ai["local"]` is the
+        local model alone: it never falls back to a server."""
         primary = self.settings(provider_name)
         key = f"chain|{provider_name}"
         with self._lock:
             found = self._chains.get(key)
-        if found is None:
+        if provider_name == "local" or not primary.fallback:
+            found = [primary]
+        elif found is None:
             found = fallback.hops(primary, dict(os.environ if self.environ is None
                                                 else self.environ),
-                                  bundled.bundled_model_path() if primary.fallback else None)
+                                  bundled.bundled_model_path())
             with self._lock:
                 self._chains[key] = found
         for hop in found:
@@ -383,13 +399,33 @@ class AIService:
             return sending.Hop(s, provider, model)
         return sending.Hop(s, provider, model, failures[-1].label, failures[-1].reason)
 
-    def _answered(self, hop: sending.Hop, request: AIRequest, ctx: CallContext,
-                  operation: str, on_token: Callable[[str], None] | None
+    @staticmethod
+    def _asks_for_model(s: AISettings, request: AIRequest) -> bool:
+        """Whether finding the model means asking the server (`/v1/models`)."""
+        from sloth_runner.ai.providers.openai_compat import knows_model
+
+        return s.provider == "openai" and not request.model and not knows_model(s)
+
+    def _keys(self, first: sending.Hop | None, request: AIRequest, ctx: CallContext
+              ) -> tuple[Any, str | None]:
+        """(replay key, cache key) of this call, made once, from the first provider: what
+        the next identical call will look up, whoever answers this one."""
+        if first is None:
+            return None, None
+        replay = self.replays.key(ctx, first.provider.name, first.model, request) \
+            if request.replay and ctx.task is not None else None
+        cache = _cache_key(first.provider.name, first.model, request) \
+            if first.settings.cache and request.options.get("temperature") == 0 \
+            and not request.stream else None
+        return replay, cache
+
+    def _answered(self, hop: sending.Hop, keys: tuple[Any, str | None], request: AIRequest,
+                  ctx: CallContext, operation: str, on_token: Callable[[str], None] | None
                   ) -> AIResponse | None:
         """An answer without asking: an earlier attempt's (replay), or the cache's."""
-        if request.replay and ctx.task is not None:
-            key = self.replays.key(ctx, hop.provider.name, hop.model, request)
-            earlier = self.replays.answer(key, ctx.attempt) or \
+        replay, cache = keys
+        if replay is not None:
+            earlier = self.replays.answer(replay, ctx.attempt) or \
                 self.replays.recorded_answer(ctx, operation, self.scrub(request.text()))
             if earlier is not None:  # a retry asks what an earlier attempt asked: not paid twice
                 response = AIResponse.from_cache(earlier)
@@ -398,29 +434,25 @@ class AIService:
                     on_token(response.text)
                 self.record(ctx, hop, operation, request, response, 1, "ok")
                 return response
-        if hop.settings.cache and request.options.get("temperature") == 0 \
-                and not request.stream:
-            hit = self.usage().cached(_cache_key(hop.provider.name, hop.model, request))
+        if cache is not None:
+            hit = self.usage().cached(cache)
             if hit is not None:
                 response = AIResponse.from_cache(hit)
                 self.record(ctx, hop, operation, request, response, 1, "ok")
                 return response
         return None
 
-    def _remember(self, hop: sending.Hop, request: AIRequest, ctx: CallContext,
+    def _remember(self, keys: tuple[Any, str | None], hop: sending.Hop, ctx: CallContext,
                   response: AIResponse) -> None:
-        """For a retry of the task (replay) and, at temperature 0, for later runs (cache),
-        under the first provider's key: that is what the next identical call will look up."""
-        first = self.chain()[0] if hop.fallback_from else hop.settings
-        provider = self.provider(first)
-        model = request.model or provider.default_model()
-        if request.replay and ctx.task is not None:
-            key = self.replays.key(ctx, provider.name, model, request)
-            self.replays.remember(key, ctx.attempt, response.to_cache())
-        if first.cache and request.options.get("temperature") == 0 and not request.stream:
+        """For a retry of the task (replay), whoever answered; for later runs (cache), only
+        the first provider's own answers (a fallback's would stand in for it for good)."""
+        replay, cache = keys
+        if replay is not None:
+            self.replays.remember(replay, ctx.attempt, response.to_cache())
+        if cache is not None and hop.fallback_from is None:
             cached = response.to_cache()  # kept beyond the run: what the model said, scrubbed
             cached["text"] = self.scrubber.mask(response.text)
-            self.usage().remember(_cache_key(provider.name, model, request), cached)
+            self.usage().remember(cache, cached)
 
     def wait_idle(self, timeout: float = 2.0) -> bool:
         """Wait until no attempt is running (at most `timeout` s). An attempt cut by a task's

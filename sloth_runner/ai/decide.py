@@ -63,6 +63,9 @@ if TYPE_CHECKING:
 
         def usage(self) -> AIUsageStore: ...
 
+        def chain(self, provider: str | None = None, local_only: bool = False
+                  ) -> list[AISettings]: ...
+
 ONE_OF_KEYS = ("options", "strategies", "choices", "environments")
 MANY_OF_KEYS = ("available_tests", "candidates")
 SITUATION_KEYS = ("situation", "analysis", "question")
@@ -105,9 +108,15 @@ def decide(service: DecisionService, spec: dict[str, Any], ctx: CallContext | No
     if context:  # scrubbed whole, then cut
         context_text = clip(service.outgoing(json.dumps(context, sort_keys=True, default=str),
                                              provider), CONTEXT_LIMIT)
-    settings = service.settings(provider)
+    local_only = spec.get("local_only", False)
+    if not isinstance(local_only, bool):
+        raise ConfigError("decide.local_only", "must be true or false")
+    first = service.chain(provider, local_only)[0]  # who answers, unless it fails
+    if provider is None and first.provider == "local" and \
+            first.model_path == service.settings("local").model_path:
+        provider = "local"  # local_only put the local model first: options are scored there
     # servers: the answer as JSON under the server's grammar where it takes a schema
-    as_json = settings.provider != "local" and settings.structured != "off"
+    as_json = first.provider != "local" and first.structured != "off"
     request = _request(spec, form, situation, context_text, options, as_json)
     scores = None
     if form != "many":  # a set of choices has no one option to score
@@ -126,14 +135,15 @@ def decide(service: DecisionService, spec: dict[str, Any], ctx: CallContext | No
         return clip(service.scrub(said), QUOTE_LIMIT)
 
     read = decide_json.read(text, form, options) if as_json else None
+    said = (decide_json.field_text(text, form) if as_json else None) or text
     if read is not None:
         answer = _from_json(read, form, options, one_key or many_key or "options")
     elif form == "one":
-        answer = _one_of(text, options, one_key or "options", quote)
+        answer = _one_of(said, options, one_key or "options", quote)
     elif form == "many":
-        answer = _many_of(text, options, many_key or "candidates", quote)
+        answer = _many_of(said, options, many_key or "candidates", quote)
     else:
-        answer = _triage(text, situation, quote)
+        answer = _triage(said, situation, quote)
     method, raw = _raw_confidence(answer, result, options, scores, read is not None)
     confidence: float | None
     if answer["fallback"]:
@@ -147,6 +157,7 @@ def decide(service: DecisionService, spec: dict[str, Any], ctx: CallContext | No
         "confident": None if confidence is None or threshold is None else confidence >= threshold,
         "options": options, "text": text, "model": result["model"],
         "provider": result["provider"], "structured": result.get("structured"),
+        "fallback_from": result.get("fallback_from"),
     })
     _remember(service, answer, ctx)
     return answer

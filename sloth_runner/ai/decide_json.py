@@ -37,7 +37,7 @@ def _schema(form: str, options: list[str], bounded: bool) -> dict[str, Any]:
     def text(limit: int) -> dict[str, Any]:
         return {"type": "string", "maxLength": limit} if bounded else {"type": "string"}
 
-    name = {"type": "string", "enum": list(options)}
+    name = {"type": "string", "enum": list(dict.fromkeys(options))}
     if form == "one":
         props: dict[str, Any] = {"choice": name, "reasoning": text(REASON_LIMIT)}
     elif form == "many":
@@ -94,6 +94,17 @@ def read(text: str, form: str, options: list[str]) -> dict[str, Any] | None:
     return {"severity": severity, "issue": _str(data.get("issue")),
             "actions": [str(a).strip() for a in actions if str(a).strip()]
             if isinstance(actions, list) else []}
+
+
+def field_text(text: str, form: str) -> str | None:
+    """The value a JSON answer gave for its decision field (a list joined by commas), when the
+    answer is JSON with that field: then it is the only text to match, since the reasoning
+    may well name an option the model turned down."""
+    data = _whole(text) or _fields(text)
+    value = data.get({"one": "choice", "many": "selected"}.get(form, "severity"))
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return None if value is None else str(value)
 
 
 def _whole(text: str) -> dict[str, Any] | None:

@@ -32,8 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 COOLDOWN_S = 30.0
-LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
-LOCAL_ONLY_HELP = ("local_only: no AI provider on this machine is configured for this call; add "
+LOCAL_ONLY_HELP = ("no AI provider on this machine is configured for this call; add "
                    "one, e.g. ai.configure{fallback = {{provider = \"local\"}}} (the bundled "
                    "model) or a server on 127.0.0.1")
 
@@ -47,24 +46,46 @@ def hops(primary: AISettings, environ: dict[str, str], bundled_path: str | None
     shared["structured"] = primary.structured
     chain = [primary]
     for i, hop in enumerate(primary.fallback, 1):
-        env = {}
-        if hop.get("provider", "openai") == "openai" and not hop.get("base_url") \
-                and not hop.get("api_key") and environ.get("OPENAI_API_KEY"):
-            env["OPENAI_API_KEY"] = environ["OPENAI_API_KEY"]
+        hop = dict(hop)
+        if "model_path" not in hop:  # a hop is a server unless it says it is local
+            hop.setdefault("provider", "openai")
+        if hop.get("provider") == "openai" and not hop.get("api_key"):
+            same_server = hop.get("base_url") == primary.base_url and primary.provider == "openai"
+            if same_server and primary.api_key:  # the same endpoint, another model
+                hop["api_key"] = primary.api_key
+            elif not hop.get("base_url") and environ.get("OPENAI_API_KEY"):
+                hop["api_key"] = environ["OPENAI_API_KEY"]
         try:
-            found = resolve({**shared, **hop}, env, bundled_path)
+            found = resolve({**shared, **hop}, {}, bundled_path)
         except ConfigError as exc:
             raise ConfigError(f"ai.fallback[{i}]", f"{exc.field}: {exc.detail}") from exc
-        found.source = "fallback"
+        found.source = f"fallback[{i}]"
         chain.append(found)
     return chain
+
+
+def misconfigured(s: AISettings, exc: ConfigError, failures: list[Failure]) -> ConfigError:
+    """A fallback that could not even start (its model file is gone): named, with what the
+    providers before it said."""
+    before = "; ".join(f"{f.label}: {f.reason}" for f in failures)
+    return ConfigError(f"ai.{s.source}", f"{exc.field}: {exc.detail}"
+                       + (f" (after falling back from {before})" if before else ""))
 
 
 def on_this_machine(s: AISettings) -> bool:
     if s.provider == "local":
         return True
-    host = (urlsplit(s.base_url or "").hostname or "").lower()
-    return host in LOOPBACK or host.startswith("127.")
+    host = (urlsplit(s.base_url or "").hostname or "").lower().rstrip(".")
+    if host == "localhost":
+        return True
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a name: it could resolve anywhere
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
 
 
 def keep_local(chain: list[AISettings]) -> list[AISettings]:

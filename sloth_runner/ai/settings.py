@@ -102,10 +102,13 @@ class AISettings:
         if self.provider == "local":
             return f"local/{os.path.basename(self.model_path or '')}"
         where = ""
-        if self.base_url:
+        if self.base_url:  # host and port only: a URL's user and password stay out of logs
             from urllib.parse import urlsplit
 
-            where = "@" + (urlsplit(self.base_url).netloc or self.base_url)
+            parts = urlsplit(self.base_url)
+            host = parts.hostname or "?"
+            host = f"[{host}]" if ":" in host else host
+            where = "@" + host + (f":{parts.port}" if parts.port else "")
         return f"openai/{model or self.model or '?'}{where}"
 
     def __repr__(self) -> str:  # never shows the key
@@ -220,6 +223,8 @@ def normalise(values: dict[str, Any], origin: str) -> dict[str, Any]:
 
 def _hops(value: Any, field: str) -> list[dict[str, Any]]:
     """`fallback`: a list of providers, each a table of its endpoint keys."""
+    if value == {}:  # an empty Lua table: no fallback (e.g. to clear the config file's)
+        return []
     _expect(isinstance(value, list) and all(isinstance(h, dict) for h in value), field,
             "a list of providers, e.g. {{base_url = \"http://...\", model = \"...\"}, "
             "{provider = \"local\"}}")

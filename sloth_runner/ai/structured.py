@@ -73,15 +73,19 @@ def refused(endpoint: str, rung: int) -> None:
 
 def is_refusal(exc: AIError) -> bool:
     """The server said no to the response_format itself, not to the request: a 400 or 422
-    naming it, or the 500 with a validation error that llama-cpp-python's server answers."""
-    text = str(exc).lower()
+    naming it, or the 500 with a validation error that llama-cpp-python's server answers.
+    Only the server's own words are read (not our advice, nor an echo of the prompt in them
+    beyond the first 300 characters)."""
+    text = str(getattr(exc, "detail", "") or "")[:300].lower()
     return exc.status in (400, 422, 500) and any(
         word in text for word in ("response_format", "json_schema", "json_object",
                                   "response format", "structured output"))
 
 
-def endpoint_of(base_url: str | None, model: str) -> str:
-    return f"{base_url or 'https://api.openai.com/v1'}|{model}"
+def endpoint_of(base_url: str | None, model: str, shape: Shape | None = None) -> str:
+    """What a refusal is remembered for: the server, the model and the kind of answer (one
+    schema a server cannot take does not stop the others being asked)."""
+    return f"{base_url or 'https://api.openai.com/v1'}|{model}|{shape.name if shape else ''}"
 
 
 def used(formats: list[dict[str, Any]], rung: int) -> str:

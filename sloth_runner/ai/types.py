@@ -53,9 +53,12 @@ class AIRequest:
         self.shape: Shape | None = None
         self.local_only = False  # never sent off this machine (fallback hops are filtered)
 
-    def for_hop(self) -> AIRequest:
-        """This request as a fallback provider gets it: its own model, the same messages."""
-        copy = AIRequest(self.messages, None, dict(self.options), self.prompt, self.stream,
+    def for_hop(self, provider: str) -> AIRequest:
+        """This request as a fallback provider gets it: its own model, the same messages; a
+        server gets only the options servers take (not llama.cpp's own, e.g. repeat_penalty)."""
+        options = self.options if provider == "local" else \
+            {k: v for k, v in self.options.items() if k in GENERATION_OPTIONS}
+        copy = AIRequest(self.messages, None, dict(options), self.prompt, self.stream,
                          self.logprobs, self.api, self.sanitize, self.grammar)
         copy.replay, copy.shape, copy.local_only = self.replay, self.shape, self.local_only
         return copy

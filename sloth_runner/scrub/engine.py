@@ -153,7 +153,8 @@ class Scrubber:
 
     def add_known(self, secret: str | None) -> None:
         if secret and len(secret) >= 6 and secret not in self.known:
-            self.known = sorted({*self.known, secret}, key=len, reverse=True)
+            with self._lock:  # two threads adding two keys: neither is lost
+                self.known = sorted({*self.known, secret}, key=len, reverse=True)
 
     # -- scanning --------------------------------------------------------------------------
     def scan(self, text: str) -> list[Finding]:

@@ -344,7 +344,7 @@ def test_llama_cpp_python_servers_grammar_holds_the_answer_to_the_spec(llama_ser
     text = newflow._whole(llama_service, "nightly: back up postgres, verify the dump, upload "
                           "it, alert on failure", None, 1)
     assert structured._refused == {
-        structured.endpoint_of(llama_server.base_url, "smollm2"): 1}
+        structured.endpoint_of(llama_server.base_url, "smollm2", newflow.shape()): 1}
     spec = json.loads(text)
     assert newflow_spec.spec_node().check(spec, "spec") == [], text
 

@@ -86,6 +86,33 @@ def test_structured_json_schema_makes_a_refusal_an_error_that_says_what_to_do(se
     assert len(server.requests) == 1
 
 
+def test_json_schema_mode_asks_for_it_even_after_an_auto_call_was_refused(server):
+    server.play(REFUSE_SCHEMA, 'text:{"choice": "rolling", "reasoning": "x"}')
+    served(server).decide({"options": ["canary", "rolling"], "situation": "x"})
+    strict = served(server, structured="json_schema")
+    server.play('text:{"choice": "rolling", "reasoning": "x"}')
+    assert strict.decide({"options": ["canary", "rolling"], "situation": "x"})["structured"] \
+        == "json_schema"
+    assert server.requests[0]["body"]["response_format"]["type"] == "json_schema"
+
+
+def test_a_refusal_of_one_shape_does_not_stop_the_others(server):
+    service = served(server)
+    server.play(REFUSE_SCHEMA, 'text:{"choice": "rolling", "reasoning": "x"}',
+                'text:{"severity": "low", "issue": "x", "actions": []}')
+    service.decide({"options": ["canary", "rolling"], "situation": "x"})
+    service.generate_code({"description": "a config", "language": "json"})
+    assert server.requests[2]["body"]["response_format"] == {"type": "json_object"}
+
+
+def test_an_option_the_json_turned_down_is_not_read_from_its_reasoning(server):
+    service = served(server)
+    server.play('text:{"choice": "no_action", "reasoning": "restart_service would not fix a '
+                'full disk"}')
+    d = service.decide({"options": ["restart_service", "rotate_logs"], "situation": "disk"})
+    assert d["fallback"] is True and "no_action" in d["reasoning"]
+
+
 def test_an_answer_cut_off_at_max_tokens_still_gives_its_choice(server):
     service = served(server)
     server.play('text:{"choice": "rolling", "reasoning": "because the canary pool is')

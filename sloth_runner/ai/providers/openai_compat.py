@@ -84,9 +84,13 @@ def served_model(settings: AISettings, http_client: Any = None) -> tuple[str, in
                                min(settings.timeout, 10.0), http_client)
         models = [m.id for m in client.models.list().data if getattr(m, "id", None)]
     except Exception as exc:  # noqa: BLE001 (any failure: the same advice)
-        raise AIError("openai", None, f"no model is set and {host} did not list its models "
-                      f"({exc.__class__.__name__}): set SLOTH_AI_MODEL or "
-                      "ai.configure{model = ...}") from exc
+        import openai
+
+        # unreachable (a fallback skips it for a while) or refusing (a wrong URL or key)
+        kind = AIConnectionError if isinstance(exc, openai.APIConnectionError) else AIError
+        raise kind("openai", None, f"no model is set and {host} did not list its models "
+                   f"({exc.__class__.__name__}): set SLOTH_AI_MODEL or "
+                   "ai.configure{model = ...}") from exc
     if not models:
         raise AIError("openai", None, f"no model is set and {host} lists none: set "
                       "SLOTH_AI_MODEL or ai.configure{model = ...}")
@@ -94,6 +98,15 @@ def served_model(settings: AISettings, http_client: Any = None) -> tuple[str, in
     with _clients_lock:
         _served[url] = found
     return found
+
+
+def knows_model(settings: AISettings) -> bool:
+    """Whether the model is known without asking the server: set, on OpenAI itself (its
+    default), or already listed by the server in this process."""
+    if settings.model or is_openai_host(settings.base_url):
+        return True
+    with _clients_lock:
+        return str(settings.base_url) in _served
 
 
 def _host(url: str) -> str:
@@ -141,8 +154,9 @@ class OpenAIProvider(Provider):
         model = request.model or self.default_model()
         formats = request.shape.formats(s.structured) \
             if request.shape is not None and request.api == "chat" else []
-        endpoint = structured.endpoint_of(s.base_url, model)
-        rung = structured.first_rung(endpoint) if formats else 0
+        endpoint = structured.endpoint_of(s.base_url, model, request.shape)
+        # "json_schema" asks for it every time, whatever an "auto" call found out before
+        rung = structured.first_rung(endpoint) if formats and s.structured == "auto" else 0
         while True:
             try:
                 response = self._send(request, model, on_token, deadline,
@@ -219,6 +233,8 @@ class OpenAIProvider(Provider):
             return AIStreamBroken(self.name, model, f"stream from {where} broke off after "
                                   f"{progress.chunks} chunks: {type(exc).__name__}: {exc}",
                                   partial=progress.delivered)
+        if isinstance(exc, TypeError):  # the SDK refused an option before sending: not retried
+            return AIError(self.name, model, f"the request was not sent: {exc}")
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc
             return AIConnectionError(self.name, model, f"cannot reach {where}: "
