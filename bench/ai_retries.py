@@ -1,7 +1,7 @@
 """What retries cost on the AI side: a retried task's AI calls (replay), and a busy server.
 
-1. Replay (issue 12, part 4): a workflow whose task makes two AI calls and then fails twice
-   before it succeeds (3 attempts), run with the real CLI against an OpenAI-compatible server
+1. Replay (issue 12, part 4): the replay tests' workflow, whose task makes two AI calls and
+   then fails twice before it succeeds (3 attempts), run with the real CLI against an OpenAI-compatible server
    on 127.0.0.1 (the tests' fault server): requests the server received and tokens billed,
    as shipped and with `replay = false` on the calls (every attempt asks again).
 2. A single-request server that is busy (issue 12, part 2): every request answers after 3 s,
@@ -24,18 +24,11 @@ import time
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
-FLAKY = '''
-task("t"):retries(2, "fixed"):retry_delay(0):command(function(this, params)
-    local plan = ai.complete({{prompt = "plan the deploy of build 1234", temperature = 0.7{extra}}})
-    local risk = ai.complete({{prompt = "list the risks of that plan", temperature = 0.7{extra}}})
-    state.increment("tries")
-    if state.get("tries") < 3 then return false, "the step after the AI calls failed" end
-    return true, "deployed"
-end):build()
-'''
 
 
 def replay_run(server, extra: str) -> tuple[int, int]:
+    from tests.ai.test_replay import FLAKY  # the workflow the replay tests run
+
     home = tempfile.mkdtemp()
     path = os.path.join(home, "flaky.lua")
     with open(path, "w") as fh:

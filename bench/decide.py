@@ -97,43 +97,44 @@ def server_main(rounds: int) -> None:
         server.stop()
     print(f"{len(DECISIONS)} decisions x {rounds} rounds, llama-cpp-python's server, bundled "
           "SmolLM2-135M, 1 thread\n")
-    print("| through the server | answers naming an allowed value | mean latency "
+    table("through the server", results, (
+        ("auto", "JSON schema as response_format (shipped, structured=auto)"),
+        ("off", "free text, matched afterwards (structured=off)")))
+
+
+def table(first: str, results: dict[str, list[dict]], labels: tuple) -> None:
+    """The figures of each way of asking, as a Markdown table for BENCHMARKS.md."""
+    print(f"| {first} | answers naming an allowed value | mean latency "
           "| mean completion tokens |")
     print("|---|---|---|---|")
-    for mode, label in (("auto", "JSON schema as response_format (shipped, structured=auto)"),
-                        ("off", "free text, matched afterwards (structured=off)")):
-        rows = results[mode]
-        valid = sum(r["valid"] for r in rows)
-        total = len(DECISIONS) * len(rows)
-        print(f"| {label} | {valid}/{total} | {statistics.mean(r['latency'] for r in rows):.2f} s "
-              f"| {statistics.mean(r['tokens'] for r in rows):.0f} |")
-
-
-def main() -> None:
-    import sys
-
-    if "--server" in sys.argv:
-        sys.argv.remove("--server")
-        rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 1
-        server_main(rounds)
-        return
-    args, service = local_model.setup(__doc__, default_rounds=1)
-    service.decide(dict(DECISIONS[0]))  # decisions use log-probs: load that instance too
-    results: dict[str, list[dict]] = {"grammar": [], "free": []}
-    for _ in range(args.rounds):
-        for name in ("grammar", "free"):
-            results[name].append(run(service, name == "grammar"))
-    print(f"{len(DECISIONS)} decisions x {args.rounds} rounds, bundled SmolLM2-135M, 1 thread\n")
-    print("| decoding | answers naming an allowed value | mean latency | mean completion tokens |")
-    print("|---|---|---|---|")
-    for name, label in (("grammar", "under the decision's grammar (shipped)"),
-                        ("free", "free, matched afterwards")):
+    for name, label in labels:
         rows = results[name]
         valid = sum(r["valid"] for r in rows)
         total = len(DECISIONS) * len(rows)
         print(f"| {label} | {valid}/{total} | {statistics.mean(r['latency'] for r in rows):.2f} s "
               f"| {statistics.mean(r['tokens'] for r in rows):.0f} |")
 
+def main() -> None:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--server", action="store_true")
+    args = parser.parse_args()
+    if args.server:
+        server_main(args.rounds)
+        return
+    sys.argv[1:] = ["--rounds", str(args.rounds)]  # what local_model.setup parses
+    _, service = local_model.setup(__doc__, default_rounds=1)
+    service.decide(dict(DECISIONS[0]))  # decisions use log-probs: load that instance too
+    results: dict[str, list[dict]] = {"grammar": [], "free": []}
+    for _ in range(args.rounds):
+        for name in ("grammar", "free"):
+            results[name].append(run(service, name == "grammar"))
+    print(f"{len(DECISIONS)} decisions x {args.rounds} rounds, bundled SmolLM2-135M, 1 thread\n")
+    table("decoding", results, (("grammar", "under the decision's grammar (shipped)"),
+                                ("free", "free, matched afterwards")))
 
 if __name__ == "__main__":
     main()

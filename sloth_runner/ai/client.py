@@ -361,11 +361,10 @@ class AIService:
         if i == len(chain) - 1 or not fallback.passes_on(exc):
             raise fallback.exhausted(failures, exc)
         self.cooldowns.failed(chain[i].label(), exc)
-        left = chain[i].label(hop.model if hop else None)
-        failures.append(fallback.Failure(left, fallback.reason(exc)))
-        self.notice_once(f"fallback|{left}|{fallback.reason(exc)}",
-                         f"AI: {left} failed ({fallback.reason(exc)}): falling back to "
-                         f"the next provider ({chain[i + 1].label()})")
+        left, why = chain[i].label(hop.model if hop else None), fallback.reason(exc)
+        failures.append(fallback.Failure(left, why))
+        self.notice_once(f"fallback|{left}|{why}", f"AI: {left} failed ({why}): falling back "
+                         f"to the next provider ({chain[i + 1].label()})")
 
     def chain(self, provider_name: str | None = None, local_only: bool = False
               ) -> list[AISettings]:
@@ -377,7 +376,7 @@ class AIService:
             found = self._chains.get(key)
         if provider_name == "local" or not primary.fallback:
             found = [primary]
-        elif found is None:
+        elif found is None:  # resolved once per configuration (configure() clears it)
             found = fallback.hops(primary, dict(os.environ if self.environ is None
                                                 else self.environ),
                                   bundled.bundled_model_path())

@@ -23,9 +23,9 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from sloth_runner.ai.errors import AIDeadline
+from sloth_runner.ai.errors import AIDeadline, AIStreamBroken, AITimeout
 from sloth_runner.ai.settings import ENDPOINT_KEYS, AISettings, resolve
-from sloth_runner.errors import AIBudgetExceeded, AIError, ConfigError
+from sloth_runner.errors import AIBudgetExceeded, AIConnectionError, AIError, ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -67,9 +67,7 @@ def hops(primary: AISettings, environ: dict[str, str], bundled_path: str | None
 def misconfigured(s: AISettings, exc: ConfigError, failures: list[Failure]) -> ConfigError:
     """A fallback that could not even start (its model file is gone): named, with what the
     providers before it said."""
-    before = "; ".join(f"{f.label}: {f.reason}" for f in failures)
-    return ConfigError(f"ai.{s.source}", f"{exc.field}: {exc.detail}"
-                       + (f" (after falling back from {before})" if before else ""))
+    return ConfigError(f"ai.{s.source}", f"{exc.field}: {exc.detail}{after(failures)}")
 
 
 def on_this_machine(s: AISettings) -> bool:
@@ -97,9 +95,7 @@ def keep_local(chain: list[AISettings]) -> list[AISettings]:
 
 def passes_on(exc: AIError) -> bool:
     """Whether the next provider may try: not when the task's time is up or text is out."""
-    if isinstance(exc, AIDeadline) or getattr(exc, "partial", False):
-        return False
-    return True
+    return not (isinstance(exc, AIDeadline) or getattr(exc, "partial", False))
 
 
 def reason(exc: AIError) -> str:
@@ -108,16 +104,25 @@ def reason(exc: AIError) -> str:
         return "budget"
     if exc.status is not None:
         return f"HTTP {exc.status}"
-    name = type(exc).__name__
-    return {"AITimeout": "timeout", "AIConnectionError": "unreachable",
-            "AIStreamBroken": "stream broke"}.get(name, "error")
+    if isinstance(exc, AITimeout):
+        return "timeout"
+    if isinstance(exc, AIStreamBroken):
+        return "stream broke"
+    return "unreachable" if isinstance(exc, AIConnectionError) else "error"
+
+
+def after(failures: list[Failure]) -> str:
+    """What the providers before said, to end the message of the one that failed last."""
+    if not failures:
+        return ""
+    return " (after falling back from " + "; ".join(f"{f.label}: {f.reason}"
+                                                  for f in failures) + ")"
 
 
 def exhausted(failures: list[Failure], last: AIError) -> AIError:
     """The last provider's error, saying what the ones before it said."""
     if failures:
-        before = "; ".join(f"{f.label}: {f.reason}" for f in failures)
-        last.args = (f"{last} (after falling back from {before})",)
+        last.args = (f"{last}{after(failures)}",)
     return last
 
 
@@ -132,8 +137,6 @@ class Failure:
 
 def unhealthy(exc: AIError) -> bool:
     """A failure that says the endpoint is down or overloaded, not that this call was wrong."""
-    from sloth_runner.errors import AIConnectionError
-
     return isinstance(exc, AIConnectionError) or exc.status == 429 or (exc.status or 0) >= 500
 
 
